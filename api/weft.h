@@ -1,0 +1,17 @@
+/*
+ * weft.h - structured concurrency for C on Linux io_uring.
+ *
+ * Include this one header; it pulls in one header per area so that each
+ * area can be read on its own. <weft/uring.h> (raw ring access) is
+ * separate because it includes <liburing.h>.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <weft/base.h>
+#include <weft/time.h>
+#include <weft/scope.h>
+#include <weft/group.h>
+#include <weft/task.h>
+
+#endif

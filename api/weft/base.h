@@ -1,0 +1,89 @@
+/*
+ * weft/base.h - what every part of weft shares: time, errors, task
+ * functions, loop options and weft_run.
+ *
+ * All calls return >= 0 on success and a negative errno on failure, as the
+ * kernel and liburing do. weft_strerror() names any code.
+ */
+#ifndef WEFT_BASE_H
+#define WEFT_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Nanoseconds of CLOCK_MONOTONIC. */
+typedef int64_t weft_time;
+
+#define WEFT_USEC ((weft_time)1000)
+#define WEFT_MSEC ((weft_time)1000000)
+#define WEFT_SEC ((weft_time)1000000000)
+#define WEFT_FOREVER INT64_MAX
+
+/* A task: its return value is its result (0 or a negative errno). */
+typedef int (*weft_fn)(void *arg);
+
+/*
+ * Private building blocks of the complete types users declare on their own
+ * stack (scopes, groups, sync primitives). Their members are weft's alone.
+ */
+struct weft__link {
+    struct weft__link *next, *prev;
+};
+
+struct weft__timer { /* a node of the loop's pairing heap */
+    weft_time when;
+    struct weft__timer *child, *next, *prev;
+    void (*fire)(struct weft__timer *t);
+    bool armed;
+};
+
+struct weft_task;
+
+/* Force a ring set-up mode instead of the best the kernel offers. */
+enum weft_ring_mode {
+    WEFT_RING_AUTO = 0,  /* DEFER_TASKRUN, else COOP_TASKRUN, else plain */
+    WEFT_RING_DEFER = 1, /* SINGLE_ISSUER | DEFER_TASKRUN, or fail */
+    WEFT_RING_COOP = 2,  /* COOP_TASKRUN | TASKRUN_FLAG, or fail */
+    WEFT_RING_PLAIN = 3, /* no task-run flags */
+};
+
+/* weft_options.flags */
+#define WEFT_OPT_NO_OVERFLOW_HANDLER 1u /* no SIGSEGV handler naming the task */
+
+/*
+ * Loop options. Zero-initialise, then set what you need: every zero field
+ * means "the default".
+ */
+typedef struct weft_options {
+    size_t stack_size;      /* per task; 0 = 64 KiB (256 KiB under ASan) */
+    unsigned sq_entries;    /* 0 = 256 */
+    unsigned cq_entries;    /* 0 = 4 x sq_entries */
+    unsigned max_inflight;  /* operations in flight; 0 = cq - sq entries */
+    unsigned stack_cache;   /* stacks kept for reuse; 0 = 1024 */
+    unsigned ring_mode;     /* enum weft_ring_mode */
+    unsigned flags;         /* WEFT_OPT_* */
+    weft_time thread_idle;  /* worker retirement (thread bridge); 0 = 10 s */
+} weft_options;
+
+/*
+ * Make a loop (one io_uring) on the calling thread, run main(arg) as its
+ * root task and return main's result once main and every task it started
+ * have ended. If the loop cannot start: a negative errno, and
+ * weft_strerror() of that code says why (for example that io_uring is
+ * disabled by sysctl or seccomp).
+ */
+int weft_run(weft_fn main, void *arg, const weft_options *opts);
+
+/* A message for any code weft returns (a negative errno). */
+const char *weft_strerror(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

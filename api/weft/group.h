@@ -1,0 +1,52 @@
+/*
+ * weft/group.h - task groups (anyio.create_task_group).
+ *
+ * A group is a cancel scope plus its children. The host body runs inside
+ * the group's scope; weft_group_exit waits for every child. The first
+ * child error other than -ECANCELED (or rc < 0 from the host body)
+ * cancels the group's scope; every error is kept (anyio's ExceptionGroup).
+ */
+#ifndef WEFT_GROUP_H
+#define WEFT_GROUP_H
+
+#include <weft/scope.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How many errors a group keeps with their task names. */
+#define WEFT_GROUP_ERRORS_KEPT 8
+
+typedef struct weft_group {
+    /* private */
+    weft_scope wf_scope;
+    struct weft_task *wf_host;   /* waiting in weft_group_exit, or NULL */
+    size_t wf_children;          /* live children, started or not */
+    size_t wf_nerr;              /* errors seen (may exceed those kept) */
+    bool wf_child_cancelled;     /* a child ended with -ECANCELED */
+    struct {
+        int rc;
+        char name[28];
+    } wf_err[WEFT_GROUP_ERRORS_KEPT];
+} weft_group;
+
+void weft_group_enter(weft_group *g);
+int weft_group_spawn(weft_group *g, weft_fn fn, void *arg); /* anyio start_soon */
+int weft_group_spawn_named(weft_group *g, const char *name, weft_fn fn, void *arg);
+int weft_group_start(weft_group *g, weft_fn fn, void *arg, void **value); /* anyio start */
+void weft_task_started(void *value); /* task_status.started */
+int weft_group_exit(weft_group *g, int rc);
+weft_scope *weft_group_scope(weft_group *g); /* tg.cancel_scope */
+void weft_group_cancel(weft_group *g);
+size_t weft_group_error_count(const weft_group *g);
+int weft_group_error(const weft_group *g, size_t i, const char **task_name);
+
+/* Extra: start with a name (anyio's start(name=...)). */
+int weft_group_start_named(weft_group *g, const char *name, weft_fn fn,
+                           void *arg, void **value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

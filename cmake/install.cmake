@@ -1,0 +1,86 @@
+# cmake/install.cmake - what `cmake --install` puts where.
+#
+# Included by the top CMakeLists.txt once the targets weft_static and
+# weft_shared exist. It installs:
+#   include/weft.h, include/weft/*.h      the public headers (api/)
+#   lib/libweft.a, lib/libweft.so*        both libraries (OUTPUT_NAME weft)
+#   lib/pkgconfig/weft.pc                 for `pkg-config --cflags --libs weft`
+#   lib/cmake/weft/                       for `find_package(weft)`:
+#                                         weft::weft (static), weft::shared
+# (lib/ is CMAKE_INSTALL_LIBDIR: lib/<multiarch> on Debian under /usr.)
+
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+# A project that pulls weft in with add_subdirectory() may not want weft's
+# files in its own install tree.
+option(WEFT_INSTALL "Generate weft's install rules" ${PROJECT_IS_TOP_LEVEL})
+if(NOT WEFT_INSTALL)
+  return()
+endif()
+
+# liburing's minimum, shared by weft.pc and weftConfig.cmake; keep it equal
+# to the pkg_check_modules() call of the top CMakeLists.txt.
+set(WEFT_LIBURING_MIN 2.3)
+set(WEFT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/weft)
+
+# ---- headers: api/weft.h and api/weft/*.h only (api/*.c and any private
+# header beside them stay out) ----
+install(FILES ${PROJECT_SOURCE_DIR}/api/weft.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT Development)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/api/weft/
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/weft COMPONENT Development
+        FILES_MATCHING PATTERN "*.h")
+
+# ---- libraries, exported as weft::weft (static) and weft::shared ----
+set_target_properties(weft_static PROPERTIES EXPORT_NAME weft)
+set_target_properties(weft_shared PROPERTIES EXPORT_NAME shared)
+install(TARGETS weft_static weft_shared EXPORT weftTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Development
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Runtime
+                NAMELINK_COMPONENT Development
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Runtime
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# ---- CMake package ----
+# The exported targets name PkgConfig::LIBURING and Threads::Threads in
+# their link interface; weftConfig.cmake re-creates both before it loads
+# weftTargets.cmake.
+install(EXPORT weftTargets NAMESPACE weft:: FILE weftTargets.cmake
+        DESTINATION ${WEFT_CMAKE_DIR} COMPONENT Development)
+configure_package_config_file(
+  ${CMAKE_CURRENT_LIST_DIR}/weftConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/weftConfig.cmake
+  INSTALL_DESTINATION ${WEFT_CMAKE_DIR})
+# 0.x: a new minor version may break the API, so only 0.N.* is compatible.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/weftConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/weftConfig.cmake
+              ${PROJECT_BINARY_DIR}/weftConfigVersion.cmake
+        DESTINATION ${WEFT_CMAKE_DIR} COMPONENT Development)
+
+# ---- pkg-config ----
+# weft.pc is written at install time, not at configure time, so that its
+# prefix is the one actually installed to: `cmake --install build --prefix
+# /tmp/x` must give prefix=/tmp/x, not the CMAKE_INSTALL_PREFIX of the
+# configure step. libdir and includedir stay relative to ${prefix} unless
+# the user made them absolute.
+foreach(_weft_dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${_weft_dir}}")
+    set(_weft_pc_${_weft_dir} "${CMAKE_INSTALL_${_weft_dir}}")
+  else()
+    set(_weft_pc_${_weft_dir} "\${prefix}/${CMAKE_INSTALL_${_weft_dir}}")
+  endif()
+endforeach()
+# The bracket arguments keep the install script from expanding ${prefix}.
+install(CODE "
+  set(WEFT_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  set(WEFT_PC_LIBDIR [==[${_weft_pc_LIBDIR}]==])
+  set(WEFT_PC_INCLUDEDIR [==[${_weft_pc_INCLUDEDIR}]==])
+  set(WEFT_PC_VERSION [==[${PROJECT_VERSION}]==])
+  set(WEFT_LIBURING_MIN [==[${WEFT_LIBURING_MIN}]==])
+  configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
+                 [==[${PROJECT_BINARY_DIR}/weft.pc]==] @ONLY)
+" COMPONENT Development)
+install(FILES ${PROJECT_BINARY_DIR}/weft.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT Development)

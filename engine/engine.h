@@ -1,0 +1,254 @@
+/*
+ * engine/engine.h - the engine's internal declarations: lists, fibers,
+ * tasks, wait records, the loop, timers and scopes. Never included by a
+ * public header.
+ */
+#ifndef WF_ENGINE_H
+#define WF_ENGINE_H
+
+#include <weft.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uring/ring.h"
+
+#define WF_EXPORT __attribute__((visibility("default")))
+#if defined(__SANITIZE_ADDRESS__)
+#define WF_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WF_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WF_TSAN 1
+#endif
+#endif
+
+#define wf_container_of(p, type, member)                                     \
+    ((type *)((char *)(p) - offsetof(type, member)))
+#define wf_likely(x) __builtin_expect(!!(x), 1)
+#define wf_unlikely(x) __builtin_expect(!!(x), 0)
+
+_Noreturn void wf_panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* ---- intrusive doubly linked lists (a head is a link to itself) ---- */
+
+typedef struct weft__link wf_link;
+
+static inline void wf_list_init(wf_link *h) { h->next = h->prev = h; }
+static inline bool wf_list_empty(const wf_link *h) { return h->next == h; }
+
+static inline void wf_list_push(wf_link *h, wf_link *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void wf_list_del(wf_link *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+
+static inline wf_link *wf_list_pop(wf_link *h)
+{
+    wf_link *n = h->next;
+    if (n == h)
+        return NULL;
+    wf_list_del(n);
+    return n;
+}
+
+/* Move every node of from to the end of to; from ends empty. */
+static inline void wf_list_splice(wf_link *to, wf_link *from)
+{
+    if (wf_list_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    wf_list_init(from);
+}
+
+/* ---- fibers (engine/fiber.c, engine/switch_*.S) ---- */
+
+struct wf_fiber {
+    void *sp;             /* saved stack pointer */
+    const void *stack_lo; /* for ASan */
+    size_t stack_size;
+    void *asan_fake;
+    void *tsan;
+};
+
+void wf_ctx_switch(void **save_sp, void *const *load_sp);
+void wf_fiber_init(struct wf_fiber *f, void *stack_lo, size_t size,
+                   void (*entry)(void *), void *arg);
+void wf_fiber_adopt_thread(struct wf_fiber *f);
+void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
+                     bool from_dies);
+void wf_fiber_started(struct wf_fiber *self);
+void wf_fiber_destroy(struct wf_fiber *f);
+
+/* ---- tasks and wait records ---- */
+
+/*
+ * A blocked task points at a wait record on its own stack. cancel, if
+ * set, is how a scope cancellation reaches the wait: it must end up
+ * readying the task (at once for user-space waits, after the terminal CQE
+ * for ring operations).
+ */
+struct wf_wait {
+    void (*cancel)(struct wf_wait *w);
+    const char *what;   /* for weft_dump_tasks */
+    struct weft_task *task;
+    bool cancelling;
+};
+
+enum wf_task_state { WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
+
+struct wf_start; /* engine/group.c */
+
+struct weft_task {
+    struct wf_fiber fiber;
+    struct wf_loop *loop;
+    weft_scope *scope;       /* innermost scope the task is in */
+    weft_scope root;         /* its node in the scope tree */
+    wf_link runq;
+    struct wf_wait *wait;    /* while blocked */
+    weft_fn fn;
+    void *arg;
+    weft_group *group;       /* counted in this group, or NULL (root) */
+    struct wf_start *start;  /* while weft_group_start waits for it */
+    uint64_t id;
+    int result;
+    uint8_t state;
+    bool named;
+    char name[32];
+    /* its stack: [guard page][stack ... ][this struct] */
+    void *map;
+    size_t map_len;
+    struct weft_task *pool_next;
+    unsigned vg_id;
+};
+
+/* ---- the loop (engine/loop.c) ---- */
+
+struct wf_loop {
+    struct wf_ring ring;
+    wf_link runq;              /* ready for the next round */
+    wf_link batch;             /* ready in this round */
+    struct weft_task *current; /* NULL while the scheduler runs */
+    struct weft_task *dead;    /* finished; its stack is reclaimed next */
+    struct wf_fiber sched;     /* the thread's own stack */
+    struct weft__timer *timers;/* pairing heap of sleeps and deadlines */
+    size_t ntasks;             /* live tasks */
+    uint64_t next_id;
+    unsigned ncancelled;       /* live scopes whose cancel was called */
+    wf_link room_waiters;      /* tasks waiting for ring capacity */
+    struct weft_task *pool;    /* recycled stacks */
+    unsigned npool, pool_cap;
+    size_t stack_size, page;
+    struct weft_task *root;
+    int result;                /* the root task's */
+    weft_options opts;
+};
+
+extern __thread struct wf_loop *wf_cur;
+
+static inline struct weft_task *wf_self(void)
+{
+    return wf_cur ? wf_cur->current : NULL;
+}
+
+void wf_ready(struct weft_task *t);          /* to the run queue's end */
+void wf_block(struct wf_wait *w);            /* suspend until readied */
+void wf_wake(struct weft_task *t);           /* ready a blocked task */
+void wf_yield(void);                         /* ready self, suspend */
+void wf_suspend(void);                       /* switch to the next task */
+void wf_deliver_cancel(struct weft_task *t); /* poke its wait, if any */
+void wf_room_wait(struct wf_loop *L, unsigned need);
+
+/* engine/task.c */
+int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
+                struct weft_task **out);
+void wf_task_reclaim(struct wf_loop *L, struct weft_task *t);
+void wf_task_finished(struct weft_task *t);  /* engine/group.c */
+struct weft_task *wf_stack_get(struct wf_loop *L);
+void wf_stack_put(struct wf_loop *L, struct weft_task *t);
+void wf_stack_pool_drain(struct wf_loop *L);
+void wf_overflow_guard_install(struct wf_loop *L);
+void wf_overflow_guard_remove(struct wf_loop *L);
+
+/* ---- timers (engine/timer.c): a pairing heap, no allocation ---- */
+
+void wf_timer_arm(struct wf_loop *L, struct weft__timer *t, weft_time when);
+void wf_timer_disarm(struct wf_loop *L, struct weft__timer *t);
+static inline bool wf_timer_armed(const struct weft__timer *t)
+{
+    return t->armed;
+}
+void wf_timers_expire(struct wf_loop *L, weft_time now);
+static inline weft_time wf_timer_next(const struct wf_loop *L)
+{
+    return L->timers ? L->timers->when : WEFT_FOREVER;
+}
+
+/* ---- scopes (engine/scope.c) ---- */
+
+enum {
+    WF_SCOPE_SHIELD = 1,
+    WF_SCOPE_CANCELLED = 2,  /* cancel called (or deadline passed) */
+    WF_SCOPE_CAUGHT = 4,
+    WF_SCOPE_FAIL = 8,       /* weft_fail_after */
+    WF_SCOPE_TASKROOT = 16,  /* a task's root node */
+    WF_SCOPE_GROUP = 32,     /* a group's scope */
+};
+enum { WF_SCOPE_LIVE = 1, WF_SCOPE_EXITED = 2 };
+enum { WF_REASON_NONE, WF_REASON_CANCEL, WF_REASON_DEADLINE };
+
+bool wf_cancelled(const struct weft_task *t);
+void wf_scope_link(weft_scope *s, weft_scope *parent, struct weft_task *t,
+                   uint16_t flags);
+void wf_scope_unlink(struct wf_loop *L, weft_scope *s);
+void wf_scope_reparent(weft_scope *s, weft_scope *parent);
+bool wf_scope_outer_visible(const weft_scope *s);
+void wf_scope_do_cancel(weft_scope *s, int reason);
+int wf_scope_close(struct weft_task *t, weft_scope *s, int rc);
+void wf_scope_check_innermost(struct weft_task *t, weft_scope *s,
+                              const char *call);
+int wf_run_error_set(int rc, const char *why);
+
+/* A checkpoint's first half: -EPERM outside a task, -ECANCELED if cancelled. */
+static inline int wf_check(struct weft_task **out)
+{
+    struct weft_task *t = wf_self();
+    if (wf_unlikely(!t))
+        return -EPERM;
+    *out = t;
+    if (wf_unlikely(t->loop->ncancelled) && wf_cancelled(t))
+        return -ECANCELED;
+    return 0;
+}
+
+/* ---- ring operations from tasks (engine/op.c) ---- */
+
+struct wf_op {
+    struct wf_completion comp;
+    struct wf_wait wait;
+    int res;
+    unsigned flags;
+};
+
+#include <errno.h>
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * engine/group.c - task groups: spawn and start, the end of every task,
+ * and the errors a group keeps (anyio's ExceptionGroup).
+ */
+#include "engine/engine.h"
+
+#include <string.h>
+
+/* weft_group_start's record, on the starter's stack. */
+struct wf_start {
+    struct weft_task *waiter;
+    void *value;
+    int rc;
+    bool done;
+};
+
+WF_EXPORT void weft_group_enter(weft_group *g)
+{
+    struct weft_task *t = wf_self();
+    if (!t)
+        wf_panic("weft_group_enter called outside a weft task");
+    if (!g)
+        wf_panic("weft_group_enter: NULL group");
+    g->wf_host = NULL;
+    g->wf_children = 0;
+    g->wf_nerr = 0;
+    g->wf_child_cancelled = false;
+    wf_scope_link(&g->wf_scope, t->scope, t, WF_SCOPE_GROUP);
+    t->scope = &g->wf_scope;
+}
+
+static bool group_open(const weft_group *g, const struct wf_loop *L)
+{
+    const weft_scope *s = &g->wf_scope;
+    return (s->wf_flags & WF_SCOPE_GROUP) && s->wf_state == WF_SCOPE_LIVE &&
+           s->wf_task && s->wf_task->loop == L;
+}
+
+/* Make a child of g whose root hangs from attach, and ready it. */
+static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
+                 weft_scope *attach, struct weft_task **out)
+{
+    struct weft_task *self = wf_self();
+    if (!self)
+        return -EPERM;
+    if (!g || !fn || !group_open(g, self->loop))
+        return -EINVAL;
+    struct weft_task *c;
+    int rc = wf_task_new(self->loop, fn, arg, name, &c);
+    if (rc < 0)
+        return rc;
+    c->group = g;
+    g->wf_children++;
+    wf_scope_link(&c->root, attach ? attach : &g->wf_scope, c,
+                  WF_SCOPE_TASKROOT);
+    wf_ready(c);
+    if (out)
+        *out = c;
+    return 0;
+}
+
+WF_EXPORT int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
+{
+    return spawn(g, NULL, fn, arg, NULL, NULL);
+}
+
+WF_EXPORT int weft_group_spawn_named(weft_group *g, const char *name,
+                                     weft_fn fn, void *arg)
+{
+    return spawn(g, name, fn, arg, NULL, NULL);
+}
+
+WF_EXPORT int weft_group_start_named(weft_group *g, const char *name,
+                                     weft_fn fn, void *arg, void **value)
+{
+    struct weft_task *self;
+    int rc = wf_check(&self);
+    if (rc < 0)
+        return rc;
+    struct wf_start st = {.waiter = self};
+    struct weft_task *c;
+    /* Until it has started, the task runs under the starter's scopes. */
+    rc = spawn(g, name, fn, arg, self->scope, &c);
+    if (rc < 0)
+        return rc;
+    c->start = &st;
+    struct wf_wait w = {.what = "weft_group_start"};
+    while (!st.done)
+        wf_block(&w);
+    if (st.rc == 0 && value)
+        *value = st.value;
+    return st.rc;
+}
+
+WF_EXPORT int weft_group_start(weft_group *g, weft_fn fn, void *arg,
+                               void **value)
+{
+    return weft_group_start_named(g, NULL, fn, arg, value);
+}
+
+WF_EXPORT void weft_task_started(void *value)
+{
+    struct weft_task *t = wf_self();
+    if (!t || !t->start)
+        return; /* not being started, or started already */
+    struct wf_start *st = t->start;
+    t->start = NULL;
+    st->value = value;
+    st->rc = 0;
+    st->done = true;
+    wf_scope_reparent(&t->root, &t->group->wf_scope);
+    wf_wake(st->waiter);
+}
+
+/* Keep an error: appended, or first (the host body's). */
+static void keep_error(weft_group *g, bool first, int rc, const char *name)
+{
+    size_t kept = g->wf_nerr < WEFT_GROUP_ERRORS_KEPT ? g->wf_nerr
+                                                       : WEFT_GROUP_ERRORS_KEPT;
+    size_t at = first ? 0 : kept;
+    g->wf_nerr++;
+    if (at >= WEFT_GROUP_ERRORS_KEPT)
+        return;
+    size_t move = kept - at;
+    if (kept == WEFT_GROUP_ERRORS_KEPT)
+        move--; /* the last kept one makes way */
+    memmove(&g->wf_err[at + 1], &g->wf_err[at], move * sizeof g->wf_err[0]);
+    g->wf_err[at].rc = rc;
+    snprintf(g->wf_err[at].name, sizeof g->wf_err[at].name, "%s",
+             name ? name : "");
+}
+
+/* The end of a task, on its own stack: tell its starter or its group. */
+void wf_task_finished(struct weft_task *t)
+{
+    struct wf_loop *L = t->loop;
+    weft_group *g = t->group;
+    int rc = t->result;
+    if (t->start) {
+        struct wf_start *st = t->start;
+        t->start = NULL;
+        st->rc = rc < 0 ? rc : -ECHILD; /* its error is the starter's */
+        st->done = true;
+        wf_wake(st->waiter);
+    } else if (g && rc < 0) {
+        /* A -ECANCELED that no cancelled scope explains is an error too. */
+        if (rc == -ECANCELED && wf_cancelled(t)) {
+            g->wf_child_cancelled = true;
+        } else {
+            keep_error(g, false, rc, weft_task_name(t));
+            wf_scope_do_cancel(&g->wf_scope, WF_REASON_CANCEL);
+        }
+    }
+    if (t == L->root)
+        L->result = rc;
+    wf_list_del(&t->root.wf_node);
+    t->root.wf_state = WF_SCOPE_EXITED;
+    L->ntasks--;
+    if (g && --g->wf_children == 0 && g->wf_host)
+        wf_wake(g->wf_host);
+}
+
+WF_EXPORT int weft_group_exit(weft_group *g, int rc)
+{
+    struct weft_task *t = wf_self();
+    if (!t)
+        wf_panic("weft_group_exit called outside a weft task");
+    if (!g)
+        wf_panic("weft_group_exit: NULL group");
+    wf_scope_check_innermost(t, &g->wf_scope, "weft_group_exit");
+    if (rc < 0)
+        wf_scope_do_cancel(&g->wf_scope, WF_REASON_CANCEL);
+    if (rc < 0 && rc != -ECANCELED)
+        keep_error(g, true, rc, weft_task_name(t));
+    while (g->wf_children) {
+        struct wf_wait w = {.what = "weft_group_exit (children)"};
+        g->wf_host = t;
+        wf_block(&w);
+        g->wf_host = NULL;
+    }
+    if (g->wf_nerr) {
+        wf_scope_close(t, &g->wf_scope, 0);
+        return g->wf_err[0].rc;
+    }
+    /* As in trio, the children's cancellations pass through the group. */
+    if (rc == 0 && g->wf_child_cancelled)
+        rc = -ECANCELED;
+    return wf_scope_close(t, &g->wf_scope, rc);
+}
+
+WF_EXPORT weft_scope *weft_group_scope(weft_group *g)
+{
+    return g ? &g->wf_scope : NULL;
+}
+
+WF_EXPORT void weft_group_cancel(weft_group *g)
+{
+    if (g)
+        weft_scope_cancel(&g->wf_scope);
+}
+
+WF_EXPORT size_t weft_group_error_count(const weft_group *g)
+{
+    return g ? g->wf_nerr : 0;
+}
+
+WF_EXPORT int weft_group_error(const weft_group *g, size_t i,
+                               const char **task_name)
+{
+    if (task_name)
+        *task_name = NULL;
+    if (!g || i >= g->wf_nerr)
+        return -EINVAL;
+    if (i >= WEFT_GROUP_ERRORS_KEPT)
+        return -ERANGE;
+    if (task_name)
+        *task_name = g->wf_err[i].name;
+    return g->wf_err[i].rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * engine/op.c - ring operations awaited by tasks, and weft/uring.h.
+ *
+ * The invariant: a task never returns from an operation before its
+ * terminal CQE. A cancellation sends ASYNC_CANCEL and keeps waiting; if
+ * the operation completed anyway, its result is returned and the next
+ * checkpoint reports the cancellation.
+ */
+#include "engine/engine.h"
+
+#include <string.h>
+#include <weft/uring.h>
+
+struct wf_awaited {
+    struct wf_completion op;      /* the operation's CQE */
+    struct wf_completion timeout; /* the linked timeout's, if any */
+    struct wf_wait wait;
+    int res, tres;
+    unsigned pending;             /* CQEs still owed */
+};
+
+static void finish_one(struct wf_awaited *a)
+{
+    if (--a->pending == 0)
+        wf_wake(a->wait.task);
+}
+
+static void op_done(struct wf_completion *c, int res, unsigned flags)
+{
+    if (flags & IORING_CQE_F_MORE)
+        return;
+    struct wf_awaited *a = wf_container_of(c, struct wf_awaited, op);
+    a->res = res;
+    finish_one(a);
+}
+
+static void timeout_done(struct wf_completion *c, int res, unsigned flags)
+{
+    struct wf_awaited *a = wf_container_of(c, struct wf_awaited, timeout);
+    a->tres = res;
+    finish_one(a);
+}
+
+static void op_cancel(struct wf_wait *w)
+{
+    struct wf_awaited *a = wf_container_of(w, struct wf_awaited, wait);
+    wf_ring_cancel(&w->task->loop->ring, &a->op);
+}
+
+WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
+{
+    struct weft_task *t = wf_self();
+    if (!t)
+        return NULL;
+    struct wf_loop *L = t->loop;
+    wf_room_wait(L, 2);
+    /* Two free slots: await_until's linked timeout must follow at once. */
+    wf_ring_reserve(&L->ring, 2);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&L->ring.ring);
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
+/* An SQE that will not be awaited: take it back, or make it a no-op. */
+static void drop_sqe(struct wf_loop *L, struct io_uring_sqe *sqe)
+{
+    if (wf_ring_unget(&L->ring, sqe))
+        return;
+    io_uring_prep_nop(sqe);
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static bool cancel_result(int res)
+{
+    return res == -ECANCELED || res == -EINTR;
+}
+
+static int await(struct io_uring_sqe *sqe, weft_time deadline)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc == -EPERM || !sqe)
+        return rc == -EPERM ? rc : -EINVAL;
+    struct wf_loop *L = t->loop;
+    if (rc < 0) {
+        drop_sqe(L, sqe);
+        return rc;
+    }
+    struct wf_awaited a = {
+        .op = {.fn = op_done},
+        .timeout = {.fn = timeout_done},
+        .wait = {.cancel = op_cancel, .what = "io_uring operation"},
+        .pending = 1,
+    };
+    /* weft needs the terminal CQE, whatever the caller asked for. */
+    sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
+    wf_ring_track(&L->ring, sqe, &a.op);
+    struct __kernel_timespec ts;
+    if (deadline != WEFT_FOREVER) {
+        sqe->flags |= IOSQE_IO_LINK;
+        ts.tv_sec = deadline / WEFT_SEC;
+        ts.tv_nsec = deadline % WEFT_SEC;
+        if (deadline < 0)
+            ts.tv_sec = ts.tv_nsec = 0;
+        struct io_uring_sqe *tsqe = wf_ring_sqe(&L->ring);
+        io_uring_prep_link_timeout(tsqe, &ts, IORING_TIMEOUT_ABS);
+        wf_ring_track(&L->ring, tsqe, &a.timeout);
+        a.pending = 2;
+    }
+    wf_block(&a.wait);
+    if (a.tres == -ETIME && cancel_result(a.res))
+        return -ETIMEDOUT;
+    if (a.wait.cancelling && cancel_result(a.res))
+        return -ECANCELED;
+    return a.res;
+}
+
+WF_EXPORT int weft_uring_await(struct io_uring_sqe *sqe)
+{
+    return await(sqe, WEFT_FOREVER);
+}
+
+WF_EXPORT int weft_uring_await_until(struct io_uring_sqe *sqe,
+                                     weft_time deadline)
+{
+    return await(sqe, deadline);
+}
+
+WF_EXPORT unsigned weft_uring_setup_flags(void)
+{
+    struct weft_task *t = wf_self();
+    return t ? t->loop->ring.setup_flags : 0;
+}
+
+WF_EXPORT bool weft_uring_has_op(int opcode)
+{
+    struct weft_task *t = wf_self();
+    return t && wf_ring_has_op(&t->loop->ring, opcode);
+}

@@ -1,0 +1,165 @@
+/*
+ * engine/stack.c - task stacks: mmap'd with a guard page below, the task
+ * record at the top, recycled through a per-loop free list (a fresh stack
+ * costs a few microseconds of syscalls, a pooled one nothing). An
+ * overflow hits the guard page; a SIGSEGV handler on an alternate stack
+ * names the task before the process dies.
+ */
+#include "engine/engine.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef WEFT_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
+static size_t task_offset(size_t map_len)
+{
+    return (map_len - sizeof(struct weft_task)) & ~(size_t)63;
+}
+
+/* A stack with its task record, from the pool or fresh from the kernel. */
+struct weft_task *wf_stack_get(struct wf_loop *L)
+{
+    struct weft_task *t = L->pool;
+    if (t) {
+        L->pool = t->pool_next;
+        L->npool--;
+        return t;
+    }
+    size_t len = L->stack_size + L->page;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    /* Fails with ENOMEM past vm.max_map_count: no stack, no task. */
+    if (mprotect(map, L->page, PROT_NONE) != 0) {
+        munmap(map, len);
+        return NULL;
+    }
+    t = (struct weft_task *)(map + task_offset(len));
+    t->map = map;
+    t->map_len = len;
+    t->vg_id = VALGRIND_STACK_REGISTER(map + L->page, (char *)t);
+    return t;
+}
+
+static void stack_free(struct weft_task *t)
+{
+    VALGRIND_STACK_DEREGISTER(t->vg_id);
+    munmap(t->map, t->map_len);
+}
+
+void wf_stack_put(struct wf_loop *L, struct weft_task *t)
+{
+    if (L->npool >= L->pool_cap) {
+        stack_free(t);
+        return;
+    }
+    t->pool_next = L->pool;
+    L->pool = t;
+    L->npool++;
+}
+
+void wf_stack_pool_drain(struct wf_loop *L)
+{
+    struct weft_task *t;
+    while ((t = L->pool)) {
+        L->pool = t->pool_next;
+        stack_free(t);
+    }
+    L->npool = 0;
+}
+
+/* ---- naming the task whose stack overflowed ---- */
+
+static struct sigaction prev_segv;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+static __thread void *altstack;
+
+static void put(const char *s)
+{
+    ssize_t rc = write(2, s, strlen(s));
+    (void)rc;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    struct wf_loop *L = wf_cur;
+    struct weft_task *t = L ? L->current : NULL;
+    char *addr = si->si_addr;
+    if (t && addr >= (char *)t->map - L->page &&
+        addr < (char *)t->map + L->page) {
+        char id[24];
+        int n = 0;
+        uint64_t v = t->id;
+        do
+            id[sizeof id - 1 - n++] = (char)('0' + v % 10);
+        while ((v /= 10) && n < 20);
+        put("weft: stack overflow in task '");
+        /* t->name only: naming an unnamed task is not signal-safe. */
+        put(t->name[0] ? t->name : "(unnamed)");
+        put("' (id ");
+        ssize_t rc = write(2, id + sizeof id - n, n);
+        (void)rc;
+        put("): raise weft_options.stack_size\n");
+        signal(SIGSEGV, SIG_DFL);
+        return; /* the fault repeats and kills the process */
+    }
+    if (prev_segv.sa_flags & SA_SIGINFO) {
+        prev_segv.sa_sigaction(sig, si, uc);
+    } else if (prev_segv.sa_handler != SIG_DFL &&
+               prev_segv.sa_handler != SIG_IGN) {
+        prev_segv.sa_handler(sig);
+    } else {
+        signal(SIGSEGV, SIG_DFL);
+    }
+}
+
+static void install_segv(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+}
+
+void wf_overflow_guard_install(struct wf_loop *L)
+{
+    if (L->opts.flags & WEFT_OPT_NO_OVERFLOW_HANDLER)
+        return;
+    pthread_once(&segv_once, install_segv);
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return; /* the thread has one already (ASan sets its own) */
+    size_t size = 64 * 1024;
+    altstack = malloc(size);
+    if (!altstack)
+        return;
+    stack_t ss = {.ss_sp = altstack, .ss_size = size, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        free(altstack);
+        altstack = NULL;
+    }
+}
+
+void wf_overflow_guard_remove(struct wf_loop *L)
+{
+    if (!altstack)
+        return;
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(altstack);
+    altstack = NULL;
+}

@@ -1,0 +1,97 @@
+/*
+ * engine/task.c - a task's life: made on a pooled stack, run from its
+ * fiber's entry, finished (group bookkeeping in group.c), and reclaimed by
+ * the scheduler once it has switched away from the task's stack.
+ */
+#include "engine/engine.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+_Noreturn static void task_entry(void *arg)
+{
+    struct weft_task *t = arg;
+    wf_fiber_started(&t->fiber);
+    t->state = WF_RUNNING;
+    t->result = t->fn(t->arg);
+    if (t->scope != &t->root)
+        wf_panic("task '%s' (id %llu) ended inside a cancel scope or group "
+                 "it did not exit (%p)",
+                 weft_task_name(t), (unsigned long long)t->id,
+                 (void *)t->scope);
+    t->state = WF_DONE;
+    wf_task_finished(t);
+    struct wf_loop *L = t->loop;
+    L->dead = t;
+    L->current = NULL;
+    wf_fiber_switch(&t->fiber, &L->sched, true);
+    __builtin_unreachable();
+}
+
+int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
+                struct weft_task **out)
+{
+    struct weft_task *t = wf_stack_get(L);
+    if (!t)
+        return -ENOMEM;
+    char *lo = (char *)t->map + L->page;
+    wf_fiber_init(&t->fiber, lo, (size_t)((char *)t - lo), task_entry, t);
+    t->loop = L;
+    t->scope = &t->root;
+    t->wait = NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->group = NULL;
+    t->start = NULL;
+    t->id = ++L->next_id;
+    t->result = 0;
+    t->state = WF_READY;
+    t->named = name != NULL;
+    if (name) {
+        size_t n = strnlen(name, sizeof t->name - 1);
+        memcpy(t->name, name, n);
+        t->name[n] = '\0';
+    } else {
+        t->name[0] = '\0';
+    }
+    L->ntasks++;
+    *out = t;
+    return 0;
+}
+
+void wf_task_reclaim(struct wf_loop *L, struct weft_task *t)
+{
+    wf_fiber_destroy(&t->fiber);
+    wf_stack_put(L, t);
+}
+
+WF_EXPORT weft_task *weft_task_current(void)
+{
+    return wf_self();
+}
+
+/* An unnamed task is called after its function, as anyio does. */
+WF_EXPORT const char *weft_task_name(const weft_task *ct)
+{
+    if (!ct)
+        return "";
+    struct weft_task *t = (struct weft_task *)ct;
+    if (t->name[0])
+        return t->name;
+    Dl_info info;
+    const char *fn = NULL;
+    if (dladdr((void *)t->fn, &info) && info.dli_sname &&
+        info.dli_saddr == (void *)t->fn)
+        fn = info.dli_sname;
+    if (fn)
+        snprintf(t->name, sizeof t->name, "%s", fn);
+    else
+        snprintf(t->name, sizeof t->name, "task-%llu",
+                 (unsigned long long)t->id);
+    return t->name;
+}
+
+WF_EXPORT uint64_t weft_task_id(const weft_task *t)
+{
+    return t ? t->id : 0;
+}

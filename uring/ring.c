@@ -1,0 +1,298 @@
+/*
+ * uring/ring.c - ring set-up with the best task-run mode the kernel has,
+ * SQE supply that flushes instead of failing, and the one pump that
+ * submits, waits and reaps.
+ */
+#include "uring/ring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+
+enum { MODE_AUTO, MODE_DEFER, MODE_COOP, MODE_PLAIN };
+
+/* Features weft cannot do without (all in 5.11+). */
+static const struct {
+    unsigned bit;
+    const char *name;
+} required[] = {
+    {IORING_FEAT_NODROP, "NODROP"},
+    {IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"},
+    {IORING_FEAT_FAST_POLL, "FAST_POLL"},
+    {IORING_FEAT_EXT_ARG, "EXT_ARG"},
+};
+
+/* Set-up flags per mode, best first; each is tried until one is taken. */
+static const unsigned mode_flags[][3] = {
+    [MODE_DEFER] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                        IORING_SETUP_TASKRUN_FLAG,
+                    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                    0},
+    [MODE_COOP] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+                       IORING_SETUP_TASKRUN_FLAG,
+                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0},
+    [MODE_PLAIN] = {0},
+};
+
+static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
+                     unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+              IORING_SETUP_CLAMP;
+    p.cq_entries = cq;
+    int rc = io_uring_queue_init_params(sq, &r->ring, &p);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (!(p.features & required[i].bit)) {
+            io_uring_queue_exit(&r->ring);
+            return -EOPNOTSUPP;
+        }
+    }
+    r->setup_flags = p.flags;
+    r->sq_entries = p.sq_entries;
+    r->cq_entries = p.cq_entries;
+    return 0;
+}
+
+static int setup_mode(struct wf_ring *r, unsigned sq, unsigned cq,
+                      unsigned mode)
+{
+    int rc = -EINVAL;
+    for (int i = 0; i < 3; i++) {
+        unsigned f = mode_flags[mode][i];
+        rc = try_setup(r, sq, cq, f);
+        if (rc != -EINVAL || f == 0)
+            break;
+    }
+    /* A forced mode must get its own flags, not the plain fallback. */
+    if (rc == 0 && mode != MODE_PLAIN &&
+        !(r->setup_flags & (IORING_SETUP_DEFER_TASKRUN |
+                            IORING_SETUP_COOP_TASKRUN))) {
+        io_uring_queue_exit(&r->ring);
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+static void probe_ops(struct wf_ring *r)
+{
+    memset(r->ops, 0, sizeof r->ops);
+    struct io_uring_probe *p = io_uring_get_probe_ring(&r->ring);
+    if (!p)
+        return;
+    for (int op = 0; op < p->ops_len && op < 256; op++)
+        if (io_uring_opcode_supported(p, op))
+            r->ops[op / 64] |= 1ull << (op % 64);
+    io_uring_free_probe(p);
+}
+
+static void explain(int rc, char *why, unsigned len)
+{
+    if (rc == -EOPNOTSUPP) {
+        snprintf(why, len, "io_uring unavailable: the kernel's io_uring "
+                           "lacks NODROP, SUBMIT_STABLE, FAST_POLL or "
+                           "EXT_ARG (Linux 5.11 or later is needed)");
+        return;
+    }
+    if (rc == -ENOMEM) {
+        snprintf(why, len, "io_uring unavailable: out of memory making the "
+                           "ring (RLIMIT_MEMLOCK, or too many rings)");
+        return;
+    }
+    int disabled = -1;
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+    if (f) {
+        if (fscanf(f, "%d", &disabled) != 1)
+            disabled = -1;
+        fclose(f);
+    }
+    int seccomp = 0;
+    f = fopen("/proc/self/status", "re");
+    if (f) {
+        char line[128];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "Seccomp: %d", &seccomp) == 1)
+                break;
+        fclose(f);
+    }
+    if (disabled > 0)
+        snprintf(why, len, "io_uring unavailable (%s): disabled by the "
+                           "sysctl kernel.io_uring_disabled=%d",
+                 strerror(-rc), disabled);
+    else if (seccomp)
+        snprintf(why, len, "io_uring unavailable (%s): io_uring_setup is "
+                           "blocked by a seccomp filter (a container's "
+                           "default profile does this)",
+                 strerror(-rc));
+    else
+        snprintf(why, len, "io_uring unavailable (%s): io_uring_setup "
+                           "failed; the kernel may lack CONFIG_IO_URING",
+                 strerror(-rc));
+}
+
+int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
+                 char *why, unsigned whylen)
+{
+    memset(r, 0, sizeof *r);
+    int rc;
+    if (mode == MODE_AUTO) {
+        rc = setup_mode(r, sq, cq, MODE_DEFER);
+        if (rc == -EINVAL)
+            rc = setup_mode(r, sq, cq, MODE_COOP);
+        if (rc == -EINVAL)
+            rc = setup_mode(r, sq, cq, MODE_PLAIN);
+    } else if (mode <= MODE_PLAIN) {
+        rc = setup_mode(r, sq, cq, mode);
+    } else {
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        if (rc == -EINVAL)
+            snprintf(why, whylen, "io_uring: the kernel refused the ring "
+                                  "set-up (mode %u, %u/%u entries)",
+                     mode, sq, cq);
+        else
+            explain(rc, why, whylen);
+        return rc;
+    }
+    /* Saves an fd lookup per io_uring_enter; optional (5.18+). */
+    (void)io_uring_register_ring_fd(&r->ring);
+    probe_ops(r);
+    return 0;
+}
+
+void wf_ring_exit(struct wf_ring *r)
+{
+    io_uring_queue_exit(&r->ring);
+}
+
+static inline unsigned sq_flags(const struct wf_ring *r)
+{
+    return IO_URING_READ_ONCE(*r->ring.sq.kflags);
+}
+
+static unsigned reap(struct wf_ring *r);
+
+/* Submit what is queued; a CQ backlog (-EBUSY) is drained, then retried. */
+static void flush(struct wf_ring *r)
+{
+    for (int tries = 0;; tries++) {
+        int rc = io_uring_submit(&r->ring);
+        if (rc >= 0 || tries > 1000)
+            return;
+        if (rc == -EBUSY || rc == -EAGAIN || rc == -EINTR) {
+            io_uring_get_events(&r->ring);
+            reap(r);
+            continue;
+        }
+        return;
+    }
+}
+
+struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r)
+{
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&r->ring)))
+        flush(r);
+    return sqe;
+}
+
+void wf_ring_reserve(struct wf_ring *r, unsigned n)
+{
+    while (io_uring_sq_space_left(&r->ring) < n)
+        flush(r);
+}
+
+bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe)
+{
+    struct io_uring_sq *sq = &r->ring.sq;
+    if (sq->sqe_tail == sq->sqe_head ||
+        sqe != &sq->sqes[(sq->sqe_tail - 1) & sq->ring_mask])
+        return false;
+    sq->sqe_tail--;
+    return true;
+}
+
+void wf_ring_cancel(struct wf_ring *r, struct wf_completion *c)
+{
+    struct io_uring_sqe *sqe = wf_ring_sqe(r);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+    /* Success needs no CQE; a failure (already done) posts one with 0. */
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+/* Dispatch every CQE there is, overflowed ones included. */
+static unsigned reap(struct wf_ring *r)
+{
+    unsigned total = 0;
+    for (;;) {
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&r->ring, head, cqe)
+        {
+            struct wf_completion *c = io_uring_cqe_get_data(cqe);
+            int res = cqe->res;
+            unsigned flags = cqe->flags;
+            n++;
+            if (!c)
+                continue;
+            if (!(flags & IORING_CQE_F_MORE))
+                r->inflight--;
+            c->fn(c, res, flags);
+        }
+        io_uring_cq_advance(&r->ring, n);
+        total += n;
+        if (n)
+            continue;
+        /* NODROP kept what did not fit; entering flushes it to the CQ. */
+        if (!(sq_flags(r) & IORING_SQ_CQ_OVERFLOW))
+            return total;
+        io_uring_get_events(&r->ring);
+    }
+}
+
+/*
+ * Whether completions may be waiting in the kernel that only an enter
+ * with GETEVENTS posts: deferred task work, or an overflow backlog.
+ */
+static bool events_pending(const struct wf_ring *r)
+{
+    if (sq_flags(r) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
+        return true;
+    /* Without TASKRUN_FLAG the kernel does not say; ask if anything is out. */
+    return r->inflight &&
+           (r->setup_flags & (IORING_SETUP_DEFER_TASKRUN |
+                              IORING_SETUP_TASKRUN_FLAG)) ==
+               IORING_SETUP_DEFER_TASKRUN;
+}
+
+int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
+{
+    int rc = 0;
+    if (wait && !io_uring_cq_ready(&r->ring)) {
+        struct io_uring_cqe *cqe;
+        if (timeout_ns < 0) {
+            rc = io_uring_submit_and_wait(&r->ring, 1);
+        } else {
+            struct __kernel_timespec ts = {
+                .tv_sec = timeout_ns / 1000000000,
+                .tv_nsec = timeout_ns % 1000000000,
+            };
+            rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
+                                                  NULL);
+        }
+    } else if (io_uring_sq_ready(&r->ring) || events_pending(r)) {
+        rc = io_uring_submit_and_get_events(&r->ring);
+    }
+    if (rc == -EBUSY || rc == -EAGAIN)
+        flush(r);
+    return (int)reap(r);
+}

@@ -1,0 +1,65 @@
+/*
+ * uring/ring.h - the io_uring layer: ring set-up and feature probing, SQE
+ * supply, completion dispatch and kernel-side cancellation.
+ *
+ * This layer knows nothing of tasks. An operation's user_data points at a
+ * struct wf_completion; reaping calls its fn with the CQE's res and flags.
+ * user_data 0 marks a CQE nobody waits for (a failed ASYNC_CANCEL).
+ */
+#ifndef WF_RING_H
+#define WF_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct wf_completion {
+    void (*fn)(struct wf_completion *c, int res, unsigned flags);
+};
+
+enum { WF_RING_WHY = 200 };
+
+struct wf_ring {
+    struct io_uring ring;
+    unsigned setup_flags;   /* IORING_SETUP_* in force */
+    unsigned sq_entries, cq_entries;
+    unsigned inflight;      /* CQEs still owed to a wf_completion */
+    unsigned max_inflight;  /* admission bound for new operations */
+    uint64_t ops[4];        /* supported opcodes, a bit each */
+};
+
+/* Ring modes, as enum weft_ring_mode. */
+int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
+                 char *why, unsigned whylen);
+void wf_ring_exit(struct wf_ring *r);
+
+/* An SQE; a full SQ is submitted first, so this never fails. */
+struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r);
+/* Make sure the next n wf_ring_sqe() calls need no flush. */
+void wf_ring_reserve(struct wf_ring *r, unsigned n);
+/* Take back the SQE just handed out, if it is still the last one queued. */
+bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe);
+/* Queue an ASYNC_CANCEL of the operation whose user_data is c. */
+void wf_ring_cancel(struct wf_ring *r, struct wf_completion *c);
+
+/* Point an SQE at its completion and count the CQE owed. */
+static inline void wf_ring_track(struct wf_ring *r, struct io_uring_sqe *sqe,
+                                 struct wf_completion *c)
+{
+    io_uring_sqe_set_data(sqe, c);
+    r->inflight++;
+}
+
+/*
+ * Submit what is queued and dispatch every completion. With wait, block
+ * until at least one completion or timeout_ns (< 0: no bound) passes.
+ * Returns the number of CQEs dispatched.
+ */
+int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns);
+
+static inline bool wf_ring_has_op(const struct wf_ring *r, int op)
+{
+    return op >= 0 && op < 256 && (r->ops[op / 64] >> (op % 64) & 1);
+}
+
+#endif
