@@ -13,5 +13,7 @@
 #include <weft/scope.h>
 #include <weft/group.h>
 #include <weft/task.h>
+#include <weft/sync.h>
+#include <weft/chan.h>
 
 #endif

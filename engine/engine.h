@@ -141,6 +141,16 @@ struct weft_task {
     unsigned vg_id;
 };
 
+/* Borrowers of limiters: one table per loop (engine/limiter.c). */
+struct wf_borrow_table {
+    struct wf_borrow {
+        uint64_t id;
+        const void *borrower;
+    } *slots;
+    size_t cap, used, tombs;
+};
+void wf_borrow_table_free(struct wf_borrow_table *bt);
+
 /* ---- the loop (engine/loop.c) ---- */
 
 struct wf_loop {
@@ -160,10 +170,12 @@ struct wf_loop {
     size_t stack_size, page;
     struct weft_task *root;
     int result;                /* the root task's */
+    struct wf_borrow_table borrows;
     weft_options opts;
 };
 
-extern __thread struct wf_loop *wf_cur;
+/* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
+extern __thread struct wf_loop *wf_cur __attribute__((tls_model("initial-exec")));
 
 static inline struct weft_task *wf_self(void)
 {
@@ -238,6 +250,35 @@ static inline int wf_check(struct weft_task **out)
     if (wf_unlikely(t->loop->ncancelled) && wf_cancelled(t))
         return -ECANCELED;
     return 0;
+}
+
+/* ---- waiter queues of the sync primitives and channels (engine/waitq.c) ---- */
+
+/*
+ * A task waiting on a primitive, on its own stack. Whoever grants it
+ * (a release, a set, a send) unlinks it, stores the result and wakes it;
+ * waking clears the task's wait, so a cancellation that comes later cannot
+ * undo a hand-off: the waiter returns success and its next checkpoint
+ * reports the cancellation. A cancellation that comes first unlinks the
+ * waiter, and the hand-off goes to the next one.
+ */
+struct wf_waiter {
+    struct wf_wait wait;
+    wf_link node;
+    size_t *count;      /* the queue's length counter */
+    void *item;         /* a channel's item */
+    const void *key;    /* a limiter's borrower, a channel's handle */
+    int res;
+};
+
+int wf_waiter_block(struct wf_waiter *wr, wf_link *queue, size_t *count,
+                    const char *what, bool cancellable);
+void wf_waiter_grant(struct wf_waiter *wr, int res);
+static inline struct wf_waiter *wf_waiter_first(wf_link *queue)
+{
+    return wf_list_empty(queue)
+               ? NULL
+               : wf_container_of(queue->next, struct wf_waiter, node);
 }
 
 /* ---- ring operations from tasks (engine/op.c) ---- */

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-__thread struct wf_loop *wf_cur;
+__thread struct wf_loop *wf_cur __attribute__((tls_model("initial-exec")));
 
 WF_EXPORT weft_time weft_now(void)
 {
@@ -188,6 +188,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
 static void loop_close(struct wf_loop *L)
 {
     wf_stack_pool_drain(L);
+    wf_borrow_table_free(&L->borrows);
     wf_ring_exit(&L->ring);
 }
 

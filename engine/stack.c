@@ -27,12 +27,21 @@ static size_t task_offset(size_t map_len)
 }
 
 /* A stack with its task record, from the pool or fresh from the kernel. */
+#ifdef WF_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
+
 struct weft_task *wf_stack_get(struct wf_loop *L)
 {
     struct weft_task *t = L->pool;
     if (t) {
         L->pool = t->pool_next;
         L->npool--;
+#ifdef WF_ASAN
+        /* The last task left its frames' redzones poisoned. */
+        char *lo = (char *)t->map + L->page;
+        __asan_unpoison_memory_region(lo, (size_t)((char *)t - lo));
+#endif
         return t;
     }
     size_t len = L->stack_size + L->page;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef IORING_SETUP_SUBMIT_ALL
@@ -180,19 +181,24 @@ static inline unsigned sq_flags(const struct wf_ring *r)
 
 static unsigned reap(struct wf_ring *r);
 
-/* Submit what is queued; a CQ backlog (-EBUSY) is drained, then retried. */
+/*
+ * Submit what is queued; a CQ backlog (-EBUSY, -EAGAIN) is drained and the
+ * submission retried. Any other failure means the ring itself is broken:
+ * there is no caller to hand an SQE-less state to, so say so and stop.
+ */
 static void flush(struct wf_ring *r)
 {
     for (int tries = 0;; tries++) {
         int rc = io_uring_submit(&r->ring);
-        if (rc >= 0 || tries > 1000)
+        if (rc >= 0)
             return;
-        if (rc == -EBUSY || rc == -EAGAIN || rc == -EINTR) {
+        if ((rc == -EBUSY || rc == -EAGAIN || rc == -EINTR) && tries < 100000) {
             io_uring_get_events(&r->ring);
             reap(r);
             continue;
         }
-        return;
+        fprintf(stderr, "weft: io_uring_submit failed: %s\n", strerror(-rc));
+        abort();
     }
 }
 

@@ -1,0 +1,254 @@
+/*
+ * engine/limiter.c - anyio's CapacityLimiter: a number of tokens, each
+ * held by one borrower (a task, or any pointer the caller names).
+ *
+ * A limiter lives on its user's stack and has no destroy call, so it owns
+ * no memory: its borrowers are kept in one hash table per loop, keyed by
+ * the limiter's id (unique per weft_limiter_init) and the borrower. The
+ * table grows by doubling and is freed with the loop, so steady-state
+ * acquire/release allocate nothing.
+ */
+#include "engine/engine.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define TOMB UINT64_MAX
+
+static _Atomic uint64_t next_limiter_id = 1;
+
+static size_t slot_of(uint64_t id, const void *b, size_t mask)
+{
+    uint64_t h = id * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)b;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (size_t)h & mask;
+}
+
+/* The slot holding (id, b), or NULL. */
+static struct wf_borrow *find(struct wf_borrow_table *bt, uint64_t id,
+                              const void *b)
+{
+    if (!bt->cap)
+        return NULL;
+    size_t mask = bt->cap - 1;
+    for (size_t i = slot_of(id, b, mask);; i = (i + 1) & mask) {
+        struct wf_borrow *s = &bt->slots[i];
+        if (s->id == 0)
+            return NULL;
+        if (s->id == id && s->borrower == b)
+            return s;
+    }
+}
+
+static void put(struct wf_borrow *slots, size_t cap, uint64_t id,
+                const void *b)
+{
+    size_t mask = cap - 1;
+    size_t i = slot_of(id, b, mask);
+    while (slots[i].id != 0 && slots[i].id != TOMB)
+        i = (i + 1) & mask;
+    slots[i].id = id;
+    slots[i].borrower = b;
+}
+
+static int grow(struct wf_borrow_table *bt)
+{
+    size_t cap = bt->cap ? bt->cap : 32;
+    if (bt->used * 2 >= cap)
+        cap *= 2;
+    struct wf_borrow *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < bt->cap; i++)
+        if (bt->slots[i].id != 0 && bt->slots[i].id != TOMB)
+            put(slots, cap, bt->slots[i].id, bt->slots[i].borrower);
+    free(bt->slots);
+    bt->slots = slots;
+    bt->cap = cap;
+    bt->tombs = 0;
+    return 0;
+}
+
+static int insert(struct wf_borrow_table *bt, uint64_t id, const void *b)
+{
+    /* Keep a quarter free, tombstones counted, so probes stay short. */
+    if ((bt->used + bt->tombs + 1) * 4 > bt->cap * 3) {
+        int rc = grow(bt);
+        if (rc < 0)
+            return rc;
+    }
+    put(bt->slots, bt->cap, id, b);
+    bt->used++;
+    return 0;
+}
+
+static void erase(struct wf_borrow_table *bt, struct wf_borrow *s)
+{
+    s->id = TOMB;
+    s->borrower = NULL;
+    bt->used--;
+    bt->tombs++;
+}
+
+void wf_borrow_table_free(struct wf_borrow_table *bt)
+{
+    free(bt->slots);
+    bt->slots = NULL;
+    bt->cap = bt->used = bt->tombs = 0;
+}
+
+WF_EXPORT void weft_limiter_init(weft_limiter *l, unsigned total_tokens)
+{
+    wf_list_init(&l->wf_waiters);
+    l->wf_nwait = 0;
+    l->wf_total = total_tokens ? total_tokens : 1;
+    l->wf_borrowed = 0;
+    l->wf_id = atomic_fetch_add_explicit(&next_limiter_id, 1,
+                                         memory_order_relaxed);
+}
+
+static struct wf_borrow_table *table(void)
+{
+    return wf_cur ? &wf_cur->borrows : NULL;
+}
+
+/* Take a token for b now, or say why not (-EAGAIN: none free). */
+static int take_now(weft_limiter *l, struct wf_borrow_table *bt,
+                    const void *b)
+{
+    if (find(bt, l->wf_id, b))
+        return -EDEADLK;
+    if (l->wf_borrowed >= l->wf_total || l->wf_nwait)
+        return -EAGAIN;
+    int rc = insert(bt, l->wf_id, b);
+    if (rc < 0)
+        return rc;
+    l->wf_borrowed++;
+    return 0;
+}
+
+static int acquire(weft_limiter *l, const void *b, bool wait)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc == -EPERM || !l || !b)
+        return rc == -EPERM ? rc : -EINVAL;
+    if (rc < 0 && wait)
+        return rc;
+    struct wf_borrow_table *bt = &t->loop->borrows;
+    rc = take_now(l, bt, b);
+    if (rc != -EAGAIN || !wait)
+        return rc;
+    /* The releaser records b as a borrower before it wakes this task. */
+    struct wf_waiter wr = {.key = b};
+    return wf_waiter_block(&wr, &l->wf_waiters, &l->wf_nwait,
+                           "weft_limiter_acquire", true);
+}
+
+/* Hand free tokens to waiters, first come first served. */
+static void hand_on(weft_limiter *l, struct wf_borrow_table *bt)
+{
+    struct wf_waiter *wr;
+    while (l->wf_borrowed < l->wf_total &&
+           (wr = wf_waiter_first(&l->wf_waiters))) {
+        if (find(bt, l->wf_id, wr->key)) { /* it got one meanwhile */
+            wf_waiter_grant(wr, -EDEADLK);
+            continue;
+        }
+        if (insert(bt, l->wf_id, wr->key) < 0) {
+            wf_waiter_grant(wr, -ENOMEM);
+            continue;
+        }
+        l->wf_borrowed++;
+        wf_waiter_grant(wr, 0);
+    }
+}
+
+static int release(weft_limiter *l, const void *b)
+{
+    struct wf_borrow_table *bt = table();
+    if (!bt)
+        return -EPERM;
+    if (!l || !b)
+        return -EINVAL;
+    struct wf_borrow *s = find(bt, l->wf_id, b);
+    if (!s)
+        return -EPERM;
+    erase(bt, s);
+    l->wf_borrowed--;
+    hand_on(l, bt);
+    return 0;
+}
+
+WF_EXPORT int weft_limiter_acquire(weft_limiter *l)
+{
+    return acquire(l, wf_self(), true);
+}
+
+WF_EXPORT int weft_limiter_acquire_on_behalf_of(weft_limiter *l,
+                                                const void *borrower)
+{
+    return acquire(l, borrower, true);
+}
+
+WF_EXPORT int weft_limiter_try_acquire(weft_limiter *l)
+{
+    return acquire(l, wf_self(), false);
+}
+
+WF_EXPORT int weft_limiter_try_acquire_on_behalf_of(weft_limiter *l,
+                                                    const void *borrower)
+{
+    return acquire(l, borrower, false);
+}
+
+WF_EXPORT int weft_limiter_release(weft_limiter *l)
+{
+    return wf_self() ? release(l, wf_self()) : -EPERM;
+}
+
+WF_EXPORT int weft_limiter_release_on_behalf_of(weft_limiter *l,
+                                                const void *borrower)
+{
+    return release(l, borrower);
+}
+
+WF_EXPORT int weft_limiter_set_total_tokens(weft_limiter *l, unsigned total)
+{
+    if (!l || total == 0)
+        return -EINVAL;
+    l->wf_total = total;
+    struct wf_borrow_table *bt = table();
+    if (bt)
+        hand_on(l, bt);
+    return 0;
+}
+
+WF_EXPORT unsigned weft_limiter_total_tokens(const weft_limiter *l)
+{
+    return l ? l->wf_total : 0;
+}
+
+WF_EXPORT unsigned weft_limiter_borrowed_tokens(const weft_limiter *l)
+{
+    return l ? l->wf_borrowed : 0;
+}
+
+WF_EXPORT unsigned weft_limiter_available_tokens(const weft_limiter *l)
+{
+    return l && l->wf_total > l->wf_borrowed ? l->wf_total - l->wf_borrowed
+                                               : 0;
+}
+
+WF_EXPORT int weft_limiter_statistics(const weft_limiter *l,
+                                      weft_limiter_stats *st)
+{
+    if (!l || !st)
+        return -EINVAL;
+    st->total_tokens = l->wf_total;
+    st->borrowed_tokens = l->wf_borrowed;
+    st->tasks_waiting = l->wf_nwait;
+    return 0;
+}
