@@ -15,5 +15,6 @@
 #include <weft/task.h>
 #include <weft/sync.h>
 #include <weft/chan.h>
+#include <weft/thread.h>
 
 #endif

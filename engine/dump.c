@@ -26,6 +26,8 @@ static int depth_of(const weft_scope *s)
     return d;
 }
 
+static void print_tree(FILE *out, const weft_scope *top, weft_time now);
+
 static void print_node(FILE *out, const weft_scope *s, weft_time now)
 {
     fprintf(out, "%*s", 2 * depth_of(s), "");
@@ -65,7 +67,18 @@ WF_EXPORT void weft_dump_tasks(FILE *out)
     weft_time now = weft_now();
     fprintf(out, "weft loop: %zu tasks, %u operations in flight\n",
             L->ntasks, L->ring.inflight);
-    const weft_scope *top = &L->root->root, *s = top;
+    if (L->root->state != WF_DONE)
+        print_tree(out, &L->root->root, now);
+    if (!wf_list_empty(&L->system.wf_kids)) {
+        fputs("tasks of no group (calls from other threads):\n", out);
+        print_tree(out, &L->system, now);
+    }
+    fflush(out);
+}
+
+static void print_tree(FILE *out, const weft_scope *top, weft_time now)
+{
+    const weft_scope *s = top;
     /* Pre-order walk of the tree, iterative like scope.c's. */
     for (;;) {
         print_node(out, s, now);
@@ -79,5 +92,4 @@ WF_EXPORT void weft_dump_tasks(FILE *out)
             break;
         s = wf_container_of(s->wf_node.next, weft_scope, wf_node);
     }
-    fflush(out);
 }

@@ -129,6 +129,8 @@ struct weft_task {
     void *arg;
     weft_group *group;       /* counted in this group, or NULL (root) */
     struct wf_start *start;  /* while weft_group_start waits for it */
+    void (*on_exit)(struct weft_task *t); /* system tasks: who gets the result */
+    void *exit_arg;
     uint64_t id;
     int result;
     uint8_t state;
@@ -171,6 +173,11 @@ struct wf_loop {
     struct weft_task *root;
     int result;                /* the root task's */
     struct wf_borrow_table borrows;
+    struct wf_mailbox *mailbox;  /* other threads' way in (engine/bridge.c) */
+    size_t jobs_out;             /* weft_to_thread jobs not yet back */
+    weft_limiter thread_limiter; /* weft_default_thread_limiter */
+    bool thread_limiter_ready;
+    weft_scope system;           /* where tasks of no group hang */
     weft_options opts;
 };
 
@@ -200,6 +207,28 @@ void wf_stack_put(struct wf_loop *L, struct weft_task *t);
 void wf_stack_pool_drain(struct wf_loop *L);
 void wf_overflow_guard_install(struct wf_loop *L);
 void wf_overflow_guard_remove(struct wf_loop *L);
+
+/* engine/group.c: a task of no group, e.g. for another thread's call */
+int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,
+                    weft_scope *attach, void (*on_exit)(struct weft_task *),
+                    void *exit_arg);
+int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg);
+
+/* ---- messages from other threads (engine/bridge.c) ---- */
+
+struct wf_msg {
+    void (*fn)(struct wf_loop *L, struct wf_msg *m); /* L NULL: loop gone */
+    struct wf_msg *next;
+};
+struct wf_mailbox;
+int wf_mailbox_open(struct wf_loop *L);
+int wf_mailbox_post(struct wf_mailbox *mb, struct wf_msg *m);
+void wf_mailbox_get(struct wf_mailbox *mb);
+void wf_mailbox_put(struct wf_mailbox *mb);
+bool wf_mailbox_sleep(struct wf_loop *L);  /* false: messages wait */
+void wf_mailbox_wake_up(struct wf_loop *L); /* drain after the ring wait */
+void wf_mailbox_close(struct wf_loop *L);
+void wf_pool_set_idle(weft_time idle);
 
 /* ---- timers (engine/timer.c): a pairing heap, no allocation ---- */
 

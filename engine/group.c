@@ -59,6 +59,38 @@ static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
     return 0;
 }
 
+/* For another thread's call: a child of g made from the scheduler. */
+int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg)
+{
+    if (!group_open(g, L))
+        return -EINVAL;
+    struct weft_task *c;
+    int rc = wf_task_new(L, fn, arg, NULL, &c);
+    if (rc < 0)
+        return rc;
+    c->group = g;
+    g->wf_children++;
+    wf_scope_link(&c->root, &g->wf_scope, c, WF_SCOPE_TASKROOT);
+    wf_ready(c);
+    return 0;
+}
+
+/* A task of no group, hanging from attach; on_exit gets its result. */
+int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,
+                    weft_scope *attach, void (*on_exit)(struct weft_task *),
+                    void *exit_arg)
+{
+    struct weft_task *c;
+    int rc = wf_task_new(L, fn, arg, NULL, &c);
+    if (rc < 0)
+        return rc;
+    c->on_exit = on_exit;
+    c->exit_arg = exit_arg;
+    wf_scope_link(&c->root, attach, c, WF_SCOPE_TASKROOT);
+    wf_ready(c);
+    return 0;
+}
+
 WF_EXPORT int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
 {
     return spawn(g, NULL, fn, arg, NULL, NULL);
@@ -153,6 +185,8 @@ void wf_task_finished(struct weft_task *t)
     }
     if (t == L->root)
         L->result = rc;
+    if (t->on_exit)
+        t->on_exit(t);
     wf_list_del(&t->root.wf_node);
     t->root.wf_state = WF_SCOPE_EXITED;
     L->ntasks--;

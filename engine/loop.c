@@ -125,7 +125,13 @@ static void loop_run(struct wf_loop *L)
             weft_time now = weft_now();
             timeout = next > now ? next - now : 0;
         }
-        wf_ring_pump(&L->ring, idle && timeout != 0, timeout);
+        bool wait = idle && timeout != 0;
+        /* Other threads must wake a loop that sleeps in the ring. */
+        if (wait && L->mailbox && !wf_mailbox_sleep(L))
+            wait = false;
+        wf_ring_pump(&L->ring, wait, timeout);
+        if (L->mailbox)
+            wf_mailbox_wake_up(L);
         if (L->timers)
             wf_timers_expire(L, weft_now());
         if (!wf_list_empty(&L->room_waiters))
@@ -182,6 +188,9 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     wf_list_init(&L->batch);
     wf_list_init(&L->room_waiters);
     wf_fiber_adopt_thread(&L->sched);
+    wf_scope_link(&L->system, NULL, NULL, 0);
+    if (in && in->thread_idle)
+        wf_pool_set_idle(in->thread_idle);
     return 0;
 }
 
@@ -217,6 +226,7 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
         loop_run(L);
         rc = L->result;
     }
+    wf_mailbox_close(L);
     wf_overflow_guard_remove(L);
     wf_cur = NULL;
     loop_close(L);

@@ -43,6 +43,8 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     t->arg = arg;
     t->group = NULL;
     t->start = NULL;
+    t->on_exit = NULL;
+    t->exit_arg = NULL;
     t->id = ++L->next_id;
     t->result = 0;
     t->state = WF_READY;

@@ -152,7 +152,8 @@ int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
     } else if (mode <= MODE_PLAIN) {
         rc = setup_mode(r, sq, cq, mode);
     } else {
-        rc = -EINVAL;
+        snprintf(why, whylen, "weft_options.ring_mode %u is not a mode", mode);
+        return -EINVAL;
     }
     if (rc < 0) {
         if (rc == -EINVAL)
@@ -250,7 +251,7 @@ static unsigned reap(struct wf_ring *r)
             n++;
             if (!c)
                 continue;
-            if (!(flags & IORING_CQE_F_MORE))
+            if (!(flags & IORING_CQE_F_MORE) && !c->untracked)
                 r->inflight--;
             c->fn(c, res, flags);
         }

@@ -15,6 +15,7 @@
 
 struct wf_completion {
     void (*fn)(struct wf_completion *c, int res, unsigned flags);
+    bool untracked; /* posted from outside (MSG_RING): owes no inflight */
 };
 
 enum { WF_RING_WHY = 200 };

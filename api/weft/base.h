@@ -55,6 +55,9 @@ enum weft_ring_mode {
 
 /* weft_options.flags */
 #define WEFT_OPT_NO_OVERFLOW_HANDLER 1u /* no SIGSEGV handler naming the task */
+#define WEFT_OPT_WAKE_MSG_RING 2u /* workers wake the loop with IORING_OP_MSG_RING
+                                     instead of an eventfd (slower here; see
+                                     docs/guide/threads.md) */
 
 /*
  * Loop options. Zero-initialise, then set what you need: every zero field
@@ -68,7 +71,9 @@ typedef struct weft_options {
     unsigned stack_cache;   /* stacks kept for reuse; 0 = 1024 */
     unsigned ring_mode;     /* enum weft_ring_mode */
     unsigned flags;         /* WEFT_OPT_* */
-    weft_time thread_idle;  /* worker retirement (thread bridge); 0 = 10 s */
+    weft_time thread_idle;  /* idle workers retire after this; 0 = 10 s
+                               (the pool is per process: the last loop
+                               started with a value sets it) */
 } weft_options;
 
 /*
