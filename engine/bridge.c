@@ -364,6 +364,11 @@ static void *worker_main(void *unused)
                 pool.nidle--;
                 pool.nthreads--;
                 pthread_mutex_unlock(&pool.mu);
+                if (wake_ring) {
+                    io_uring_queue_exit(wake_ring);
+                    free(wake_ring);
+                    wake_ring = NULL;
+                }
                 return NULL;
             }
         }
