@@ -312,12 +312,29 @@ static inline struct wf_waiter *wf_waiter_first(wf_link *queue)
 
 /* ---- ring operations from tasks (engine/op.c) ---- */
 
-struct wf_op {
-    struct wf_completion comp;
+/*
+ * One operation a task awaits (its own SQE, plus a linked timeout when a
+ * deadline is given). It lives wherever the awaiting code keeps it (its
+ * stack, or a stream that must be able to kill it on close) and stays
+ * there until the terminal CQE.
+ */
+struct wf_io {
+    struct wf_completion op;      /* the operation's CQE */
+    struct wf_completion timeout; /* the linked timeout's, if any */
     struct wf_wait wait;
-    int res;
-    unsigned flags;
+    int res, tres;
+    unsigned cqe_flags;
+    unsigned pending;             /* CQEs still owed; 0 once returned */
+    bool killed;                  /* wf_io_kill sent its cancel */
 };
+
+/* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline
+ * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT). */
+int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
+                weft_time deadline, const char *what);
+/* From another task (a close): cancel io if it is in flight. The waiter
+ * then returns -ECANCELED (or the result, if it completed anyway). */
+void wf_io_kill(struct wf_io *io);
 
 #include <errno.h>
 

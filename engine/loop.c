@@ -148,7 +148,7 @@ static void options_resolve(weft_options *o, const weft_options *in)
     if (!o->sq_entries)
         o->sq_entries = 256;
     if (!o->cq_entries)
-        o->cq_entries = 4 * o->sq_entries;
+        o->cq_entries = 64 * o->sq_entries;
     if (!o->stack_cache)
         o->stack_cache = 1024;
     if (!o->thread_idle)

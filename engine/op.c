@@ -11,15 +11,7 @@
 #include <string.h>
 #include <weft/uring.h>
 
-struct wf_awaited {
-    struct wf_completion op;      /* the operation's CQE */
-    struct wf_completion timeout; /* the linked timeout's, if any */
-    struct wf_wait wait;
-    int res, tres;
-    unsigned pending;             /* CQEs still owed */
-};
-
-static void finish_one(struct wf_awaited *a)
+static void finish_one(struct wf_io *a)
 {
     if (--a->pending == 0)
         wf_wake(a->wait.task);
@@ -29,21 +21,22 @@ static void op_done(struct wf_completion *c, int res, unsigned flags)
 {
     if (flags & IORING_CQE_F_MORE)
         return;
-    struct wf_awaited *a = wf_container_of(c, struct wf_awaited, op);
+    struct wf_io *a = wf_container_of(c, struct wf_io, op);
     a->res = res;
+    a->cqe_flags = flags;
     finish_one(a);
 }
 
 static void timeout_done(struct wf_completion *c, int res, unsigned flags)
 {
-    struct wf_awaited *a = wf_container_of(c, struct wf_awaited, timeout);
+    struct wf_io *a = wf_container_of(c, struct wf_io, timeout);
     a->tres = res;
     finish_one(a);
 }
 
 static void op_cancel(struct wf_wait *w)
 {
-    struct wf_awaited *a = wf_container_of(w, struct wf_awaited, wait);
+    struct wf_io *a = wf_container_of(w, struct wf_io, wait);
     wf_ring_cancel(&w->task->loop->ring, &a->op);
 }
 
@@ -76,7 +69,8 @@ static bool cancel_result(int res)
     return res == -ECANCELED || res == -EINTR;
 }
 
-static int await(struct io_uring_sqe *sqe, weft_time deadline)
+int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
+                weft_time deadline, const char *what)
 {
     struct weft_task *t;
     int rc = wf_check(&t);
@@ -87,15 +81,15 @@ static int await(struct io_uring_sqe *sqe, weft_time deadline)
         drop_sqe(L, sqe);
         return rc;
     }
-    struct wf_awaited a = {
+    *io = (struct wf_io){
         .op = {.fn = op_done},
         .timeout = {.fn = timeout_done},
-        .wait = {.cancel = op_cancel, .what = "io_uring operation"},
+        .wait = {.cancel = op_cancel, .what = what},
         .pending = 1,
     };
     /* weft needs the terminal CQE, whatever the caller asked for. */
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
-    wf_ring_track(&L->ring, sqe, &a.op);
+    wf_ring_track(&L->ring, sqe, &io->op);
     struct __kernel_timespec ts;
     if (deadline != WEFT_FOREVER) {
         sqe->flags |= IOSQE_IO_LINK;
@@ -105,26 +99,37 @@ static int await(struct io_uring_sqe *sqe, weft_time deadline)
             ts.tv_sec = ts.tv_nsec = 0;
         struct io_uring_sqe *tsqe = wf_ring_sqe(&L->ring);
         io_uring_prep_link_timeout(tsqe, &ts, IORING_TIMEOUT_ABS);
-        wf_ring_track(&L->ring, tsqe, &a.timeout);
-        a.pending = 2;
+        wf_ring_track(&L->ring, tsqe, &io->timeout);
+        io->pending = 2;
     }
-    wf_block(&a.wait);
-    if (a.tres == -ETIME && cancel_result(a.res))
+    wf_block(&io->wait);
+    io->pending = 0;
+    if (io->tres == -ETIME && cancel_result(io->res))
         return -ETIMEDOUT;
-    if (a.wait.cancelling && cancel_result(a.res))
+    if ((io->wait.cancelling || io->killed) && cancel_result(io->res))
         return -ECANCELED;
-    return a.res;
+    return io->res;
+}
+
+void wf_io_kill(struct wf_io *io)
+{
+    if (!io->pending || io->killed || io->wait.cancelling)
+        return;
+    io->killed = true;
+    wf_ring_cancel(&io->wait.task->loop->ring, &io->op);
 }
 
 WF_EXPORT int weft_uring_await(struct io_uring_sqe *sqe)
 {
-    return await(sqe, WEFT_FOREVER);
+    struct wf_io io;
+    return wf_io_await(&io, sqe, WEFT_FOREVER, "io_uring operation");
 }
 
 WF_EXPORT int weft_uring_await_until(struct io_uring_sqe *sqe,
                                      weft_time deadline)
 {
-    return await(sqe, deadline);
+    struct wf_io io;
+    return wf_io_await(&io, sqe, deadline, "io_uring operation");
 }
 
 WF_EXPORT unsigned weft_uring_setup_flags(void)

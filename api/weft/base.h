@@ -66,7 +66,8 @@ enum weft_ring_mode {
 typedef struct weft_options {
     size_t stack_size;      /* per task; 0 = 64 KiB (256 KiB under ASan) */
     unsigned sq_entries;    /* 0 = 256 */
-    unsigned cq_entries;    /* 0 = 4 x sq_entries */
+    unsigned cq_entries;    /* 0 = 64 x sq_entries (room for many idle
+                               operations, e.g. one recv per connection) */
     unsigned max_inflight;  /* operations in flight; 0 = cq - sq entries */
     unsigned stack_cache;   /* stacks kept for reuse; 0 = 1024 */
     unsigned ring_mode;     /* enum weft_ring_mode */
