@@ -16,5 +16,6 @@
 #include <weft/sync.h>
 #include <weft/chan.h>
 #include <weft/thread.h>
+#include <weft/stream.h>
 
 #endif

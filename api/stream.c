@@ -1,0 +1,370 @@
+/*
+ * api/stream.c - the byte-stream layer over any transport: the busy
+ * rules, the read-ahead buffer of recv_exactly/recv_until, closing with
+ * operations in flight; and the socket transport.
+ */
+#include "api/stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <weft/uring.h>
+
+void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops)
+{
+    memset(s, 0, sizeof *s);
+    s->ops = ops;
+}
+
+/* Claim the receive (or send) side for the calling task. */
+static int claim(weft_stream *s, struct weft_task **side)
+{
+    struct weft_task *t = wf_self();
+    if (!t)
+        return -EPERM;
+    if (!s)
+        return -EINVAL;
+    if (s->closing)
+        return -EBADF;
+    if (*side)
+        return -EBUSY;
+    if (t->loop->ncancelled && wf_cancelled(t))
+        return -ECANCELED;
+    *side = t;
+    return 0;
+}
+
+static void unclaim(weft_stream *s, struct weft_task **side)
+{
+    *side = NULL;
+    if (s->closer && !s->receiver && !s->sender)
+        wf_wake(s->closer);
+}
+
+/* One transport receive; a stream being closed says -EBADF. */
+static ssize_t raw_recv(weft_stream *s, void *buf, size_t max)
+{
+    ssize_t n = s->ops->recv(s, buf, max);
+    return s->closing && n < 0 ? -EBADF : n;
+}
+
+static size_t take_ahead(weft_stream *s, void *buf, size_t max)
+{
+    size_t n = s->rlen < max ? s->rlen : max;
+    memcpy(buf, s->rbuf + s->rpos, n);
+    s->rpos += n;
+    s->rlen -= n;
+    return n;
+}
+
+WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
+{
+    int rc = claim(s, s ? &s->receiver : NULL);
+    if (rc < 0)
+        return rc;
+    ssize_t n;
+    if (!buf && max)
+        n = -EFAULT;
+    else if (s->rlen)
+        n = (ssize_t)take_ahead(s, buf, max);
+    else
+        n = raw_recv(s, buf, max);
+    unclaim(s, &s->receiver);
+    return n;
+}
+
+/* Make room for `more` bytes after the read-ahead's data. */
+static int ahead_reserve(weft_stream *s, size_t more)
+{
+    if (s->rpos && s->rpos + s->rlen + more > s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    if (s->rlen + more <= s->rcap)
+        return 0;
+    size_t cap = s->rcap ? s->rcap : 4096;
+    while (cap < s->rlen + more)
+        cap *= 2;
+    char *b = realloc(s->rbuf, cap);
+    if (!b)
+        return -ENOMEM;
+    s->rbuf = b;
+    s->rcap = cap;
+    return 0;
+}
+
+/* Put bytes back in front of the read-ahead (a partial read undone). */
+static int ahead_unread(weft_stream *s, const void *buf, size_t n)
+{
+    if (!n)
+        return 0;
+    if (s->rpos >= n) {
+        s->rpos -= n;
+    } else {
+        int rc = ahead_reserve(s, n);
+        if (rc < 0)
+            return rc;
+        memmove(s->rbuf + n, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    memcpy(s->rbuf + s->rpos, buf, n);
+    s->rlen += n;
+    return 0;
+}
+
+WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
+                                           size_t n)
+{
+    int rc = claim(s, s ? &s->receiver : NULL);
+    if (rc < 0)
+        return rc;
+    size_t got = 0;
+    ssize_t r = 0;
+    if (!buf && n)
+        r = -EFAULT;
+    if (s->rlen && r == 0)
+        got = take_ahead(s, buf, n);
+    while (got < n && r >= 0) {
+        r = raw_recv(s, (char *)buf + got, n - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            break;
+    }
+    if (got == n) {
+        r = (ssize_t)n;
+    } else {
+        /* Ended or failed part way: what was read stays readable. */
+        if (ahead_unread(s, buf, got) < 0)
+            r = -ENOMEM;
+        else if (r == 0)
+            r = got ? -ENODATA : 0;
+    }
+    unclaim(s, &s->receiver);
+    return r;
+}
+
+static const char *find(const char *hay, size_t n, const char *d, size_t dn)
+{
+    if (dn == 0)
+        return hay;
+    for (size_t i = 0; i + dn <= n; i++) {
+        const char *p = memchr(hay + i, d[0], n - i - dn + 1);
+        if (!p)
+            return NULL;
+        if (memcmp(p, d, dn) == 0)
+            return p;
+        i = (size_t)(p - hay);
+    }
+    return NULL;
+}
+
+WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
+                                         size_t max, const void *delim,
+                                         size_t delim_len)
+{
+    int rc = claim(s, s ? &s->receiver : NULL);
+    if (rc < 0)
+        return rc;
+    ssize_t r;
+    size_t scanned = 0; /* no match starts before this */
+    for (;;) {
+        if ((!buf && max) || (!delim && delim_len)) {
+            r = -EFAULT;
+            break;
+        }
+        const char *hit = find(s->rbuf + s->rpos + scanned,
+                               s->rlen - scanned, delim, delim_len);
+        if (hit) {
+            size_t len = (size_t)(hit - (s->rbuf + s->rpos));
+            if (len > max) {
+                r = -EMSGSIZE;
+                break;
+            }
+            memcpy(buf, s->rbuf + s->rpos, len);
+            s->rpos += len + delim_len;
+            s->rlen -= len + delim_len;
+            r = (ssize_t)len;
+            break;
+        }
+        if (s->rlen >= max + delim_len) {
+            r = -EMSGSIZE; /* the delimiter would end past max */
+            break;
+        }
+        if (s->rlen >= delim_len)
+            scanned = s->rlen - delim_len + 1;
+        size_t want = max + delim_len - s->rlen;
+        if (want < 4096)
+            want = 4096;
+        if ((r = ahead_reserve(s, want)) < 0)
+            break;
+        r = raw_recv(s, s->rbuf + s->rpos + s->rlen, want);
+        if (r <= 0) {
+            if (r == 0)
+                r = s->rlen ? -ENODATA : 0;
+            break;
+        }
+        s->rlen += (size_t)r;
+    }
+    unclaim(s, &s->receiver);
+    return r;
+}
+
+WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
+                                   size_t len)
+{
+    int rc = claim(s, s ? &s->sender : NULL);
+    if (rc < 0)
+        return rc;
+    size_t done = 0;
+    ssize_t r = 0;
+    if (!buf && len)
+        r = -EFAULT;
+    while (done < len && r >= 0) {
+        r = s->ops->send(s, (const char *)buf + done, len - done);
+        if (r > 0)
+            done += (size_t)r;
+        else if (r == 0)
+            r = -EIO; /* a transport that takes nothing */
+    }
+    if (r >= 0)
+        r = (ssize_t)len;
+    else if (s->closing)
+        r = -EBADF;
+    unclaim(s, &s->sender);
+    return r;
+}
+
+WF_EXPORT int weft_stream_send_eof(weft_stream *s)
+{
+    int rc = claim(s, s ? &s->sender : NULL);
+    if (rc < 0)
+        return rc;
+    rc = s->ops->send_eof ? s->ops->send_eof(s) : -ENOTSUP;
+    unclaim(s, &s->sender);
+    return rc;
+}
+
+WF_EXPORT int weft_stream_close(weft_stream *s)
+{
+    if (!s)
+        return -EINVAL;
+    struct weft_task *t = wf_self();
+    if (s->closing)
+        return -EBADF;
+    s->closing = true;
+    /* Operations in flight end first: the kernel owns their buffers. */
+    if (s->receiver || s->sender) {
+        if (!t)
+            wf_panic("weft_stream_close: operations in flight and no task "
+                     "to wait for them");
+        s->ops->kill(s);
+        while (s->receiver || s->sender) {
+            struct wf_wait w = {.what = "weft_stream_close"};
+            s->closer = t;
+            wf_block(&w);
+            s->closer = NULL;
+        }
+    }
+    int rc = s->ops->close(s);
+    free(s->rbuf);
+    free(s);
+    return rc;
+}
+
+WF_EXPORT int weft_stream_fd(const weft_stream *s)
+{
+    if (!s)
+        return -EINVAL;
+    return s->ops->fd ? s->ops->fd(s) : -ENOTSUP;
+}
+
+/* ---- sockets ---- */
+
+static struct wf_sock_stream *sock(weft_stream *s)
+{
+    return (struct wf_sock_stream *)s;
+}
+
+static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
+{
+    struct wf_sock_stream *ss = sock(s);
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
+    return wf_io_await(&ss->rio, sqe, WEFT_FOREVER, "weft_stream_recv");
+}
+
+static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
+{
+    struct wf_sock_stream *ss = sock(s);
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
+    return wf_io_await(&ss->sio, sqe, WEFT_FOREVER, "weft_stream_send");
+}
+
+static int sock_send_eof(weft_stream *s)
+{
+    return shutdown(sock(s)->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void sock_kill(weft_stream *s)
+{
+    wf_io_kill(&sock(s)->rio);
+    wf_io_kill(&sock(s)->sio);
+}
+
+static int sock_close(weft_stream *s)
+{
+    return close(sock(s)->fd) < 0 ? -errno : 0;
+}
+
+static int sock_fd(const weft_stream *s)
+{
+    return ((const struct wf_sock_stream *)s)->fd;
+}
+
+const struct wf_stream_ops wf_sock_ops = {
+    .recv = sock_recv,
+    .send = sock_send,
+    .send_eof = sock_send_eof,
+    .kill = sock_kill,
+    .close = sock_close,
+    .fd = sock_fd,
+};
+
+int wf_sock_stream_new(int fd, weft_stream **out)
+{
+    struct wf_sock_stream *ss = malloc(sizeof *ss);
+    if (!ss) {
+        close(fd);
+        return -ENOMEM;
+    }
+    wf_stream_init(&ss->base, &wf_sock_ops);
+    ss->fd = fd;
+    memset(&ss->rio, 0, sizeof ss->rio);
+    memset(&ss->sio, 0, sizeof ss->sio);
+    *out = &ss->base;
+    return 0;
+}
+
+WF_EXPORT int weft_stream_pair(weft_stream **a, weft_stream **b)
+{
+    if (!a || !b)
+        return -EINVAL;
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return -errno;
+    int rc = wf_sock_stream_new(fds[0], a);
+    if (rc < 0) {
+        close(fds[1]);
+        return rc;
+    }
+    rc = wf_sock_stream_new(fds[1], b);
+    if (rc < 0) {
+        weft_stream_close(*a);
+        *a = NULL;
+        return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * api/stream.h - what a transport implements to be a weft_stream, and the
+ * shared fd-backed socket transport (TCP, Unix, socketpair). Internal.
+ */
+#ifndef WF_API_STREAM_H
+#define WF_API_STREAM_H
+
+#include "engine/engine.h"
+#include <weft/stream.h>
+
+struct wf_stream_ops {
+    /* One call each; the stream layer has checked busy and closed. */
+    ssize_t (*recv)(weft_stream *s, void *buf, size_t max);
+    ssize_t (*send)(weft_stream *s, const void *buf, size_t len); /* some */
+    int (*send_eof)(weft_stream *s);
+    /* Kill operations in flight (the waiters then return). */
+    void (*kill)(weft_stream *s);
+    /* Release the transport; the stream layer frees s afterwards. */
+    int (*close)(weft_stream *s);
+    int (*fd)(const weft_stream *s);
+};
+
+struct weft_stream {
+    const struct wf_stream_ops *ops;
+    /* read-ahead, for recv_exactly / recv_until */
+    char *rbuf;
+    size_t rcap, rpos, rlen;
+    struct weft_task *receiver, *sender;
+    struct weft_task *closer;     /* waiting in close for the above */
+    bool closing;
+};
+
+void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
+
+/* A socket stream: an fd and the two operations that may be in flight. */
+struct wf_sock_stream {
+    weft_stream base;
+    int fd;
+    struct wf_io rio, sio;
+};
+
+extern const struct wf_stream_ops wf_sock_ops;
+/* A socket stream owning fd (closed on failure too). */
+int wf_sock_stream_new(int fd, weft_stream **out);
+
+#endif

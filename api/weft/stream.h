@@ -1,0 +1,48 @@
+/*
+ * weft/stream.h - byte streams (anyio's ByteStream and
+ * BufferedByteReceiveStream): TCP, Unix, socketpair and file streams
+ * behind one interface.
+ *
+ * A stream is used by one receiving and one sending task at a time; a
+ * second concurrent receiver (or sender) gets -EBUSY. Bytes read ahead by
+ * recv_exactly/recv_until are returned by the next recv. Every call is a
+ * checkpoint; a cancelled receive loses no bytes (what was read is kept
+ * for the next call), a cancelled send may have sent part of its bytes
+ * (like a failed write: the stream is then only fit to close).
+ */
+#ifndef WEFT_STREAM_H
+#define WEFT_STREAM_H
+
+#include <sys/types.h>
+#include <weft/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_stream weft_stream;
+
+/* >0 bytes, 0 end of stream, -EBADF closed, -EBUSY, -ECANCELED, -errno */
+ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max);
+/* all of len, or -errno (-EPIPE/-ECONNRESET: the peer is gone) */
+ssize_t weft_stream_send(weft_stream *s, const void *buf, size_t len);
+/* n; 0 if it ended before any byte; -ENODATA if it ended part way (the
+ * bytes received stay readable) */
+ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n);
+/* bytes before delim (delim consumed); -EMSGSIZE if delim is not within
+ * max bytes; -ENODATA if the stream ended first (bytes stay readable) */
+ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
+                               const void *delim, size_t delim_len);
+int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
+/* Cancels the stream's operations in flight, waits for them, closes the
+ * transport and frees s, whatever the result (always frees s). */
+int weft_stream_close(weft_stream *s);
+int weft_stream_pair(weft_stream **a, weft_stream **b); /* socketpair */
+
+/* Extra: the file descriptor under a socket or file stream, or -ENOTSUP. */
+int weft_stream_fd(const weft_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
