@@ -175,8 +175,8 @@ void wf_task_finished(struct weft_task *t)
         st->done = true;
         wf_wake(st->waiter);
     } else if (g && rc < 0) {
-        /* A -ECANCELED that no cancelled scope explains is an error too. */
-        if (rc == -ECANCELED && wf_cancelled(t)) {
+        /* -ECANCELED is a cancellation, never an error (API.md). */
+        if (rc == -ECANCELED) {
             g->wf_child_cancelled = true;
         } else {
             keep_error(g, false, rc, weft_task_name(t));

@@ -65,6 +65,11 @@ struct weft_task *wf_stack_get(struct wf_loop *L)
 static void stack_free(struct weft_task *t)
 {
     VALGRIND_STACK_DEREGISTER(t->vg_id);
+#ifdef WF_ASAN
+    /* ASan keeps shadow across munmap: a later mapping here would
+     * inherit this stack's redzones. */
+    __asan_unpoison_memory_region(t->map, t->map_len);
+#endif
     munmap(t->map, t->map_len);
 }
 
@@ -92,7 +97,7 @@ void wf_stack_pool_drain(struct wf_loop *L)
 /* ---- naming the task whose stack overflowed ---- */
 
 static struct sigaction prev_segv;
-static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t segv_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread void *altstack;
 
 static void put(const char *s)
@@ -134,21 +139,30 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     }
 }
 
+/* Installed when a loop starts, again if someone replaced it since. */
 static void install_segv(void)
 {
+    struct sigaction cur;
+    pthread_mutex_lock(&segv_mu);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_segv) {
+        pthread_mutex_unlock(&segv_mu);
+        return;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &prev_segv);
+    pthread_mutex_unlock(&segv_mu);
 }
 
 void wf_overflow_guard_install(struct wf_loop *L)
 {
     if (L->opts.flags & WEFT_OPT_NO_OVERFLOW_HANDLER)
         return;
-    pthread_once(&segv_once, install_segv);
+    install_segv();
     stack_t cur;
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return; /* the thread has one already (ASan sets its own) */
