@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <weft/net.h>
 #include <weft/uring.h>
 
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops)
@@ -17,8 +18,7 @@ void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops)
     s->ops = ops;
 }
 
-/* Claim the receive (or send) side for the calling task. */
-static int claim(weft_stream *s, struct weft_task **side)
+int wf_stream_claim(weft_stream *s, struct weft_task **side)
 {
     struct weft_task *t = wf_self();
     if (!t)
@@ -35,7 +35,7 @@ static int claim(weft_stream *s, struct weft_task **side)
     return 0;
 }
 
-static void unclaim(weft_stream *s, struct weft_task **side)
+void wf_stream_unclaim(weft_stream *s, struct weft_task **side)
 {
     *side = NULL;
     if (s->closer && !s->receiver && !s->sender)
@@ -60,7 +60,7 @@ static size_t take_ahead(weft_stream *s, void *buf, size_t max)
 
 WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
 {
-    int rc = claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
     if (rc < 0)
         return rc;
     ssize_t n;
@@ -70,7 +70,7 @@ WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
         n = (ssize_t)take_ahead(s, buf, max);
     else
         n = raw_recv(s, buf, max);
-    unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, &s->receiver);
     return n;
 }
 
@@ -116,7 +116,7 @@ static int ahead_unread(weft_stream *s, const void *buf, size_t n)
 WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
                                            size_t n)
 {
-    int rc = claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
     if (rc < 0)
         return rc;
     size_t got = 0;
@@ -141,7 +141,7 @@ WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
         else if (r == 0)
             r = got ? -ENODATA : 0;
     }
-    unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, &s->receiver);
     return r;
 }
 
@@ -164,7 +164,7 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
                                          size_t max, const void *delim,
                                          size_t delim_len)
 {
-    int rc = claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
     if (rc < 0)
         return rc;
     ssize_t r;
@@ -207,14 +207,14 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
         }
         s->rlen += (size_t)r;
     }
-    unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, &s->receiver);
     return r;
 }
 
 WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
                                    size_t len)
 {
-    int rc = claim(s, s ? &s->sender : NULL);
+    int rc = wf_stream_claim(s, s ? &s->sender : NULL);
     if (rc < 0)
         return rc;
     size_t done = 0;
@@ -232,17 +232,17 @@ WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
         r = (ssize_t)len;
     else if (s->closing)
         r = -EBADF;
-    unclaim(s, &s->sender);
+    wf_stream_unclaim(s, &s->sender);
     return r;
 }
 
 WF_EXPORT int weft_stream_send_eof(weft_stream *s)
 {
-    int rc = claim(s, s ? &s->sender : NULL);
+    int rc = wf_stream_claim(s, s ? &s->sender : NULL);
     if (rc < 0)
         return rc;
     rc = s->ops->send_eof ? s->ops->send_eof(s) : -ENOTSUP;
-    unclaim(s, &s->sender);
+    wf_stream_unclaim(s, &s->sender);
     return rc;
 }
 
@@ -280,6 +280,26 @@ WF_EXPORT int weft_stream_fd(const weft_stream *s)
     return s->ops->fd ? s->ops->fd(s) : -ENOTSUP;
 }
 
+weft_time wf_stream_deadline(const weft_stream *s)
+{
+    return s->kernel_deadlines ? weft_current_effective_deadline()
+                               : WEFT_FOREVER;
+}
+
+ssize_t wf_stream_result(ssize_t r)
+{
+    if (r != -ETIMEDOUT)
+        return r;
+    wf_timers_fire_due();
+    return -ECANCELED;
+}
+
+WF_EXPORT void weft_stream_kernel_deadlines(weft_stream *s, bool on)
+{
+    if (s)
+        s->kernel_deadlines = on;
+}
+
 /* ---- sockets ---- */
 
 static struct wf_sock_stream *sock(weft_stream *s)
@@ -292,7 +312,8 @@ static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
     struct wf_sock_stream *ss = sock(s);
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
-    return wf_io_await(&ss->rio, sqe, WEFT_FOREVER, "weft_stream_recv");
+    return wf_stream_result(wf_io_await(&ss->rio, sqe, wf_stream_deadline(s),
+                                        "weft_stream_recv"));
 }
 
 static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
@@ -300,7 +321,8 @@ static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
     struct wf_sock_stream *ss = sock(s);
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
-    return wf_io_await(&ss->sio, sqe, WEFT_FOREVER, "weft_stream_send");
+    return wf_stream_result(wf_io_await(&ss->sio, sqe, wf_stream_deadline(s),
+                                        "weft_stream_send"));
 }
 
 static int sock_send_eof(weft_stream *s)

@@ -28,9 +28,21 @@ struct weft_stream {
     struct weft_task *receiver, *sender;
     struct weft_task *closer;     /* waiting in close for the above */
     bool closing;
+    bool kernel_deadlines;        /* linked timeouts at the deadline */
+    void *serve;                  /* weft_listener_serve's context */
 };
 
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
+/* Claim the receive (or send) side for the calling task: 0, -EPERM,
+ * -EINVAL, -EBADF (closing), -EBUSY, -ECANCELED; then release it. */
+int wf_stream_claim(weft_stream *s, struct weft_task **side);
+void wf_stream_unclaim(weft_stream *s, struct weft_task **side);
+/* The deadline a transport's operation should carry: the effective one
+ * if the stream asked for kernel deadlines, else none. */
+weft_time wf_stream_deadline(const weft_stream *s);
+/* A transport's result: a kernel deadline that fired is the scope's
+ * cancellation (its timers are fired now, so the scope knows it). */
+ssize_t wf_stream_result(ssize_t r);
 
 /* A socket stream: an fd and the two operations that may be in flight. */
 struct wf_sock_stream {

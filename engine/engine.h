@@ -239,6 +239,9 @@ static inline bool wf_timer_armed(const struct weft__timer *t)
     return t->armed;
 }
 void wf_timers_expire(struct wf_loop *L, weft_time now);
+/* Fire the current loop's timers that are due (a kernel timeout said the
+ * time has come; scopes must know before the caller checkpoints). */
+void wf_timers_fire_due(void);
 static inline weft_time wf_timer_next(const struct wf_loop *L)
 {
     return L->timers ? L->timers->when : WEFT_FOREVER;

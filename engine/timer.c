@@ -93,3 +93,10 @@ void wf_timers_expire(struct wf_loop *L, weft_time now)
         t->fire(t);
     }
 }
+
+void wf_timers_fire_due(void)
+{
+    struct wf_loop *L = wf_cur;
+    if (L && L->timers)
+        wf_timers_expire(L, weft_now());
+}

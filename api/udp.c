@@ -1,0 +1,215 @@
+/*
+ * api/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
+ * Datagrams are whole, so many tasks may send and receive on one socket
+ * at once; closing it cancels every operation on its fd
+ * (IORING_ASYNC_CANCEL_FD) and waits for them.
+ */
+#include "engine/engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <weft/net.h>
+#include <weft/uring.h>
+
+struct weft_udp {
+    int fd;
+    int family;
+    unsigned inflight;        /* operations of any task on fd */
+    struct weft_task *closer;
+    bool closing;
+};
+
+static int udp_resolve(const char *host, uint16_t port, int flags,
+                       struct addrinfo **res)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%u", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = flags};
+    return weft_getaddrinfo(host, service, &hints, res);
+}
+
+WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
+                            uint16_t local_port)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return -EINVAL;
+    struct addrinfo *res;
+    /* No host: prefer one dual-stack IPv6 socket, else IPv4. */
+    rc = udp_resolve(local_host ? local_host : "::", local_port, AI_PASSIVE,
+                     &res);
+    if (rc < 0 && !local_host)
+        rc = udp_resolve("0.0.0.0", local_port, AI_PASSIVE, &res);
+    if (rc < 0)
+        return rc;
+    int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 && !local_host && res->ai_family == AF_INET6) {
+        freeaddrinfo(res);
+        rc = udp_resolve("0.0.0.0", local_port, AI_PASSIVE, &res);
+        if (rc < 0)
+            return rc;
+        fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0) {
+        rc = -errno;
+        freeaddrinfo(res);
+        return rc;
+    }
+    int zero = 0;
+    if (res->ai_family == AF_INET6 && !local_host)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    struct weft_udp *u = calloc(1, sizeof *u);
+    if (!u || bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        rc = u ? -errno : -ENOMEM;
+        free(u);
+        close(fd);
+        freeaddrinfo(res);
+        return rc;
+    }
+    u->fd = fd;
+    u->family = res->ai_family;
+    freeaddrinfo(res);
+    *out = u;
+    return 0;
+}
+
+WF_EXPORT int weft_udp_connect(weft_udp *u, const char *host, uint16_t port)
+{
+    if (!u || !host)
+        return -EINVAL;
+    if (u->closing)
+        return -EBADF;
+    struct addrinfo *res;
+    int rc = udp_resolve(host, port, 0, &res);
+    if (rc < 0)
+        return rc;
+    rc = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        struct sockaddr_in6 mapped;
+        const struct sockaddr *sa = ai->ai_addr;
+        socklen_t len = ai->ai_addrlen;
+        if (u->family == AF_INET6 && ai->ai_family == AF_INET) {
+            /* A dual-stack socket reaches IPv4 as ::ffff:a.b.c.d. */
+            const struct sockaddr_in *in = (const void *)sa;
+            memset(&mapped, 0, sizeof mapped);
+            mapped.sin6_family = AF_INET6;
+            mapped.sin6_port = in->sin_port;
+            mapped.sin6_addr.s6_addr[10] = 0xff;
+            mapped.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&mapped.sin6_addr.s6_addr[12], &in->sin_addr, 4);
+            sa = (const struct sockaddr *)&mapped;
+            len = sizeof mapped;
+        } else if (ai->ai_family != u->family) {
+            continue;
+        }
+        rc = connect(u->fd, sa, len) < 0 ? -errno : 0;
+        if (rc == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* One message operation, counted so that close can wait for it. */
+static ssize_t udp_io(weft_udp *u, struct io_uring_sqe *sqe, const char *what)
+{
+    struct wf_io io;
+    u->inflight++;
+    ssize_t r = wf_io_await(&io, sqe, WEFT_FOREVER, what);
+    if (--u->inflight == 0 && u->closer)
+        wf_wake(u->closer);
+    return u->closing && r < 0 ? -EBADF : r;
+}
+
+WF_EXPORT ssize_t weft_udp_sendto(weft_udp *u, const void *buf, size_t len,
+                                  const struct sockaddr *to, socklen_t tolen)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc < 0)
+        return rc;
+    if (!u || (!buf && len))
+        return -EINVAL;
+    if (u->closing)
+        return -EBADF;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh = {.msg_name = (void *)to,
+                        .msg_namelen = to ? tolen : 0,
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1};
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_sendmsg(sqe, u->fd, &mh, MSG_NOSIGNAL);
+    return udp_io(u, sqe, "weft_udp_sendto");
+}
+
+WF_EXPORT ssize_t weft_udp_recvfrom(weft_udp *u, void *buf, size_t max,
+                                    struct sockaddr_storage *from,
+                                    socklen_t *fromlen)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc < 0)
+        return rc;
+    if (!u || (!buf && max))
+        return -EINVAL;
+    if (u->closing)
+        return -EBADF;
+    struct iovec iov = {.iov_base = buf, .iov_len = max};
+    struct msghdr mh = {.msg_name = from,
+                        .msg_namelen = from ? sizeof *from : 0,
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1};
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_recvmsg(sqe, u->fd, &mh, 0);
+    ssize_t r = udp_io(u, sqe, "weft_udp_recvfrom");
+    if (r >= 0 && fromlen)
+        *fromlen = mh.msg_namelen;
+    return r;
+}
+
+WF_EXPORT int weft_udp_port(const weft_udp *u)
+{
+    if (!u)
+        return -EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(u->fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+WF_EXPORT int weft_udp_close(weft_udp *u)
+{
+    if (!u)
+        return -EINVAL;
+    if (u->closing)
+        return -EBADF;
+    u->closing = true;
+    if (u->inflight) {
+        struct weft_task *t = wf_self();
+        if (!t)
+            wf_panic("weft_udp_close: operations in flight and no task to "
+                     "wait for them");
+        struct io_uring_sqe *sqe = wf_ring_sqe(&t->loop->ring);
+        io_uring_prep_cancel_fd(sqe, u->fd, IORING_ASYNC_CANCEL_ALL);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, 0);
+        while (u->inflight) {
+            struct wf_wait w = {.what = "weft_udp_close"};
+            u->closer = t;
+            wf_block(&w);
+            u->closer = NULL;
+        }
+    }
+    int rc = close(u->fd) < 0 ? -errno : 0;
+    free(u);
+    return rc;
+}
