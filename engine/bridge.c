@@ -125,7 +125,7 @@ static void on_msg(struct wf_completion *c, int res, unsigned flags)
 static void arm(struct wf_loop *L)
 {
     struct wf_mailbox *mb = L->mailbox;
-    if (mb->armed || mb->msg_ring)
+    if (mb->armed) /* watched even with MSG_RING: non-workers write it */
         return;
     struct io_uring_sqe *sqe = wf_ring_sqe(&L->ring);
     io_uring_prep_poll_multishot(sqe, mb->efd, POLLIN);
@@ -180,10 +180,12 @@ void wf_mailbox_put(struct wf_mailbox *mb)
 }
 
 static __thread struct io_uring *wake_ring; /* a worker's, for MSG_RING */
+static __thread bool is_worker;
 
 static void wake(struct wf_mailbox *mb)
 {
-    if (mb->msg_ring) {
+    /* Other threads (portal callers) have no ring to send from: eventfd. */
+    if (mb->msg_ring && is_worker) {
         if (!wake_ring) {
             struct io_uring *r = malloc(sizeof *r);
             if (r && io_uring_queue_init(4, r, 0) == 0)
@@ -297,7 +299,9 @@ static struct {
     pthread_cond_t cv;
     struct wf_job *head, *tail;
     _Atomic size_t queued;       /* read without the lock by spinners */
-    unsigned nthreads, nidle, nspinning;
+    unsigned nthreads;
+    unsigned nidle;              /* workers free for a job (each takes one) */
+    unsigned nwaiting;           /* of those, asleep on cv (the rest spin) */
     weft_time idle;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle = 10 * WEFT_SEC};
 
@@ -341,16 +345,15 @@ static void run_job(struct wf_job *job)
 
 static void *worker_main(void *unused)
 {
+    is_worker = true;
     pthread_mutex_lock(&pool.mu);
     pool.nidle++;
     for (;;) {
         if (!pool.head) {
-            /* Watch for a while; a submitter that sees us need not wake us. */
-            pool.nspinning++;
+            /* Watch for a while: a job queued meanwhile needs no wake-up. */
             pthread_mutex_unlock(&pool.mu);
             spin_for(job_queued, NULL);
             pthread_mutex_lock(&pool.mu);
-            pool.nspinning--;
         }
         while (!pool.head) {
             struct timespec ts;
@@ -359,7 +362,9 @@ static void *worker_main(void *unused)
                               pool.idle;
             ts.tv_sec = until / WEFT_SEC;
             ts.tv_nsec = until % WEFT_SEC;
+            pool.nwaiting++;
             int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &ts);
+            pool.nwaiting--;
             if (rc == ETIMEDOUT && !pool.head) {
                 pool.nidle--;
                 pool.nthreads--;
@@ -396,8 +401,8 @@ static int pool_submit(struct wf_job *job)
     pool.tail = job;
     pool.queued++;
     int rc = 0;
-    if (pool.nspinning)
-        goto out; /* a spinning worker will see it */
+    /* Every queued job needs a free worker of its own: jobs may wait on
+     * each other, so none may queue behind a busy one. */
     if (pool.queued > pool.nidle) {
         pthread_t th;
         pthread_attr_t attr;
@@ -419,9 +424,8 @@ static int pool_submit(struct wf_job *job)
             pool.queued = 0;
         }
     }
-    if (rc == 0)
-        pthread_cond_signal(&pool.cv);
-out:
+    if (rc == 0 && pool.nwaiting)
+        pthread_cond_signal(&pool.cv); /* spinners see the queue themselves */
     pthread_mutex_unlock(&pool.mu);
     return rc;
 }
