@@ -129,6 +129,7 @@ struct weft_task {
     void *arg;
     weft_group *group;       /* counted in this group, or NULL (root) */
     struct wf_start *start;  /* while weft_group_start waits for it */
+    unsigned tokens;         /* limiter tokens it took for itself */
     void (*on_exit)(struct weft_task *t); /* system tasks: who gets the result */
     void *exit_arg;
     uint64_t id;
@@ -152,6 +153,7 @@ struct wf_borrow_table {
     size_t cap, used, tombs;
 };
 void wf_borrow_table_free(struct wf_borrow_table *bt);
+void wf_limiter_task_ended(struct weft_task *t);
 
 /* ---- the loop (engine/loop.c) ---- */
 

@@ -139,12 +139,15 @@ static int acquire(weft_limiter *l, const void *b, bool wait)
         return rc;
     struct wf_borrow_table *bt = &t->loop->borrows;
     rc = take_now(l, bt, b);
-    if (rc != -EAGAIN || !wait)
-        return rc;
-    /* The releaser records b as a borrower before it wakes this task. */
-    struct wf_waiter wr = {.key = b};
-    return wf_waiter_block(&wr, &l->wf_waiters, &l->wf_nwait,
-                           "weft_limiter_acquire", true);
+    if (rc == -EAGAIN && wait) {
+        /* The releaser records b as a borrower before it wakes us. */
+        struct wf_waiter wr = {.key = b};
+        rc = wf_waiter_block(&wr, &l->wf_waiters, &l->wf_nwait,
+                             "weft_limiter_acquire", true);
+    }
+    if (rc == 0 && b == t)
+        t->tokens++; /* checked when the task ends */
+    return rc;
 }
 
 /* Hand free tokens to waiters, first come first served. */
@@ -178,8 +181,28 @@ static int release(weft_limiter *l, const void *b)
         return -EPERM;
     erase(bt, s);
     l->wf_borrowed--;
+    struct weft_task *t = wf_self();
+    if (t && b == t && t->tokens)
+        t->tokens--;
     hand_on(l, bt);
     return 0;
+}
+
+/*
+ * A task that ends holding tokens it took for itself is a bug that would
+ * otherwise show up far away: the tokens stay borrowed, and the next task
+ * that gets the same (recycled) task record would look like their holder.
+ */
+void wf_limiter_task_ended(struct weft_task *t)
+{
+    struct wf_borrow_table *bt = &t->loop->borrows;
+    for (size_t i = 0; i < bt->cap; i++) {
+        struct wf_borrow *s = &bt->slots[i];
+        if (s->id != 0 && s->id != TOMB && s->borrower == t)
+            wf_panic("task '%s' (id %llu) ended holding a limiter token: "
+                     "release it (weft_limiter_release) before returning",
+                     weft_task_name(t), (unsigned long long)t->id);
+    }
 }
 
 WF_EXPORT int weft_limiter_acquire(weft_limiter *l)
@@ -206,7 +229,7 @@ WF_EXPORT int weft_limiter_try_acquire_on_behalf_of(weft_limiter *l,
 
 WF_EXPORT int weft_limiter_release(weft_limiter *l)
 {
-    return wf_self() ? release(l, wf_self()) : -EPERM;
+    return release(l, wf_self());
 }
 
 WF_EXPORT int weft_limiter_release_on_behalf_of(weft_limiter *l,

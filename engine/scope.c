@@ -275,9 +275,14 @@ WF_EXPORT bool weft_scope_cancel_called(const weft_scope *s)
         return false;
     if (s->wf_flags & WF_SCOPE_CANCELLED)
         return true;
-    /* A deadline that passed counts before the loop gets to its timer. */
-    return live(s) && s->wf_timer.when != WEFT_FOREVER &&
-           s->wf_timer.when <= weft_now();
+    /* A deadline that passed before the loop got to its timer cancels the
+     * scope now (as trio's does), so that exit agrees with this answer. */
+    if (live(s) && s->wf_timer.when != WEFT_FOREVER &&
+        s->wf_timer.when <= weft_now() && wf_cur == s->wf_task->loop) {
+        wf_scope_do_cancel((weft_scope *)s, WF_REASON_DEADLINE);
+        return true;
+    }
+    return false;
 }
 
 WF_EXPORT bool weft_scope_cancelled_caught(const weft_scope *s)

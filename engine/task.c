@@ -19,6 +19,8 @@ _Noreturn static void task_entry(void *arg)
                  "it did not exit (%p)",
                  weft_task_name(t), (unsigned long long)t->id,
                  (void *)t->scope);
+    if (t->tokens)
+        wf_limiter_task_ended(t);
     t->state = WF_DONE;
     wf_task_finished(t);
     struct wf_loop *L = t->loop;
@@ -43,6 +45,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     t->arg = arg;
     t->group = NULL;
     t->start = NULL;
+    t->tokens = 0;
     t->on_exit = NULL;
     t->exit_arg = NULL;
     t->id = ++L->next_id;
