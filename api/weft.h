@@ -17,7 +17,6 @@
 #include <weft/chan.h>
 #include <weft/thread.h>
 #include <weft/stream.h>
-#include <weft/file.h>
 #include <weft/net.h>
 
 #endif
