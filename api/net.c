@@ -12,6 +12,7 @@
 #include "api/stream.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -49,19 +50,64 @@ static int gai_errno(int e, int sys_errno)
     }
 }
 
+/*
+ * A lookup the task may give up on (a name server that never answers must
+ * not hold a cancelled task): the worker and the task race to the end
+ * through `state`, and whichever comes second frees the call and its
+ * result, so an abandoned lookup leaks nothing.
+ */
+enum { GAI_RUNNING, GAI_DONE, GAI_ABANDONED };
+
 struct gai_call {
-    const char *host, *service;
-    const struct addrinfo *hints;
+    char *host, *service;
+    struct addrinfo hints;
+    bool has_hints;
     struct addrinfo *res;
     int rc, sys_errno;
+    _Atomic int state;
 };
+
+static void gai_free(struct gai_call *c)
+{
+    if (c->res)
+        freeaddrinfo(c->res);
+    free(c->host);
+    free(c->service);
+    free(c);
+}
 
 static int gai_worker(void *arg)
 {
     struct gai_call *c = arg;
-    c->rc = getaddrinfo(c->host, c->service, c->hints, &c->res);
+    c->rc = getaddrinfo(c->host, c->service, c->has_hints ? &c->hints : NULL,
+                        &c->res);
     c->sys_errno = errno;
+    if (atomic_exchange(&c->state, GAI_DONE) == GAI_ABANDONED)
+        gai_free(c);
     return 0;
+}
+
+static struct gai_call *gai_new(const char *host, const char *service,
+                                const struct addrinfo *hints)
+{
+    struct gai_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->host = host ? strdup(host) : NULL;
+    c->service = service ? strdup(service) : NULL;
+    if ((host && !c->host) || (service && !c->service)) {
+        gai_free(c);
+        return NULL;
+    }
+    if (hints) {
+        c->hints = *hints;
+        c->hints.ai_next = NULL;
+        c->hints.ai_addr = NULL;
+        c->hints.ai_canonname = NULL;
+        c->has_hints = true;
+    }
+    atomic_init(&c->state, GAI_RUNNING);
+    return c;
 }
 
 WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
@@ -83,14 +129,26 @@ WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
     rc = getaddrinfo(host, service, &num, res);
     if (rc != EAI_NONAME)
         return gai_errno(rc, errno);
-    /* Shielded: a result that arrives for a cancelled task is still
-     * returned (and freed by the caller), never leaked. */
-    struct gai_call c = {.host = host, .service = service, .hints = hints};
-    rc = weft_to_thread(gai_worker, &c, NULL, 0);
-    if (rc < 0)
+    struct gai_call *c = gai_new(host, service, hints);
+    if (!c)
+        return -ENOMEM;
+    rc = weft_to_thread(gai_worker, c, NULL, WEFT_ABANDON_ON_CANCEL);
+    if (rc == -ECANCELED) {
+        if (atomic_exchange(&c->state, GAI_ABANDONED) == GAI_DONE)
+            gai_free(c); /* it finished, but too late for us */
         return rc;
-    *res = c.res;
-    return gai_errno(c.rc, c.sys_errno);
+    }
+    if (rc < 0) { /* the job never ran */
+        gai_free(c);
+        return rc;
+    }
+    rc = gai_errno(c->rc, c->sys_errno);
+    if (rc == 0) {
+        *res = c->res;
+        c->res = NULL;
+    }
+    gai_free(c);
+    return rc;
 }
 
 static int resolve(const char *host, uint16_t port, int flags,
@@ -98,19 +156,14 @@ static int resolve(const char *host, uint16_t port, int flags,
 {
     char service[8];
     snprintf(service, sizeof service, "%u", port);
+    /* No AI_ADDRCONFIG: it hides IPv6 loopback on hosts whose only real
+     * address is IPv4; a family the machine lacks fails at socket(). */
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC,
         .ai_socktype = SOCK_STREAM,
-        .ai_flags = flags | AI_ADDRCONFIG,
+        .ai_flags = flags,
     };
-    int rc = weft_getaddrinfo(host, service, &hints, res);
-    if (rc == -ENOENT && host && strcmp(host, "localhost") != 0)
-        return rc;
-    if (rc == -ENOENT) { /* AI_ADDRCONFIG hides loopback-only hosts */
-        hints.ai_flags &= ~AI_ADDRCONFIG;
-        rc = weft_getaddrinfo(host, service, &hints, res);
-    }
-    return rc;
+    return weft_getaddrinfo(host, service, &hints, res);
 }
 
 /* ---- small helpers ---- */
@@ -264,6 +317,8 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
         close(he.winner);
         return rc;
     }
+    if (he.winner < 0 && rc == 0)
+        rc = weft_checkpoint_if_cancelled(); /* the attempts were cancelled */
     if (he.winner < 0)
         return rc < 0 ? rc : (he.first_err ? he.first_err : -ECONNREFUSED);
     if (!opts || !opts->no_delay_off)
@@ -339,6 +394,7 @@ struct weft_listener {
     wf_link waiters;
     size_t nwait;
     struct weft_task *closer;
+    struct wf_defer pause;   /* stop multishot: too many queued */
 };
 
 static bool any_armed(const struct weft_listener *l)
@@ -385,6 +441,8 @@ static void accept_done(struct wf_completion *c, int res, unsigned flags)
     if (res >= 0) {
         if (l->closing || q_push(l, res) < 0)
             close(res);
+        else if (l->qlen >= QHIGH && a->armed)
+            wf_defer(wf_cur, &l->pause); /* no SQE may be taken here */
     } else if (res == -EINVAL && a->multishot) {
         l->multishot = false; /* an old kernel: one-shot from now on */
     } else if (res != -ECANCELED) {
@@ -416,7 +474,8 @@ static void arm(struct weft_listener *l)
     }
 }
 
-/* A flood nobody accepts fast enough: stop pulling from the backlog. */
+/* A flood nobody accepts fast enough: stop pulling from the backlog
+ * (the kernel's backlog then bounds it); accept re-arms once drained. */
 static void throttle(struct weft_listener *l)
 {
     for (int i = 0; i < l->nacc; i++)
@@ -437,8 +496,6 @@ WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
             return -EBADF;
         if (l->qlen) {
             int fd = q_pop(l);
-            if (l->qlen >= QHIGH)
-                throttle(l);
             if (l->tcp)
                 set_nodelay(fd);
             return wf_sock_stream_new(fd, out);
@@ -464,6 +521,7 @@ WF_EXPORT int weft_listener_close(weft_listener *l)
     if (l->closing)
         return -EBADF;
     l->closing = true;
+    wf_defer_cancel(&l->pause);
     struct wf_waiter *wr;
     while ((wr = wf_waiter_first(&l->waiters)))
         wf_waiter_grant(wr, -EBADF);
@@ -498,11 +556,17 @@ WF_EXPORT int weft_listener_port(const weft_listener *l)
     return l && l->tcp ? l->port : -EINVAL;
 }
 
+static void pause_run(struct wf_defer *d)
+{
+    throttle(wf_container_of(d, struct weft_listener, pause));
+}
+
 static struct weft_listener *listener_new(bool tcp)
 {
     struct weft_listener *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    l->pause.fn = pause_run;
     l->tcp = tcp;
     l->multishot = true;
     wf_list_init(&l->waiters);

@@ -201,8 +201,9 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
             break;
         r = raw_recv(s, s->rbuf + s->rpos + s->rlen, want);
         if (r <= 0) {
+            /* As anyio's IncompleteRead: 0 stays "an empty record". */
             if (r == 0)
-                r = s->rlen ? -ENODATA : 0;
+                r = -ENODATA;
             break;
         }
         s->rlen += (size_t)r;

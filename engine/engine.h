@@ -169,6 +169,7 @@ struct wf_loop {
     uint64_t next_id;
     unsigned ncancelled;       /* live scopes whose cancel was called */
     wf_link room_waiters;      /* tasks waiting for ring capacity */
+    wf_link deferred;          /* struct wf_defer, run after each reap */
     struct weft_task *pool;    /* recycled stacks */
     unsigned npool, pool_cap;
     size_t stack_size, page;
@@ -209,6 +210,18 @@ void wf_stack_put(struct wf_loop *L, struct weft_task *t);
 void wf_stack_pool_drain(struct wf_loop *L);
 void wf_overflow_guard_install(struct wf_loop *L);
 void wf_overflow_guard_remove(struct wf_loop *L);
+
+/*
+ * Work a completion handler must not do itself (taking SQEs while the CQ
+ * is being reaped): queued, and run by the loop once the reap is over.
+ */
+struct wf_defer {
+    wf_link node;
+    void (*fn)(struct wf_defer *d);
+    bool queued;
+};
+void wf_defer(struct wf_loop *L, struct wf_defer *d);
+void wf_defer_cancel(struct wf_defer *d);
 
 /* engine/group.c: a task of no group, e.g. for another thread's call */
 int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,

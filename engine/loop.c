@@ -87,6 +87,32 @@ void wf_room_wait(struct wf_loop *L, unsigned need)
     }
 }
 
+void wf_defer(struct wf_loop *L, struct wf_defer *d)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    wf_list_push(&L->deferred, &d->node);
+}
+
+void wf_defer_cancel(struct wf_defer *d)
+{
+    if (!d->queued)
+        return;
+    d->queued = false;
+    wf_list_del(&d->node);
+}
+
+static void run_deferred(struct wf_loop *L)
+{
+    wf_link *n;
+    while ((n = wf_list_pop(&L->deferred))) {
+        struct wf_defer *d = wf_container_of(n, struct wf_defer, node);
+        d->queued = false;
+        d->fn(d);
+    }
+}
+
 static void wake_room_waiters(struct wf_loop *L)
 {
     unsigned room = L->ring.max_inflight - L->ring.inflight;
@@ -130,6 +156,8 @@ static void loop_run(struct wf_loop *L)
         if (wait && L->mailbox && !wf_mailbox_sleep(L))
             wait = false;
         wf_ring_pump(&L->ring, wait, timeout);
+        if (!wf_list_empty(&L->deferred))
+            run_deferred(L);
         if (L->mailbox)
             wf_mailbox_wake_up(L);
         if (L->timers)
@@ -187,6 +215,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     wf_list_init(&L->runq);
     wf_list_init(&L->batch);
     wf_list_init(&L->room_waiters);
+    wf_list_init(&L->deferred);
     wf_fiber_adopt_thread(&L->sched);
     wf_scope_link(&L->system, NULL, NULL, 0);
     if (in && in->thread_idle)

@@ -29,8 +29,9 @@ ssize_t weft_stream_send(weft_stream *s, const void *buf, size_t len);
 /* n; 0 if it ended before any byte; -ENODATA if it ended part way (the
  * bytes received stay readable) */
 ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n);
-/* bytes before delim (delim consumed); -EMSGSIZE if delim is not within
- * max bytes; -ENODATA if the stream ended first (bytes stay readable) */
+/* bytes before delim (delim consumed; 0 is an empty record); -EMSGSIZE if
+ * delim is not within max bytes; -ENODATA if the stream ended before a
+ * delimiter, with or without bytes (those stay readable by recv) */
 ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
                                const void *delim, size_t delim_len);
 int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
