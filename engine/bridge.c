@@ -247,6 +247,11 @@ static bool msg_waiting(void *mb)
                                 memory_order_relaxed) != NULL;
 }
 
+bool wf_mailbox_pending(struct wf_loop *L)
+{
+    return msg_waiting(L->mailbox);
+}
+
 bool wf_mailbox_sleep(struct wf_loop *L)
 {
     struct wf_mailbox *mb = L->mailbox;

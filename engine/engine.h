@@ -123,7 +123,7 @@ struct weft_task {
     struct wf_loop *loop;
     weft_scope *scope;       /* innermost scope the task is in */
     weft_scope root;         /* its node in the scope tree */
-    wf_link runq;
+    wf_link link;            /* in a loop's list of waiters for room */
     struct wf_wait *wait;    /* while blocked */
     weft_fn fn;
     void *arg;
@@ -155,12 +155,47 @@ struct wf_borrow_table {
 void wf_borrow_table_free(struct wf_borrow_table *bt);
 void wf_limiter_task_ended(struct weft_task *t);
 
+/*
+ * The ready tasks: one FIFO ring of pointers, cut in two by `mark`: the
+ * tasks before it were ready when the round began and run in this round,
+ * those after it wait for the next. Readying a task or picking the next
+ * touches no other task's record (an intrusive list would write into its
+ * neighbours'). The indices only grow; the capacity is kept at least the
+ * number of live tasks when a task is made, so pushing never fails.
+ */
+struct wf_queue {
+    struct weft_task **v;
+    size_t cap;              /* a power of two */
+    size_t head, mark, tail;
+};
+
+static inline void wf_queue_push(struct wf_queue *q, struct weft_task *t)
+{
+    q->v[q->tail++ & (q->cap - 1)] = t;
+}
+
+/* The next task of this round, or NULL when the round is over. */
+static inline struct weft_task *wf_queue_next(struct wf_queue *q)
+{
+    return q->head == q->mark ? NULL : q->v[q->head++ & (q->cap - 1)];
+}
+
+/* Tasks waiting for the next round. */
+static inline size_t wf_queue_later(const struct wf_queue *q)
+{
+    return q->tail - q->mark;
+}
+
+static inline void wf_queue_new_round(struct wf_queue *q)
+{
+    q->mark = q->tail;
+}
+
 /* ---- the loop (engine/loop.c) ---- */
 
 struct wf_loop {
     struct wf_ring ring;
-    wf_link runq;              /* ready for the next round */
-    wf_link batch;             /* ready in this round */
+    struct wf_queue ready;     /* this round's tasks, then the next's */
     struct weft_task *current; /* NULL while the scheduler runs */
     struct weft_task *dead;    /* finished; its stack is reclaimed next */
     struct wf_fiber sched;     /* the thread's own stack */
@@ -172,6 +207,7 @@ struct wf_loop {
     wf_link deferred;          /* struct wf_defer, run after each reap */
     struct weft_task *pool;    /* recycled stacks */
     unsigned npool, pool_cap;
+    unsigned colour;           /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
     struct weft_task *root;
     int result;                /* the root task's */
@@ -193,12 +229,18 @@ static inline struct weft_task *wf_self(void)
 }
 
 void wf_ready(struct weft_task *t);          /* to the run queue's end */
+int wf_queues_reserve(struct wf_loop *L, size_t ntasks);
 void wf_block(struct wf_wait *w);            /* suspend until readied */
 void wf_wake(struct weft_task *t);           /* ready a blocked task */
 void wf_yield(void);                         /* ready self, suspend */
 void wf_suspend(void);                       /* switch to the next task */
 void wf_deliver_cancel(struct weft_task *t); /* poke its wait, if any */
-void wf_room_wait(struct wf_loop *L, unsigned need);
+void wf_room_wait_slow(struct wf_loop *L, unsigned need);
+static inline void wf_room_wait(struct wf_loop *L, unsigned need)
+{
+    if (wf_unlikely(L->ring.inflight + need > L->ring.max_inflight))
+        wf_room_wait_slow(L, need);
+}
 
 /* engine/task.c */
 int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
@@ -241,6 +283,7 @@ int wf_mailbox_post(struct wf_mailbox *mb, struct wf_msg *m);
 void wf_mailbox_get(struct wf_mailbox *mb);
 void wf_mailbox_put(struct wf_mailbox *mb);
 bool wf_mailbox_sleep(struct wf_loop *L);  /* false: messages wait */
+bool wf_mailbox_pending(struct wf_loop *L); /* messages wait to be run */
 void wf_mailbox_wake_up(struct wf_loop *L); /* drain after the ring wait */
 void wf_mailbox_close(struct wf_loop *L);
 void wf_pool_set_idle(weft_time idle);

@@ -26,7 +26,32 @@ WF_EXPORT weft_time weft_now(void)
 void wf_ready(struct weft_task *t)
 {
     t->state = WF_READY;
-    wf_list_push(&t->loop->runq, &t->runq);
+    wf_queue_push(&t->loop->ready, t);
+}
+
+/* Room for every live task, before one more is made. */
+int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
+{
+    struct wf_queue *q = &L->ready;
+    if (ntasks <= q->cap)
+        return 0;
+    size_t cap = q->cap ? q->cap : 64;
+    while (cap < ntasks)
+        cap *= 2;
+    struct weft_task **v = malloc(cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    /* Re-base the indices: the order, and the mark, stay as they were. */
+    size_t n = q->tail - q->head;
+    for (size_t i = 0; i < n; i++)
+        v[i] = q->v[(q->head + i) & (q->cap - 1)];
+    free(q->v);
+    q->mark -= q->head;
+    q->tail = n;
+    q->head = 0;
+    q->v = v;
+    q->cap = cap;
+    return 0;
 }
 
 void wf_wake(struct weft_task *t)
@@ -35,15 +60,31 @@ void wf_wake(struct weft_task *t)
     wf_ready(t);
 }
 
+static void between_rounds(struct wf_loop *L, bool drain);
+
+/*
+ * Switch to the next ready task. When the round is over and tasks are
+ * ready for the next one, cross to it right here, on this task's stack:
+ * a trip to the scheduler's stack would cost two switches for a ring
+ * call that does not wait. The scheduler is needed only to wait, to run
+ * other threads' messages, and to reclaim a finished task.
+ */
 void wf_suspend(void)
 {
     struct wf_loop *L = wf_cur;
     struct weft_task *self = L->current;
-    wf_link *n = wf_list_pop(&L->batch);
-    if (n) {
-        struct weft_task *next = wf_container_of(n, struct weft_task, runq);
+    struct weft_task *next = wf_queue_next(&L->ready);
+    if (!next && wf_queue_later(&L->ready) &&
+        !(L->mailbox && wf_mailbox_pending(L))) {
+        L->current = NULL; /* completions and timers run as the scheduler */
+        between_rounds(L, false);
+        wf_queue_new_round(&L->ready);
+        next = wf_queue_next(&L->ready);
+    }
+    if (next) {
         L->current = next;
-        wf_fiber_switch(&self->fiber, &next->fiber, false);
+        if (next != self)
+            wf_fiber_switch(&self->fiber, &next->fiber, false);
     } else {
         L->current = NULL;
         wf_fiber_switch(&self->fiber, &L->sched, false);
@@ -77,12 +118,12 @@ void wf_deliver_cancel(struct weft_task *t)
 }
 
 /* Keep operations in flight within what the CQ holds (no overflow). */
-void wf_room_wait(struct wf_loop *L, unsigned need)
+void wf_room_wait_slow(struct wf_loop *L, unsigned need)
 {
     while (L->ring.inflight + need > L->ring.max_inflight) {
         struct weft_task *t = L->current;
         struct wf_wait w = {.what = "room in the ring"};
-        wf_list_push(&L->room_waiters, &t->runq);
+        wf_list_push(&L->room_waiters, &t->link);
         wf_block(&w);
     }
 }
@@ -119,16 +160,15 @@ static void wake_room_waiters(struct wf_loop *L)
     wf_link *n;
     /* Each woken task re-checks; waking a few more than fit is harmless. */
     while (room-- && (n = wf_list_pop(&L->room_waiters)))
-        wf_wake(wf_container_of(n, struct weft_task, runq));
+        wf_wake(wf_container_of(n, struct weft_task, link));
 }
 
 /* Run every task that was ready when the round began. */
 static void run_round(struct wf_loop *L)
 {
-    wf_list_splice(&L->batch, &L->runq);
-    wf_link *n;
-    while ((n = wf_list_pop(&L->batch))) {
-        struct weft_task *t = wf_container_of(n, struct weft_task, runq);
+    wf_queue_new_round(&L->ready);
+    struct weft_task *t;
+    while ((t = wf_queue_next(&L->ready))) {
         L->current = t;
         wf_fiber_switch(&L->sched, &t->fiber, false);
         if (L->dead) {
@@ -138,32 +178,43 @@ static void run_round(struct wf_loop *L)
     }
 }
 
+/*
+ * The step between two rounds: one ring call for everything the round
+ * queued (waiting only if nothing is ready, and no longer than the
+ * earliest timer), then whatever it and the clock made ready. The
+ * mailbox's messages are run only on the scheduler's stack (drain):
+ * they may run user code between tasks.
+ */
+static void between_rounds(struct wf_loop *L, bool drain)
+{
+    bool idle = wf_queue_later(&L->ready) == 0;
+    int64_t timeout = -1;
+    weft_time next = wf_timer_next(L);
+    if (idle && next != WEFT_FOREVER) {
+        weft_time now = weft_now();
+        timeout = next > now ? next - now : 0;
+    }
+    bool wait = idle && timeout != 0;
+    /* Other threads must wake a loop that sleeps in the ring. */
+    if (wait && L->mailbox && !wf_mailbox_sleep(L))
+        wait = false;
+    wf_ring_pump(&L->ring, wait, timeout);
+    if (!wf_list_empty(&L->deferred))
+        run_deferred(L);
+    if (L->mailbox && drain)
+        wf_mailbox_wake_up(L);
+    if (L->timers)
+        wf_timers_expire(L, weft_now());
+    if (!wf_list_empty(&L->room_waiters))
+        wake_room_waiters(L);
+}
+
 static void loop_run(struct wf_loop *L)
 {
     while (L->ntasks) {
         run_round(L);
-        if (!L->ntasks)
-            break;
-        bool idle = wf_list_empty(&L->runq);
-        int64_t timeout = -1;
-        weft_time next = wf_timer_next(L);
-        if (idle && next != WEFT_FOREVER) {
-            weft_time now = weft_now();
-            timeout = next > now ? next - now : 0;
-        }
-        bool wait = idle && timeout != 0;
-        /* Other threads must wake a loop that sleeps in the ring. */
-        if (wait && L->mailbox && !wf_mailbox_sleep(L))
-            wait = false;
-        wf_ring_pump(&L->ring, wait, timeout);
-        if (!wf_list_empty(&L->deferred))
-            run_deferred(L);
-        if (L->mailbox)
-            wf_mailbox_wake_up(L);
-        if (L->timers)
-            wf_timers_expire(L, weft_now());
-        if (!wf_list_empty(&L->room_waiters))
-            wake_room_waiters(L);
+        if (L->ntasks)
+            between_rounds(L, true);
     }
 }
 
@@ -212,8 +263,6 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
         stack = min;
     L->stack_size = (stack + L->page - 1) & ~(L->page - 1);
     L->pool_cap = L->opts.stack_cache;
-    wf_list_init(&L->runq);
-    wf_list_init(&L->batch);
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);
     wf_fiber_adopt_thread(&L->sched);
@@ -226,6 +275,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
 static void loop_close(struct wf_loop *L)
 {
     wf_stack_pool_drain(L);
+    free(L->ready.v);
     wf_borrow_table_free(&L->borrows);
     wf_ring_exit(&L->ring);
 }

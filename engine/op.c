@@ -49,9 +49,8 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
     wf_room_wait(L, 2);
     /* Two free slots: await_until's linked timeout must follow at once. */
     wf_ring_reserve(&L->ring, 2);
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&L->ring.ring);
-    memset(sqe, 0, sizeof *sqe);
-    return sqe;
+    /* Not zeroed: every io_uring_prep_* call writes all of it. */
+    return io_uring_get_sqe(&L->ring.ring);
 }
 
 /* An SQE that will not be awaited: take it back, or make it a no-op. */
@@ -81,17 +80,22 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
         drop_sqe(L, sqe);
         return rc;
     }
-    *io = (struct wf_io){
-        .op = {.fn = op_done},
-        .timeout = {.fn = timeout_done},
-        .wait = {.cancel = op_cancel, .what = what},
-        .pending = 1,
-    };
+    /* Field by field: the timeout's half is set only when it is used. */
+    io->op.fn = op_done;
+    io->op.untracked = false;
+    io->wait.cancel = op_cancel;
+    io->wait.what = what;
+    io->res = 0;
+    io->tres = 0;
+    io->pending = 1;
+    io->killed = false;
     /* weft needs the terminal CQE, whatever the caller asked for. */
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
     wf_ring_track(&L->ring, sqe, &io->op);
     struct __kernel_timespec ts;
     if (deadline != WEFT_FOREVER) {
+        io->timeout.fn = timeout_done;
+        io->timeout.untracked = false;
         sqe->flags |= IOSQE_IO_LINK;
         ts.tv_sec = deadline / WEFT_SEC;
         ts.tv_nsec = deadline % WEFT_SEC;

@@ -139,8 +139,8 @@ static bool live(const weft_scope *s)
     return s && s->wf_magic == SCOPE_MAGIC && s->wf_state == WF_SCOPE_LIVE;
 }
 
-/* Arm, disarm or fire a live scope's deadline. */
-static void apply_deadline(weft_scope *s, weft_time deadline)
+/* Arm, disarm or fire a live scope's deadline (now: 0 if not read yet). */
+static void apply_deadline(weft_scope *s, weft_time deadline, weft_time now)
 {
     struct wf_loop *L = s->wf_task->loop;
     s->wf_timer.when = deadline;
@@ -148,13 +148,13 @@ static void apply_deadline(weft_scope *s, weft_time deadline)
         return;
     if (deadline == WEFT_FOREVER)
         wf_timer_disarm(L, &s->wf_timer);
-    else if (deadline <= weft_now())
+    else if (deadline <= (now ? now : weft_now()))
         wf_scope_do_cancel(s, WF_REASON_DEADLINE);
     else
         wf_timer_arm(L, &s->wf_timer, deadline);
 }
 
-WF_EXPORT void weft_scope_enter(weft_scope *s, weft_time deadline)
+static void enter(weft_scope *s, weft_time deadline, weft_time now)
 {
     struct weft_task *t = need_task("weft_scope_enter");
     if (!s)
@@ -162,20 +162,25 @@ WF_EXPORT void weft_scope_enter(weft_scope *s, weft_time deadline)
     wf_scope_link(s, t->scope, t, 0);
     t->scope = s;
     if (deadline != WEFT_FOREVER)
-        apply_deadline(s, deadline);
+        apply_deadline(s, deadline, now);
 }
 
-static weft_time after(weft_time delay)
+WF_EXPORT void weft_scope_enter(weft_scope *s, weft_time deadline)
 {
-    weft_time now = weft_now();
-    if (delay > 0 && now > WEFT_FOREVER - delay)
-        return WEFT_FOREVER - 1;
-    return now + delay;
+    enter(s, deadline, 0);
 }
 
 WF_EXPORT void weft_move_on_after(weft_scope *s, weft_time delay)
 {
-    weft_scope_enter(s, delay == WEFT_FOREVER ? WEFT_FOREVER : after(delay));
+    if (delay == WEFT_FOREVER) {
+        enter(s, WEFT_FOREVER, 0);
+        return;
+    }
+    weft_time now = weft_now();
+    if (delay > 0 && now > WEFT_FOREVER - delay)
+        enter(s, WEFT_FOREVER - 1, now);
+    else
+        enter(s, now + delay, now);
 }
 
 WF_EXPORT void weft_fail_after(weft_scope *s, weft_time delay)
@@ -239,7 +244,7 @@ WF_EXPORT void weft_scope_set_deadline(weft_scope *s, weft_time deadline)
     if (!s)
         return;
     if (live(s))
-        apply_deadline(s, deadline);
+        apply_deadline(s, deadline, 0);
     else
         s->wf_timer.when = deadline;
 }

@@ -21,9 +21,16 @@
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
-static size_t task_offset(size_t map_len)
+/*
+ * Where the task record goes: at the top, less a "colour" of 0-15 x 256
+ * bytes that differs between stacks, so that the records and the hot top
+ * of many stacks do not all fall into the same few L1 cache sets (they
+ * would, every one being at the same offset in its page).
+ */
+static size_t task_offset(size_t map_len, unsigned colour)
 {
-    return (map_len - sizeof(struct weft_task)) & ~(size_t)63;
+    return ((map_len - sizeof(struct weft_task)) & ~(size_t)63) -
+           (size_t)(colour % 16) * 256;
 }
 
 /* A stack with its task record, from the pool or fresh from the kernel. */
@@ -55,7 +62,7 @@ struct weft_task *wf_stack_get(struct wf_loop *L)
         munmap(map, len);
         return NULL;
     }
-    t = (struct weft_task *)(map + task_offset(len));
+    t = (struct weft_task *)(map + task_offset(len, L->colour++));
     t->map = map;
     t->map_len = len;
     t->vg_id = VALGRIND_STACK_REGISTER(map + L->page, (char *)t);

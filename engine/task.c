@@ -33,6 +33,8 @@ _Noreturn static void task_entry(void *arg)
 int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
                 struct weft_task **out)
 {
+    if (wf_queues_reserve(L, L->ntasks + 1) < 0)
+        return -ENOMEM;
     struct weft_task *t = wf_stack_get(L);
     if (!t)
         return -ENOMEM;

@@ -55,7 +55,7 @@ WF_EXPORT int weft_sleep_until(weft_time deadline)
     int rc = wf_check(&t);
     if (rc < 0)
         return rc;
-    if (deadline <= weft_now()) {
+    if (deadline <= 0 || deadline <= weft_now()) {
         wf_yield();
         return t->loop->ncancelled && wf_cancelled(t) ? -ECANCELED : 0;
     }

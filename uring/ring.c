@@ -211,7 +211,7 @@ struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r)
     return sqe;
 }
 
-void wf_ring_reserve(struct wf_ring *r, unsigned n)
+void wf_ring_flush_for(struct wf_ring *r, unsigned n)
 {
     while (io_uring_sq_space_left(&r->ring) < n)
         flush(r);

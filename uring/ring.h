@@ -37,7 +37,12 @@ void wf_ring_exit(struct wf_ring *r);
 /* An SQE; a full SQ is submitted first, so this never fails. */
 struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r);
 /* Make sure the next n wf_ring_sqe() calls need no flush. */
-void wf_ring_reserve(struct wf_ring *r, unsigned n);
+void wf_ring_flush_for(struct wf_ring *r, unsigned n);
+static inline void wf_ring_reserve(struct wf_ring *r, unsigned n)
+{
+    if (__builtin_expect(io_uring_sq_space_left(&r->ring) < n, 0))
+        wf_ring_flush_for(r, n);
+}
 /* Take back the SQE just handed out, if it is still the last one queued. */
 bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe);
 /* Queue an ASYNC_CANCEL of the operation whose user_data is c. */

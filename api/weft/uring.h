@@ -20,7 +20,8 @@
 extern "C" {
 #endif
 
-/* An SQE of the current loop's ring, zeroed; NULL outside a loop. */
+/* An SQE of the current loop's ring; NULL outside a loop. Prepare it with
+ * an io_uring_prep_* call, which writes every field (it is not zeroed). */
 struct io_uring_sqe *weft_uring_sqe(void);
 
 /* Submit-and-wait: the CQE's res, or -ECANCELED. */
