@@ -17,6 +17,7 @@
 #include <weft/chan.h>
 #include <weft/thread.h>
 #include <weft/stream.h>
+#include <weft/file.h>
 #include <weft/net.h>
 
 #endif

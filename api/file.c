@@ -1,0 +1,651 @@
+/*
+ * api/file.c - open files on io_uring: weft_file_* (OPENAT, READ, WRITE,
+ * FSYNC, STATX, FALLOCATE, FTRUNCATE, CLOSE), the position weft keeps,
+ * O_DIRECT alignment checks and registered (fixed) files.
+ *
+ * What this file keeps true:
+ * - No fd leaks: an OPENAT that completes for a caller who has been
+ *   cancelled meanwhile is closed at once; every failure after the open
+ *   closes the fd; close closes even when cancelled.
+ * - Close never frees the file under another task: calls under way are
+ *   counted (users) and close waits for them. On a regular file their
+ *   operations finish by themselves; on a pipe, FIFO, socket or device
+ *   they may never, so close cancels them (they return -EBADF).
+ * - read/write/seek take the file's position lock, so concurrent calls
+ *   that use the position take turns as they do on one struct file in
+ *   the kernel; pread/pwrite do not take it.
+ */
+#include "api/file.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <weft/thread.h>
+#include <weft/uring.h>
+
+#define WF_FILE_DEFAULT_READAHEAD ((size_t)64 << 10)
+/* The fixed-file table this file registers on a ring that has none. */
+#define WF_FIXED_TABLE 4096u
+
+/* ---- the bracket around every call ---- */
+
+int wf_file_enter(weft_file *f)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc == -EPERM)
+        return rc;
+    if (!f)
+        return -EINVAL;
+    if (f->closing)
+        return -EBADF;
+    if (rc < 0)
+        return rc;
+    f->users++;
+    return 0;
+}
+
+void wf_file_leave(weft_file *f)
+{
+    if (--f->users == 0 && f->closer)
+        wf_wake(f->closer);
+}
+
+int wf_file_pos_lock(weft_file *f)
+{
+    int rc = weft_lock_try_acquire(&f->poslock);
+    if (rc == -EAGAIN)
+        rc = weft_lock_acquire(&f->poslock);
+    if (rc == 0 && f->closing) {
+        weft_lock_release(&f->poslock);
+        rc = -EBADF;
+    }
+    return rc;
+}
+
+void wf_file_pos_unlock(weft_file *f)
+{
+    weft_lock_release(&f->poslock);
+}
+
+/* What kind of file f is (fstat of an open fd: it does not wait on a
+ * local disk). Asked only when it matters: a short read, a seek, a close
+ * with calls under way. */
+static int file_kind(weft_file *f)
+{
+    if (f->kind != WF_KIND_UNKNOWN)
+        return f->kind;
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return WF_KIND_OTHER;
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        f->kind = WF_KIND_DISK;
+    else if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        f->kind = WF_KIND_STREAM;
+    else
+        f->kind = WF_KIND_OTHER;
+    return f->kind;
+}
+
+/* ---- one ring operation of a file ---- */
+
+struct file_op {
+    struct wf_io io;
+    wf_link node; /* in f->ops while in flight, for close's cancel */
+};
+
+/* Await sqe as one of f's operations. */
+static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
+{
+    struct file_op op;
+    memset(&op, 0, sizeof op);
+    if (f->closing) {
+        /* weft_uring_sqe waited for room and close began meanwhile: its
+         * cancel has passed, so this operation must not start. */
+        io_uring_prep_nop(sqe);
+        wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
+        return -EBADF;
+    }
+    wf_list_push(&f->ops, &op.node);
+    int rc = wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
+    wf_list_del(&op.node);
+    if (rc < 0 && op.io.killed)
+        rc = -EBADF;
+    return rc;
+}
+
+/* The slot is an index into one ring's table: only that loop uses it. */
+static void use_fixed(weft_file *f, struct io_uring_sqe *sqe)
+{
+    if (f->slot >= 0 && f->slot_loop == wf_cur) {
+        sqe->fd = f->slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
+void wf_file_kill(weft_file *f)
+{
+    f->closing = true; /* and nothing new starts */
+    for (wf_link *n = f->ops.next; n != &f->ops; n = n->next)
+        wf_io_kill(&wf_container_of(n, struct file_op, node)->io);
+}
+
+/* ---- reads and writes ---- */
+
+static ssize_t read_once(weft_file *f, void *buf, size_t n, off_t off)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_read(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
+    use_fixed(f, sqe);
+    return file_await(f, sqe, "weft_file_read");
+}
+
+ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < WF_FILE_CHUNK ? n - done : WF_FILE_CHUNK;
+        ssize_t r = read_once(f, (char *)buf + done, want, off + (off_t)done);
+        if (r < 0 && done == 0)
+            return r;
+        if (r <= 0)
+            break; /* end of file, or an error after data: read(2)'s rule */
+        done += (size_t)r;
+        if (some)
+            break;
+        if ((size_t)r == want)
+            continue;
+        /* Short: the end of a regular file (a direct read at the end is
+         * never followed up: the next offset would be unaligned), or what
+         * a pipe or device had. Only a regular file reads on. */
+        if (f->mem_align > 1 || file_kind(f) != WF_KIND_DISK)
+            break;
+    }
+    return (ssize_t)done;
+}
+
+static ssize_t write_once(weft_file *f, const void *buf, size_t n, off_t off)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_write(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
+    use_fixed(f, sqe);
+    return file_await(f, sqe, "weft_file_write");
+}
+
+int wf_file_write_at(weft_file *f, const void *buf, size_t n, off_t off,
+                     size_t *done)
+{
+    *done = 0;
+    while (*done < n) {
+        size_t want = n - *done < WF_FILE_CHUNK ? n - *done : WF_FILE_CHUNK;
+        off_t at = off < 0 ? -1 : off + (off_t)*done;
+        ssize_t r = write_once(f, (const char *)buf + *done, want, at);
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            return -EIO; /* a file that takes nothing would loop forever */
+        *done += (size_t)r;
+    }
+    return 0;
+}
+
+/* The checks every read and write makes before submitting anything. */
+static int check_io(const weft_file *f, const void *buf, size_t n, off_t off)
+{
+    if (!buf && n)
+        return -EFAULT;
+    if (n > SSIZE_MAX || off < 0)
+        return -EINVAL;
+    if (f->mem_align > 1 && ((uintptr_t)buf % f->mem_align ||
+                             n % f->off_align || (size_t)off % f->off_align))
+        return -EINVAL;
+    return 0;
+}
+
+WF_EXPORT ssize_t weft_file_pread(weft_file *f, void *buf, size_t n,
+                                  off_t offset)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    ssize_t r = check_io(f, buf, n, offset);
+    if (r == 0)
+        r = wf_file_read_at(f, buf, n, offset, false);
+    wf_file_leave(f);
+    return r;
+}
+
+WF_EXPORT ssize_t weft_file_pwrite(weft_file *f, const void *buf, size_t n,
+                                   off_t offset)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    size_t done;
+    ssize_t r = check_io(f, buf, n, offset);
+    if (r == 0)
+        r = wf_file_write_at(f, buf, n, offset, &done);
+    wf_file_leave(f);
+    return r < 0 ? r : (ssize_t)n;
+}
+
+WF_EXPORT ssize_t weft_file_read(weft_file *f, void *buf, size_t n)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    ssize_t r = wf_file_pos_lock(f);
+    if (r == 0) {
+        r = check_io(f, buf, n, f->pos);
+        if (r == 0)
+            r = wf_file_read_at(f, buf, n, f->pos, false);
+        if (r > 0)
+            f->pos += r;
+        wf_file_pos_unlock(f);
+    }
+    wf_file_leave(f);
+    return r;
+}
+
+WF_EXPORT ssize_t weft_file_write(weft_file *f, const void *buf, size_t n)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    ssize_t r = wf_file_pos_lock(f);
+    if (r == 0) {
+        size_t done = 0;
+        bool append = f->oflags & O_APPEND;
+        r = check_io(f, buf, n, f->pos);
+        if (r == 0)
+            r = wf_file_write_at(f, buf, n, append ? -1 : f->pos, &done);
+        if (append) {
+            /* The kernel appended at its own position (the end). */
+            off_t end = lseek(f->fd, 0, SEEK_CUR);
+            if (end >= 0)
+                f->pos = end;
+        } else {
+            f->pos += (off_t)done;
+        }
+        if (r == 0)
+            r = (ssize_t)n;
+        wf_file_pos_unlock(f);
+    }
+    wf_file_leave(f);
+    return r;
+}
+
+/* ---- statx, seek ---- */
+
+static int statx_fd(weft_file *f, unsigned mask, struct statx *st)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_statx(sqe, f->fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
+                        mask, st);
+    return file_await(f, sqe, "weft_file_stat");
+}
+
+WF_EXPORT int weft_file_stat(weft_file *f, struct statx *st)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    rc = st ? statx_fd(f, STATX_BASIC_STATS | STATX_BTIME, st) : -EFAULT;
+    wf_file_leave(f);
+    return rc;
+}
+
+struct seek_job {
+    int fd, whence;
+    off_t offset, result;
+};
+
+static int seek_worker(void *arg)
+{
+    struct seek_job *j = arg;
+    j->result = lseek(j->fd, j->offset, j->whence);
+    return j->result < 0 ? -errno : 0;
+}
+
+static off_t seek_locked(weft_file *f, off_t offset, int whence)
+{
+    off_t base;
+    if (file_kind(f) == WF_KIND_STREAM)
+        return -ESPIPE;
+    switch (whence) {
+    case SEEK_SET:
+        base = 0;
+        break;
+    case SEEK_CUR:
+        base = f->pos;
+        break;
+    case SEEK_END: {
+        struct statx st;
+        int rc = statx_fd(f, STATX_SIZE, &st);
+        if (rc < 0)
+            return rc;
+        base = (off_t)st.stx_size;
+        break;
+    }
+    case SEEK_DATA:
+    case SEEK_HOLE: {
+        /* No opcode for these: the filesystem's own lseek, on a worker. */
+        struct seek_job j = {.fd = f->fd, .whence = whence, .offset = offset};
+        int rc = weft_to_thread(seek_worker, &j, NULL, 0);
+        return rc < 0 ? rc : j.result;
+    }
+    default:
+        return -EINVAL;
+    }
+    if (offset > 0 && base > (off_t)(INT64_MAX - offset))
+        return -EOVERFLOW;
+    if (base + offset < 0)
+        return -EINVAL;
+    return base + offset;
+}
+
+WF_EXPORT off_t weft_file_seek(weft_file *f, off_t offset, int whence)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    off_t r = wf_file_pos_lock(f);
+    if (r == 0) {
+        r = seek_locked(f, offset, whence);
+        if (r >= 0)
+            f->pos = r;
+        wf_file_pos_unlock(f);
+    }
+    wf_file_leave(f);
+    return r;
+}
+
+/* ---- sync, truncate, allocate ---- */
+
+static int fsync_file(weft_file *f, unsigned flags, const char *what)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_fsync(sqe, f->fd, flags);
+    use_fixed(f, sqe);
+    rc = file_await(f, sqe, what);
+    wf_file_leave(f);
+    return rc;
+}
+
+WF_EXPORT int weft_file_sync(weft_file *f)
+{
+    return fsync_file(f, 0, "weft_file_sync");
+}
+
+WF_EXPORT int weft_file_datasync(weft_file *f)
+{
+    return fsync_file(f, IORING_FSYNC_DATASYNC, "weft_file_datasync");
+}
+
+struct truncate_job {
+    int fd;
+    off_t length;
+};
+
+static int truncate_worker(void *arg)
+{
+    struct truncate_job *j = arg;
+    return ftruncate(j->fd, j->length) < 0 ? -errno : 0;
+}
+
+WF_EXPORT int weft_file_truncate(weft_file *f, off_t length)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    if (length < 0) {
+        rc = -EINVAL;
+    } else if (weft_uring_has_op(WF_OP_FTRUNCATE)) {
+        struct io_uring_sqe *sqe = weft_uring_sqe();
+        io_uring_prep_rw(WF_OP_FTRUNCATE, sqe, f->fd, NULL, 0,
+                         (uint64_t)length);
+        use_fixed(f, sqe);
+        rc = file_await(f, sqe, "weft_file_truncate");
+    } else {
+        struct truncate_job j = {.fd = f->fd, .length = length};
+        rc = weft_to_thread(truncate_worker, &j, NULL, 0);
+    }
+    wf_file_leave(f);
+    return rc;
+}
+
+WF_EXPORT int weft_file_allocate(weft_file *f, int mode, off_t offset,
+                                 off_t len)
+{
+    int rc = wf_file_enter(f);
+    if (rc < 0)
+        return rc;
+    if (offset < 0 || len <= 0) {
+        rc = -EINVAL;
+    } else {
+        struct io_uring_sqe *sqe = weft_uring_sqe();
+        io_uring_prep_fallocate(sqe, f->fd, mode, offset, len);
+        use_fixed(f, sqe);
+        rc = file_await(f, sqe, "weft_file_allocate");
+    }
+    wf_file_leave(f);
+    return rc;
+}
+
+WF_EXPORT int weft_file_fd(const weft_file *f)
+{
+    return f ? f->fd : -EINVAL;
+}
+
+WF_EXPORT int weft_file_alignment(const weft_file *f, size_t *mem,
+                                  size_t *offset)
+{
+    if (!f)
+        return -EINVAL;
+    if (mem)
+        *mem = f->mem_align;
+    if (offset)
+        *offset = f->off_align;
+    return 0;
+}
+
+/* ---- open ---- */
+
+/* The O_DIRECT alignment of an open file (Linux 6.1 reports it). */
+static int direct_alignment(weft_file *f)
+{
+    struct statx st;
+    memset(&st, 0, sizeof st);
+    int rc = statx_fd(f, STATX_DIOALIGN, &st);
+    if (rc < 0)
+        return rc;
+    f->mem_align = f->off_align = 4096;
+    if ((st.stx_mask & STATX_DIOALIGN) && st.stx_dio_mem_align &&
+        st.stx_dio_offset_align) {
+        f->mem_align = st.stx_dio_mem_align;
+        f->off_align = st.stx_dio_offset_align;
+    }
+    return 0;
+}
+
+/* The kernel refuses a table larger than RLIMIT_NOFILE (and liburing
+ * would raise the limit for the whole process: not ours to change). */
+static unsigned fixed_table_size(void)
+{
+    struct rlimit rl;
+    unsigned n = WF_FIXED_TABLE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+        n = (unsigned)rl.rlim_cur;
+    return n;
+}
+
+/*
+ * Put f's fd in the ring's fixed-file table (a slot the kernel picks:
+ * IORING_FILE_INDEX_ALLOC, Linux 5.19). A ring without a table gets a
+ * sparse one. Any failure leaves f on its plain fd: fixed files are only
+ * an optimisation.
+ */
+static void fixed_install(weft_file *f)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fds[1] = {f->fd};
+        struct io_uring_sqe *sqe = weft_uring_sqe();
+        io_uring_prep_files_update(sqe, fds, 1, (int)IORING_FILE_INDEX_ALLOC);
+        int rc = file_await(f, sqe, "weft_file_open");
+        if (rc == 1) {
+            f->slot = fds[0];
+            f->slot_loop = wf_cur;
+            return;
+        }
+        if (rc == -ECANCELED || attempt)
+            return;
+        /* No table yet (-ENXIO): register a sparse one on this loop's
+         * ring. -EBUSY means someone did; then the slot failed for good. */
+        if (io_uring_register_files_sparse(&wf_self()->loop->ring.ring,
+                                           fixed_table_size()) < 0)
+            return;
+    }
+}
+
+static void fixed_remove(weft_file *f)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_close_direct(sqe, (unsigned)f->slot);
+    struct wf_io io;
+    wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_close");
+    f->slot = -1;
+}
+
+static int open_fd(const char *path, int flags, mode_t mode)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+    struct wf_io io;
+    int fd = wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_open");
+    if (fd >= 0 && weft_checkpoint_if_cancelled() < 0) {
+        /* Opened although the caller was cancelled meanwhile: nobody
+         * will get this fd, so it must not outlive the call. */
+        close(fd);
+        return -ECANCELED;
+    }
+    return fd;
+}
+
+WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
+                                  mode_t mode, const weft_file_options *opts)
+{
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc == -EPERM)
+        return rc;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    if (!path)
+        return -EFAULT;
+    weft_file_options o = opts ? *opts : (weft_file_options){0};
+    if (o.flags & ~(WEFT_FILE_DIRECT | WEFT_FILE_FIXED))
+        return -EINVAL;
+    weft_file *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    flags |= O_CLOEXEC;
+    if (o.flags & WEFT_FILE_DIRECT)
+        flags |= O_DIRECT;
+    int fd = open_fd(path, flags, mode);
+    if (fd < 0) {
+        free(f);
+        return fd;
+    }
+    f->fd = fd;
+    f->slot = -1;
+    f->oflags = flags;
+    f->mem_align = f->off_align = 1;
+    f->readahead = o.readahead ? o.readahead : WF_FILE_DEFAULT_READAHEAD;
+    wf_list_init(&f->ops);
+    weft_lock_init(&f->poslock);
+    if (flags & O_DIRECT)
+        rc = direct_alignment(f);
+    if (rc == 0 && (o.flags & WEFT_FILE_FIXED))
+        fixed_install(f);
+    if (rc == 0)
+        rc = weft_checkpoint_if_cancelled();
+    if (rc < 0) {
+        if (f->slot >= 0)
+            io_uring_register_files_update(&t->loop->ring.ring,
+                                           (unsigned)f->slot, (int[]){-1}, 1);
+        close(fd);
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+WF_EXPORT int weft_file_open(weft_file **out, const char *path, int flags,
+                             mode_t mode)
+{
+    return weft_file_open_opts(out, path, flags, mode, NULL);
+}
+
+/* ---- close ---- */
+
+/* Close the fd through the ring, shielded: a cancelled close still
+ * closes (and so never leaks); the cancellation is reported after. */
+static int close_fd(weft_file *f)
+{
+    weft_scope shield;
+    weft_scope_enter(&shield, WEFT_FOREVER);
+    weft_scope_set_shield(&shield, true);
+    if (f->slot >= 0 && f->slot_loop == wf_cur)
+        fixed_remove(f);
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_close(sqe, f->fd);
+    struct wf_io io;
+    int rc = wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_close");
+    weft_scope_exit(&shield, 0);
+    return rc;
+}
+
+int wf_file_close_now(weft_file *f)
+{
+    f->closing = true;
+    struct weft_task *t = wf_self();
+    if (!t) {
+        /* Outside a loop nothing can be in flight. */
+        int rc = close(f->fd) < 0 ? -errno : 0;
+        free(f);
+        return rc;
+    }
+    if (f->users) {
+        if (file_kind(f) != WF_KIND_DISK)
+            wf_file_kill(f); /* reads of a FIFO may never end */
+        while (f->users) {
+            struct wf_wait w = {.what = "weft_file_close"};
+            f->closer = t;
+            wf_block(&w);
+            f->closer = NULL;
+        }
+    }
+    int cancelled = weft_checkpoint_if_cancelled();
+    int rc = close_fd(f);
+    free(f);
+    return cancelled < 0 ? cancelled : rc;
+}
+
+WF_EXPORT int weft_file_close(weft_file *f)
+{
+    if (!f)
+        return -EINVAL;
+    if (f->closing)
+        return -EBADF;
+    return wf_file_close_now(f);
+}

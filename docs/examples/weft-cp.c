@@ -1,0 +1,326 @@
+/*
+ * weft-cp.c - copy a file or a directory tree, many files at once.
+ *
+ *     weft-cp [-j N] [-q] SRC DST
+ *
+ * Like `cp -r SRC DST` (DST an existing directory: into DST/basename(SRC)),
+ * and it keeps each file's and directory's mode bits (cp -p's modes; not
+ * owners or times). Symbolic links inside the tree are copied as links;
+ * other special files are skipped with a message. N files are copied at
+ * once (default 64; a weft_limiter); each directory's entries are looked
+ * at by tasks of their own. On a terminal it shows a progress line (files
+ * and bytes done, rewritten in place); -q or a pipe keeps it quiet.
+ * Exit status 0, or 1 if anything failed (each failure is printed, and the
+ * copy goes on).
+ *
+ * The structure: a directory task scans its directory (weft_path_scan:
+ * the names and their lstat, read on the worker pool in one job), then
+ * spawns into the directory's group a directory task per subdirectory
+ * and a file task per file or link. A file task's token of the limiter
+ * is taken on its behalf before it is spawned, so at most N file tasks
+ * exist at once; directory tasks hold none. A directory's mode is set
+ * once its group has ended (so a read-only directory can still be
+ * filled).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <weft.h>
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+struct copy {
+    weft_limiter files; /* tokens: entries copied at once */
+    unsigned long long files_done, bytes_done;
+    int failures;
+    mode_t umask;
+    weft_event finished; /* the copy is over: the progress line ends */
+};
+
+struct entry {
+    struct copy *c;
+    char *src, *dst;
+    mode_t mode; /* from the directory scan's lstat */
+    size_t size;
+};
+
+static void report(struct copy *c, const char *path, int rc)
+{
+    fprintf(stderr, "\nweft-cp: %s: %s\n", path, weft_strerror(rc));
+    c->failures++;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    char *p;
+    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+/* Copy the regular file e->src (size bytes, mode) to e->dst. */
+static int copy_file(struct entry *e, size_t size, mode_t mode)
+{
+    weft_file *in, *out;
+    int rc = weft_file_open(&in, e->src, O_RDONLY, 0);
+    if (rc < 0)
+        return rc;
+    rc = weft_file_open(&out, e->dst, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (rc < 0) {
+        weft_file_close(in);
+        return rc;
+    }
+    size_t cap = size < COPY_CHUNK ? size : COPY_CHUNK;
+    char *buf = cap ? malloc(cap) : NULL;
+    if (cap && !buf)
+        rc = -ENOMEM;
+    /* Read what stat saw: asking for more would cost one more read, the
+     * one that finds the end. */
+    for (size_t done = 0; rc == 0 && done < size;) {
+        size_t want = size - done < cap ? size - done : cap;
+        ssize_t n = weft_file_read(in, buf, want);
+        if (n <= 0) {
+            rc = (int)n; /* 0: it shrank meanwhile; what was there is copied */
+            break;
+        }
+        ssize_t w = weft_file_write(out, buf, (size_t)n);
+        if (w < 0)
+            rc = (int)w;
+        done += (size_t)n;
+        e->c->bytes_done += (size_t)n;
+    }
+    free(buf);
+    /* The umask may have taken bits away, and a write clears set-id
+     * bits: give them back (a quick metadata call, made in place). */
+    if (rc == 0 && ((mode & ~e->c->umask) != mode || (mode & 06000)) &&
+        fchmod(weft_file_fd(out), mode) < 0)
+        rc = -errno;
+    int r1 = weft_file_close(in), r2 = weft_file_close(out);
+    return rc < 0 ? rc : r1 < 0 ? r1 : r2;
+}
+
+/* Symbolic links have no io_uring opcode to read them: the worker pool. */
+static int copy_link_worker(void *arg)
+{
+    struct entry *e = arg;
+    char target[4096];
+    ssize_t n = readlink(e->src, target, sizeof target - 1);
+    if (n < 0)
+        return -errno;
+    target[n] = '\0';
+    return symlink(target, e->dst) < 0 ? -errno : 0;
+}
+
+static int copy_dir(struct entry *e, mode_t mode);
+
+static void entry_free(struct entry *e)
+{
+    free(e->src);
+    free(e->dst);
+    free(e);
+}
+
+/* A file or link task: it was given a token of c->files on its behalf. */
+static int entry_task(void *arg)
+{
+    struct entry *e = arg;
+    struct copy *c = e->c;
+    int rc = 0;
+    if (S_ISREG(e->mode))
+        rc = copy_file(e, e->size, e->mode & 07777);
+    else
+        rc = weft_to_thread(copy_link_worker, e, NULL, 0);
+    if (rc < 0 && rc != -ECANCELED)
+        report(c, e->src, rc);
+    if (rc == 0)
+        c->files_done++;
+    weft_limiter_release_on_behalf_of(&c->files, e);
+    entry_free(e);
+    return rc == -ECANCELED ? rc : 0;
+}
+
+/* A directory task: no token (it would hold it while it waits for its
+ * entries, and the limiter could deadlock). */
+static int dir_task(void *arg)
+{
+    struct entry *e = arg;
+    int rc = copy_dir(e, e->mode & 07777);
+    entry_free(e);
+    return rc == -ECANCELED ? rc : 0;
+}
+
+struct lister {
+    struct entry *dir;
+    weft_group *g;
+};
+
+/* For each entry of a directory (with its lstat, from weft_path_scan):
+ * a directory task, or a token and then a file task. */
+static int spawn_entry(const char *name, const struct statx *st, void *arg)
+{
+    struct lister *l = arg;
+    struct copy *c = l->dir->c;
+    if (!S_ISDIR(st->stx_mode) && !S_ISREG(st->stx_mode) &&
+        !S_ISLNK(st->stx_mode)) {
+        fprintf(stderr,
+                "\nweft-cp: %s/%s: not a file, directory or link: "
+                "skipped\n",
+                l->dir->src, name);
+        return 0;
+    }
+    struct entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->src = join(l->dir->src, name)) ||
+        !(e->dst = join(l->dir->dst, name))) {
+        if (e)
+            entry_free(e);
+        return -ENOMEM;
+    }
+    e->c = c;
+    e->mode = st->stx_mode;
+    e->size = st->stx_size;
+    int rc;
+    if (S_ISDIR(e->mode)) {
+        rc = weft_group_spawn(l->g, dir_task, e);
+    } else if ((rc = weft_limiter_acquire_on_behalf_of(&c->files, e)) == 0) {
+        rc = weft_group_spawn(l->g, entry_task, e);
+        if (rc < 0)
+            weft_limiter_release_on_behalf_of(&c->files, e);
+    }
+    if (rc < 0)
+        entry_free(e);
+    return rc;
+}
+
+static int copy_dir(struct entry *e, mode_t mode)
+{
+    struct copy *c = e->c;
+    /* Owner rwx while it is being filled; its own mode at the end. */
+    int rc = weft_path_mkdir(e->dst, mode | 0700);
+    if (rc < 0 && rc != -EEXIST) {
+        report(c, e->dst, rc);
+        return rc;
+    }
+    weft_group g;
+    struct lister l = {.dir = e, .g = &g};
+    weft_group_enter(&g);
+    rc = weft_path_scan(e->src, spawn_entry, &l);
+    if (rc < 0 && rc != -ECANCELED)
+        report(c, e->src, rc);
+    rc = weft_group_exit(&g, rc == -ECANCELED ? rc : 0);
+    if (chmod(e->dst, mode) < 0)
+        report(c, e->dst, -errno);
+    return rc;
+}
+
+/* On a terminal: "files, MiB" every 100 ms, rewritten with \r. */
+static int progress_task(void *arg)
+{
+    struct copy *c = arg;
+    while (!weft_event_is_set(&c->finished)) {
+        printf("\r%llu files, %.1f MiB", c->files_done,
+               c->bytes_done / 1048576.0);
+        fflush(stdout);
+        weft_scope s;
+        weft_move_on_after(&s, 100 * WEFT_MSEC);
+        int rc = weft_scope_exit(&s, weft_event_wait(&c->finished));
+        if (rc < 0)
+            break;
+    }
+    printf("\r%llu files, %.1f MiB\n", c->files_done,
+           c->bytes_done / 1048576.0);
+    return 0;
+}
+
+struct job {
+    const char *src, *dst;
+    unsigned jobs;
+    bool quiet;
+};
+
+static int copy_top(struct copy *c, const struct job *j)
+{
+    struct statx st;
+    int rc = weft_path_stat(j->src, &st);
+    if (rc < 0) {
+        report(c, j->src, rc);
+        return rc;
+    }
+    struct entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->c = c;
+    e->src = strdup(j->src);
+    /* cp's rule: into an existing directory, under the source's name */
+    struct statx dst;
+    if (weft_path_stat(j->dst, &dst) == 0 && S_ISDIR(dst.stx_mode)) {
+        char *tmp = strdup(j->src);
+        e->dst = join(j->dst, basename(tmp));
+        free(tmp);
+    } else {
+        e->dst = strdup(j->dst);
+    }
+    if (!e->src || !e->dst) {
+        entry_free(e);
+        return -ENOMEM;
+    }
+    if (S_ISDIR(st.stx_mode)) {
+        rc = copy_dir(e, st.stx_mode & 07777);
+    } else {
+        rc = copy_file(e, st.stx_size, st.stx_mode & 07777);
+        if (rc < 0)
+            report(c, e->src, rc);
+        else
+            c->files_done++;
+    }
+    entry_free(e);
+    return rc;
+}
+
+static int root(void *arg)
+{
+    const struct job *j = arg;
+    struct copy c = {0};
+    weft_limiter_init(&c.files, j->jobs);
+    weft_event_init(&c.finished);
+    c.umask = umask(0);
+    umask(c.umask);
+    weft_group g;
+    weft_group_enter(&g);
+    int rc = 0;
+    if (!j->quiet && isatty(1))
+        rc = weft_group_spawn(&g, progress_task, &c);
+    if (rc == 0)
+        rc = copy_top(&c, j);
+    weft_event_set(&c.finished);
+    rc = weft_group_exit(&g, rc);
+    return c.failures ? -EIO : rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct job j = {.jobs = 64};
+    int opt;
+    while ((opt = getopt(argc, argv, "j:q")) != -1) {
+        if (opt == 'j' && atoi(optarg) > 0)
+            j.jobs = (unsigned)atoi(optarg);
+        else if (opt == 'q')
+            j.quiet = true;
+        else
+            goto usage;
+    }
+    if (argc - optind != 2)
+        goto usage;
+    j.src = argv[optind];
+    j.dst = argv[optind + 1];
+    int rc = weft_run(root, &j, NULL);
+    if (rc < 0 && rc != -EIO)
+        fprintf(stderr, "weft-cp: %s\n", weft_strerror(rc));
+    return rc < 0;
+usage:
+    fprintf(stderr, "usage: weft-cp [-j N] [-q] SRC DST\n");
+    return 2;
+}
