@@ -507,8 +507,8 @@ static void fixed_install(weft_file *f)
             return;
         /* No table yet (-ENXIO): register a sparse one on this loop's
          * ring. -EBUSY means someone did; then the slot failed for good. */
-        if (io_uring_register_files_sparse(&wf_self()->loop->ring.ring,
-                                           fixed_table_size()) < 0)
+        if (wf_ring_files_table(&wf_self()->loop->ring, fixed_table_size()) <
+            0)
             return;
     }
 }
@@ -580,8 +580,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
         rc = weft_checkpoint_if_cancelled();
     if (rc < 0) {
         if (f->slot >= 0)
-            io_uring_register_files_update(&t->loop->ring.ring,
-                                           (unsigned)f->slot, (int[]){-1}, 1);
+            wf_ring_files_clear(&t->loop->ring, f->slot);
         close(fd);
         free(f);
         return rc;

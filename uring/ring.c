@@ -303,3 +303,14 @@ int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
         flush(r);
     return (int)reap(r);
 }
+
+int wf_ring_files_table(struct wf_ring *r, unsigned n)
+{
+    return io_uring_register_files_sparse(&r->ring, n);
+}
+
+void wf_ring_files_clear(struct wf_ring *r, int slot)
+{
+    int none = -1;
+    io_uring_register_files_update(&r->ring, (unsigned)slot, &none, 1);
+}

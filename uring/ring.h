@@ -29,6 +29,12 @@ struct wf_ring {
     uint64_t ops[4];        /* supported opcodes, a bit each */
 };
 
+/* The ring's table of registered (fixed) files: made sparse, n slots, the
+ * first time it is needed; 0, or -errno (-EBUSY: someone registered one). */
+int wf_ring_files_table(struct wf_ring *r, unsigned n);
+/* Empty a slot of that table at once (no SQE: for error paths). */
+void wf_ring_files_clear(struct wf_ring *r, int slot);
+
 /* Ring modes, as enum weft_ring_mode. */
 int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
                  char *why, unsigned whylen);
