@@ -444,8 +444,10 @@ static int pool_submit(struct wf_job *job)
             pool.queued = 0;
         }
     }
-    if (rc == 0 && pool.nwaiting)
-        pthread_cond_signal(&pool.cv); /* spinners see the queue themselves */
+    /* Spinners see the queue themselves; wake a sleeper only for the
+     * jobs they cannot take. */
+    if (rc == 0 && pool.nwaiting && pool.queued > pool.nidle - pool.nwaiting)
+        pthread_cond_signal(&pool.cv);
     pthread_mutex_unlock(&pool.mu);
     return rc;
 }
