@@ -132,14 +132,16 @@ WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
     struct gai_call *c = gai_new(host, service, hints);
     if (!c)
         return -ENOMEM;
-    rc = weft_to_thread(gai_worker, c, NULL, WEFT_ABANDON_ON_CANCEL);
+    bool submitted;
+    rc = wf_to_thread(gai_worker, c, NULL, WEFT_ABANDON_ON_CANCEL,
+                      &submitted);
+    if (rc < 0 && !submitted) { /* the job never ran */
+        gai_free(c);
+        return rc;
+    }
     if (rc == -ECANCELED) {
         if (atomic_exchange(&c->state, GAI_ABANDONED) == GAI_DONE)
             gai_free(c); /* it finished, but too late for us */
-        return rc;
-    }
-    if (rc < 0) { /* the job never ran */
-        gai_free(c);
         return rc;
     }
     rc = gai_errno(c->rc, c->sys_errno);
@@ -506,6 +508,9 @@ WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
             return rc;
         }
         arm(l);
+        /* Arming may have flushed the SQ and reaped: look again. */
+        if (l->qlen || l->err || l->closing)
+            continue;
         struct wf_waiter wr = {0};
         rc = wf_waiter_block(&wr, &l->waiters, &l->nwait,
                              "weft_listener_accept", true);
@@ -852,7 +857,11 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
         cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
         memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
     }
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe) {
+        wf_stream_unclaim(s, &s->sender);
+        return -EBADF;
+    }
     io_uring_prep_sendmsg(sqe, ss->fd, &mh, MSG_NOSIGNAL);
     ssize_t r = wf_io_await(&ss->sio, sqe, WEFT_FOREVER, "weft_unix_send_fds");
     size_t sent = r > 0 ? (size_t)r : 0;
@@ -891,7 +900,11 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
                         .msg_iovlen = 1,
                         .msg_control = u.buf,
                         .msg_controllen = sizeof u.buf};
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe) {
+        wf_stream_unclaim(s, &s->receiver);
+        return -EBADF;
+    }
     io_uring_prep_recvmsg(sqe, ss->fd, &mh, MSG_CMSG_CLOEXEC);
     ssize_t r = wf_io_await(&ss->rio, sqe, WEFT_FOREVER, "weft_unix_recv_fds");
     /* Whatever arrived is ours to place or close, even if r says error. */

@@ -5,6 +5,7 @@
  */
 #include "api/stream.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,8 +46,23 @@ void wf_stream_unclaim(weft_stream *s, struct weft_task **side)
 /* One transport receive; a stream being closed says -EBADF. */
 static ssize_t raw_recv(weft_stream *s, void *buf, size_t max)
 {
+    /* A close may have come between two receives of one call. */
+    if (s->closing)
+        return -EBADF;
     ssize_t n = s->ops->recv(s, buf, max);
     return s->closing && n < 0 ? -EBADF : n;
+}
+
+struct io_uring_sqe *wf_stream_sqe(weft_stream *s)
+{
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    /* Taking it may have waited for ring room, and a close meanwhile
+     * would not know of an operation submitted after it. */
+    if (s->closing) {
+        wf_sqe_drop(wf_cur, sqe);
+        return NULL;
+    }
+    return sqe;
 }
 
 static size_t take_ahead(weft_stream *s, void *buf, size_t max)
@@ -169,8 +185,12 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
         return rc;
     ssize_t r;
     size_t scanned = 0; /* no match starts before this */
+    if (delim_len == 0 || max > SSIZE_MAX - delim_len) {
+        wf_stream_unclaim(s, &s->receiver);
+        return -EINVAL;
+    }
     for (;;) {
-        if ((!buf && max) || (!delim && delim_len)) {
+        if ((!buf && max) || !delim) {
             r = -EFAULT;
             break;
         }
@@ -194,9 +214,12 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
         }
         if (s->rlen >= delim_len)
             scanned = s->rlen - delim_len + 1;
+        /* Read in pieces: a large max must not reserve max bytes. */
         size_t want = max + delim_len - s->rlen;
         if (want < 4096)
             want = 4096;
+        if (want > 65536)
+            want = 65536;
         if ((r = ahead_reserve(s, want)) < 0)
             break;
         r = raw_recv(s, s->rbuf + s->rpos + s->rlen, want);
@@ -223,6 +246,10 @@ WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
     if (!buf && len)
         r = -EFAULT;
     while (done < len && r >= 0) {
+        if (s->closing) {
+            r = -EBADF;
+            break;
+        }
         r = s->ops->send(s, (const char *)buf + done, len - done);
         if (r > 0)
             done += (size_t)r;
@@ -311,7 +338,9 @@ static struct wf_sock_stream *sock(weft_stream *s)
 static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
 {
     struct wf_sock_stream *ss = sock(s);
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
     io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
     return wf_stream_result(wf_io_await(&ss->rio, sqe, wf_stream_deadline(s),
                                         "weft_stream_recv"));
@@ -320,7 +349,9 @@ static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
 static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
 {
     struct wf_sock_stream *ss = sock(s);
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
     io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
     return wf_stream_result(wf_io_await(&ss->sio, sqe, wf_stream_deadline(s),
                                         "weft_stream_send"));

@@ -37,6 +37,9 @@ void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
  * -EINVAL, -EBADF (closing), -EBUSY, -ECANCELED; then release it. */
 int wf_stream_claim(weft_stream *s, struct weft_task **side);
 void wf_stream_unclaim(weft_stream *s, struct weft_task **side);
+/* An SQE for a transport's operation, or NULL if the stream began to
+ * close while it was taken (then return -EBADF). */
+struct io_uring_sqe *wf_stream_sqe(weft_stream *s);
 /* The deadline a transport's operation should carry: the effective one
  * if the stream asked for kernel deadlines, else none. */
 weft_time wf_stream_deadline(const weft_stream *s);

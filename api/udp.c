@@ -116,12 +116,26 @@ WF_EXPORT int weft_udp_connect(weft_udp *u, const char *host, uint16_t port)
     return rc;
 }
 
-/* One message operation, counted so that close can wait for it. */
+/*
+ * An SQE for one message operation, counted from before it is taken (taking
+ * it may wait for ring room) so that a close meanwhile waits for it; NULL
+ * (uncounted again) if the socket began to close.
+ */
+static struct io_uring_sqe *udp_sqe(weft_udp *u)
+{
+    u->inflight++;
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    if (!u->closing)
+        return sqe;
+    wf_sqe_drop(wf_cur, sqe);
+    if (--u->inflight == 0 && u->closer)
+        wf_wake(u->closer);
+    return NULL;
+}
+
 static ssize_t udp_io(weft_udp *u, struct io_uring_sqe *sqe, const char *what)
 {
-    struct wf_io io;
-    u->inflight++;
-    ssize_t r = wf_io_await(&io, sqe, WEFT_FOREVER, what);
+    ssize_t r = wf_await(sqe, what);
     if (--u->inflight == 0 && u->closer)
         wf_wake(u->closer);
     return u->closing && r < 0 ? -EBADF : r;
@@ -143,7 +157,9 @@ WF_EXPORT ssize_t weft_udp_sendto(weft_udp *u, const void *buf, size_t len,
                         .msg_namelen = to ? tolen : 0,
                         .msg_iov = &iov,
                         .msg_iovlen = 1};
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = udp_sqe(u);
+    if (!sqe)
+        return -EBADF;
     io_uring_prep_sendmsg(sqe, u->fd, &mh, MSG_NOSIGNAL);
     return udp_io(u, sqe, "weft_udp_sendto");
 }
@@ -165,7 +181,9 @@ WF_EXPORT ssize_t weft_udp_recvfrom(weft_udp *u, void *buf, size_t max,
                         .msg_namelen = from ? sizeof *from : 0,
                         .msg_iov = &iov,
                         .msg_iovlen = 1};
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = udp_sqe(u);
+    if (!sqe)
+        return -EBADF;
     io_uring_prep_recvmsg(sqe, u->fd, &mh, 0);
     ssize_t r = udp_io(u, sqe, "weft_udp_recvfrom");
     if (r >= 0 && fromlen)

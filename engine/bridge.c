@@ -81,7 +81,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spin until *flag says so or SPIN_NS passes; true if it did. */
+/* Spin until ready(arg) or SPIN_NS passes; true if it got ready. */
 static bool spin_for(bool (*ready)(void *), void *arg)
 {
     weft_time end = 0;
@@ -255,6 +255,7 @@ bool wf_mailbox_pending(struct wf_loop *L)
 bool wf_mailbox_sleep(struct wf_loop *L)
 {
     struct wf_mailbox *mb = L->mailbox;
+    arm(L); /* its multishot poll may have ended in the last reap */
     /* Only workers can wake us: watch for them a little first. */
     if (L->jobs_out && L->ring.inflight <= 1 && spin_for(msg_waiting, mb))
         return false;
@@ -285,18 +286,29 @@ void wf_mailbox_close(struct wf_loop *L)
 
 /* ---- the worker pool, one per process ---- */
 
+struct wf_job_wait;
+
 struct wf_job {
     struct wf_msg msg;        /* "done", to the loop */
     weft_fn fn;
     void *arg;
     int result;
     struct wf_mailbox *mb;
-    struct weft_task *task;   /* the waiting task (loop thread only) */
     weft_limiter *limiter;
-    struct wf_wait wait;
+    struct wf_job_wait *waiter; /* on the waiting task's stack; NULL once
+                                   abandoned (loop thread only) */
     struct wf_job *qnext;     /* in the pool's queue */
     _Atomic int cancelled;
-    bool abandon, abandoned, heap;
+    bool abandon;             /* the job is on the heap, and may be left */
+};
+
+/* The waiting task's side, on its stack: after an abandon the task reads
+ * only this, never the job (the loop may free the job before the task
+ * runs again). */
+struct wf_job_wait {
+    struct wf_wait wait;
+    struct wf_job *job;
+    bool abandoned;
 };
 
 static struct {
@@ -378,12 +390,17 @@ static void *worker_main(void *unused)
         while (!pool.head) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            weft_time until = (weft_time)ts.tv_sec * WEFT_SEC + ts.tv_nsec +
-                              pool.idle;
-            ts.tv_sec = until / WEFT_SEC;
-            ts.tv_nsec = until % WEFT_SEC;
+            weft_time now = (weft_time)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
             pool.nwaiting++;
-            int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &ts);
+            int rc;
+            if (pool.idle >= WEFT_FOREVER - now) { /* never retire */
+                rc = pthread_cond_wait(&pool.cv, &pool.mu);
+            } else {
+                weft_time until = now + pool.idle;
+                ts.tv_sec = until / WEFT_SEC;
+                ts.tv_nsec = until % WEFT_SEC;
+                rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &ts);
+            }
             pool.nwaiting--;
             if (rc == ETIMEDOUT && !pool.head) {
                 pool.nidle--;
@@ -454,6 +471,8 @@ static int pool_submit(struct wf_job *job)
 
 void wf_pool_set_idle(weft_time idle)
 {
+    if (idle <= 0)
+        return; /* the default stays */
     pthread_mutex_lock(&pool.mu);
     pool.idle = idle;
     pthread_mutex_unlock(&pool.mu);
@@ -481,22 +500,22 @@ static void job_done(struct wf_loop *L, struct wf_msg *m)
         free(job);
         return;
     }
-    if (job->abandoned) {
-        L->jobs_out--;
+    L->jobs_out--;
+    if (!job->waiter) { /* abandoned: its token is held until now */
         weft_limiter_release_on_behalf_of(job->limiter, job);
         free(job);
         return;
     }
-    L->jobs_out--;
-    wf_wake(job->wait.task);
+    wf_wake(job->waiter->wait.task);
 }
 
 static void job_cancel(struct wf_wait *w)
 {
-    struct wf_job *job = wf_container_of(w, struct wf_job, wait);
-    atomic_store(&job->cancelled, 1);
-    if (job->abandon) {
-        job->abandoned = true;
+    struct wf_job_wait *jw = wf_container_of(w, struct wf_job_wait, wait);
+    atomic_store(&jw->job->cancelled, 1);
+    if (jw->job->abandon) {
+        jw->abandoned = true;
+        jw->job->waiter = NULL; /* the job is the loop's to free now */
         wf_wake(w->task);
     }
     /* Otherwise the wait is shielded: the worker's result will come. */
@@ -505,7 +524,15 @@ static void job_cancel(struct wf_wait *w)
 WF_EXPORT int weft_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
                              unsigned flags)
 {
+    return wf_to_thread(fn, arg, limiter, flags, NULL);
+}
+
+int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
+                 unsigned flags, bool *submitted)
+{
     struct weft_task *t;
+    if (submitted)
+        *submitted = false;
     int rc = wf_check(&t);
     if (rc < 0)
         return rc;
@@ -524,11 +551,13 @@ WF_EXPORT int weft_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
     job->fn = fn;
     job->arg = arg;
     job->mb = L->mailbox;
-    job->task = t;
     job->limiter = limiter ? limiter : weft_default_thread_limiter();
     job->abandon = abandon;
-    job->heap = abandon;
     atomic_init(&job->cancelled, 0);
+    struct wf_job_wait jw = {.wait = {.cancel = job_cancel,
+                                      .what = "weft_to_thread"},
+                             .job = job};
+    job->waiter = &jw;
     rc = weft_limiter_acquire_on_behalf_of(job->limiter, job);
     if (rc == 0) {
         wf_mailbox_get(job->mb);
@@ -541,18 +570,18 @@ WF_EXPORT int weft_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
         }
     }
     if (rc < 0) {
-        if (job->heap)
+        if (abandon)
             free(job);
         return rc;
     }
-    job->wait.cancel = job_cancel;
-    job->wait.what = "weft_to_thread";
-    wf_block(&job->wait);
-    if (job->abandoned)
-        return -ECANCELED; /* the job is the loop's to free now */
+    if (submitted)
+        *submitted = true;
+    wf_block(&jw.wait);
+    if (jw.abandoned)
+        return -ECANCELED;
     rc = job->result;
     weft_limiter_release_on_behalf_of(job->limiter, job);
-    if (job->heap)
+    if (abandon)
         free(job);
     return rc;
 }
@@ -586,7 +615,8 @@ static void call_run(struct wf_loop *L, struct wf_msg *m)
     /* Under the waiting task's scopes, so its cancellation reaches fn; an
      * abandonable call's task may leave those scopes, so it hangs apart. */
     struct wf_job *job = c->job;
-    weft_scope *attach = !job->abandon ? job->wait.task->scope : &L->system;
+    weft_scope *attach = !job->abandon ? job->waiter->wait.task->scope
+                                       : &L->system;
     int rc = wf_spawn_system(L, c->fn, c->arg, attach, call_exit, c);
     if (rc < 0) {
         c->result = rc;
@@ -714,11 +744,8 @@ WF_EXPORT int weft_portal_open(weft_portal **out, const weft_options *opts)
             pthread_cond_wait(&p->cv, &p->mu);
         rc = p->rc;
         pthread_mutex_unlock(&p->mu);
-        if (rc < 0) {
-            if (p->mb) /* the loop ran but had no mailbox: end it */
-                wf_mailbox_put(p->mb);
+        if (rc < 0)
             pthread_join(p->thread, NULL);
-        }
     }
     if (rc < 0) {
         pthread_mutex_destroy(&p->mu);

@@ -287,6 +287,10 @@ bool wf_mailbox_pending(struct wf_loop *L); /* messages wait to be run */
 void wf_mailbox_wake_up(struct wf_loop *L); /* drain after the ring wait */
 void wf_mailbox_close(struct wf_loop *L);
 void wf_pool_set_idle(weft_time idle);
+/* weft_to_thread, saying whether the job reached a worker (a cancel can
+ * also come while it waits for a limiter token, before it is submitted). */
+int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
+                 unsigned flags, bool *submitted);
 
 /* ---- timers (engine/timer.c): a pairing heap, no allocation ---- */
 
@@ -328,6 +332,8 @@ void wf_scope_do_cancel(weft_scope *s, int reason);
 int wf_scope_close(struct weft_task *t, weft_scope *s, int rc);
 void wf_scope_check_innermost(struct weft_task *t, weft_scope *s,
                               const char *call);
+void wf_scope_check_fresh(const struct weft_task *t, const weft_scope *s,
+                          const char *call);
 int wf_run_error_set(int rc, const char *why);
 
 /* A checkpoint's first half: -EPERM outside a task, -ECANCELED if cancelled. */
@@ -393,6 +399,11 @@ struct wf_io {
  * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT). */
 int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
                 weft_time deadline, const char *what);
+/* The same with the record on the stack and no deadline. */
+int wf_await(struct io_uring_sqe *sqe, const char *what);
+/* An SQE taken but not to be submitted (its task was cancelled or its
+ * object closed while it waited for ring room): taken back or a no-op. */
+void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe);
 /* From another task (a close): cancel io if it is in flight. The waiter
  * then returns -ECANCELED (or the result, if it completed anyway). */
 void wf_io_kill(struct wf_io *io);

@@ -21,6 +21,7 @@ WF_EXPORT void weft_group_enter(weft_group *g)
         wf_panic("weft_group_enter called outside a weft task");
     if (!g)
         wf_panic("weft_group_enter: NULL group");
+    wf_scope_check_fresh(t, &g->wf_scope, "weft_group_enter");
     g->wf_host = NULL;
     g->wf_children = 0;
     g->wf_nerr = 0;

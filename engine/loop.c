@@ -118,11 +118,23 @@ void wf_deliver_cancel(struct weft_task *t)
 }
 
 /* Keep operations in flight within what the CQ holds (no overflow). */
+static void room_cancel(struct wf_wait *w)
+{
+    wf_list_del(&w->task->link);
+    wf_wake(w->task);
+}
+
+/*
+ * A cancelled task stops waiting at once: it gets its SQE anyway, a little
+ * over the bound, and the await that follows (a checkpoint) drops it.
+ */
 void wf_room_wait_slow(struct wf_loop *L, unsigned need)
 {
-    while (L->ring.inflight + need > L->ring.max_inflight) {
-        struct weft_task *t = L->current;
-        struct wf_wait w = {.what = "room in the ring"};
+    struct weft_task *t = L->current;
+    while (L->ring.inflight + need > L->ring.max_inflight &&
+           !(L->ncancelled && wf_cancelled(t))) {
+        struct wf_wait w = {.cancel = room_cancel,
+                            .what = "room in the ring"};
         wf_list_push(&L->room_waiters, &t->link);
         wf_block(&w);
     }

@@ -17,12 +17,20 @@ static void finish_one(struct wf_io *a)
         wf_wake(a->wait.task);
 }
 
+/*
+ * A one-shot operation posts one CQE. A zero-copy send posts two: its
+ * result (with F_MORE), then a notification (F_NOTIF, terminal) once the
+ * kernel no longer needs the buffer; the result is the first one's.
+ */
 static void op_done(struct wf_completion *c, int res, unsigned flags)
 {
-    if (flags & IORING_CQE_F_MORE)
-        return;
     struct wf_io *a = wf_container_of(c, struct wf_io, op);
-    a->res = res;
+    if (flags & IORING_CQE_F_MORE) {
+        a->res = res;
+        return;
+    }
+    if (!(flags & IORING_CQE_F_NOTIF))
+        a->res = res;
     a->cqe_flags = flags;
     finish_one(a);
 }
@@ -54,7 +62,7 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
 }
 
 /* An SQE that will not be awaited: take it back, or make it a no-op. */
-static void drop_sqe(struct wf_loop *L, struct io_uring_sqe *sqe)
+void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe)
 {
     if (wf_ring_unget(&L->ring, sqe))
         return;
@@ -77,7 +85,7 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
         return rc == -EPERM ? rc : -EINVAL;
     struct wf_loop *L = t->loop;
     if (rc < 0) {
-        drop_sqe(L, sqe);
+        wf_sqe_drop(L, sqe);
         return rc;
     }
     /* Field by field: the timeout's half is set only when it is used. */
@@ -115,6 +123,12 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
     return io->res;
 }
 
+int wf_await(struct io_uring_sqe *sqe, const char *what)
+{
+    struct wf_io io;
+    return wf_io_await(&io, sqe, WEFT_FOREVER, what);
+}
+
 void wf_io_kill(struct wf_io *io)
 {
     if (!io->pending || io->killed || io->wait.cancelling)
@@ -125,8 +139,7 @@ void wf_io_kill(struct wf_io *io)
 
 WF_EXPORT int weft_uring_await(struct io_uring_sqe *sqe)
 {
-    struct wf_io io;
-    return wf_io_await(&io, sqe, WEFT_FOREVER, "io_uring operation");
+    return wf_await(sqe, "io_uring operation");
 }
 
 WF_EXPORT int weft_uring_await_until(struct io_uring_sqe *sqe,

@@ -154,11 +154,25 @@ static void apply_deadline(weft_scope *s, weft_time deadline, weft_time now)
         wf_timer_arm(L, &s->wf_timer, deadline);
 }
 
+/* Entering a scope that is live already would make it its own ancestor. */
+void wf_scope_check_fresh(const struct weft_task *t, const weft_scope *s,
+                          const char *call)
+{
+    if (!live(s))
+        return; /* the usual case: never entered, or exited */
+    for (const weft_scope *p = t->scope; p; p = p->wf_parent)
+        if (p == s)
+            wf_panic("%s(%p): this scope is already entered (and not "
+                     "exited) in task '%s'",
+                     call, (void *)s, weft_task_name(t));
+}
+
 static void enter(weft_scope *s, weft_time deadline, weft_time now)
 {
     struct weft_task *t = need_task("weft_scope_enter");
     if (!s)
         wf_panic("weft_scope_enter: NULL scope");
+    wf_scope_check_fresh(t, s, "weft_scope_enter");
     wf_scope_link(s, t->scope, t, 0);
     t->scope = s;
     if (deadline != WEFT_FOREVER)

@@ -203,9 +203,21 @@ static void flush(struct wf_ring *r)
     }
 }
 
+/* Taking an SQE may flush and reap, which would run the CQEs of the reap
+ * under way a second time: completion handlers must defer such work. */
+static void not_in_handler(const struct wf_ring *r)
+{
+    if (r->in_handler) {
+        fprintf(stderr, "weft: an SQE was taken inside a completion "
+                        "handler (defer it with wf_defer)\n");
+        abort();
+    }
+}
+
 struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r)
 {
     struct io_uring_sqe *sqe;
+    not_in_handler(r);
     while (!(sqe = io_uring_get_sqe(&r->ring)))
         flush(r);
     return sqe;
@@ -229,6 +241,7 @@ bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe)
 
 void wf_ring_cancel(struct wf_ring *r, struct wf_completion *c)
 {
+    not_in_handler(r);
     struct io_uring_sqe *sqe = wf_ring_sqe(r);
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
     /* Success needs no CQE; a failure (already done) posts one with 0. */
@@ -253,7 +266,9 @@ static unsigned reap(struct wf_ring *r)
                 continue;
             if (!(flags & IORING_CQE_F_MORE) && !c->untracked)
                 r->inflight--;
+            r->in_handler++;
             c->fn(c, res, flags);
+            r->in_handler--;
         }
         io_uring_cq_advance(&r->ring, n);
         total += n;

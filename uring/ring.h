@@ -26,6 +26,7 @@ struct wf_ring {
     unsigned sq_entries, cq_entries;
     unsigned inflight;      /* CQEs still owed to a wf_completion */
     unsigned max_inflight;  /* admission bound for new operations */
+    unsigned in_handler;    /* a completion handler runs: no SQEs now */
     uint64_t ops[4];        /* supported opcodes, a bit each */
 };
 
