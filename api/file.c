@@ -105,8 +105,7 @@ static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
     if (f->closing) {
         /* weft_uring_sqe waited for room and close began meanwhile: its
          * cancel has passed, so this operation must not start. */
-        io_uring_prep_nop(sqe);
-        wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
+        wf_sqe_drop(wf_cur, sqe);
         return -EBADF;
     }
     wf_list_push(&f->ops, &op.node);
@@ -517,8 +516,7 @@ static void fixed_remove(weft_file *f)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_close_direct(sqe, (unsigned)f->slot);
-    struct wf_io io;
-    wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_close");
+    wf_await(sqe, "weft_file_close");
     f->slot = -1;
 }
 
@@ -526,8 +524,7 @@ static int open_fd(const char *path, int flags, mode_t mode)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
-    struct wf_io io;
-    int fd = wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_open");
+    int fd = wf_await(sqe, "weft_file_open");
     if (fd >= 0 && weft_checkpoint_if_cancelled() < 0) {
         /* Opened although the caller was cancelled meanwhile: nobody
          * will get this fd, so it must not outlive the call. */
@@ -608,8 +605,7 @@ static int close_fd(weft_file *f)
         fixed_remove(f);
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_close(sqe, f->fd);
-    struct wf_io io;
-    int rc = wf_io_await(&io, sqe, WEFT_FOREVER, "weft_file_close");
+    int rc = wf_await(sqe, "weft_file_close");
     weft_scope_exit(&shield, 0);
     return rc;
 }

@@ -153,28 +153,29 @@ WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
     return rc;
 }
 
-static int resolve(const char *host, uint16_t port, int flags,
-                   struct addrinfo **res)
+/* host:port as addresses of any family (no AI_ADDRCONFIG: it hides IPv6
+ * loopback on hosts whose only real address is IPv4; a family the
+ * machine lacks fails at socket() instead). */
+int wf_resolve(const char *host, uint16_t port, int socktype, int flags,
+               struct addrinfo **res)
 {
     char service[8];
     snprintf(service, sizeof service, "%u", port);
-    /* No AI_ADDRCONFIG: it hides IPv6 loopback on hosts whose only real
-     * address is IPv4; a family the machine lacks fails at socket(). */
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
+        .ai_socktype = socktype,
         .ai_flags = flags,
     };
     return weft_getaddrinfo(host, service, &hints, res);
 }
 
-/* ---- small helpers ---- */
-
-static int await_sqe(struct io_uring_sqe *sqe, const char *what)
+static int resolve(const char *host, uint16_t port, int flags,
+                   struct addrinfo **res)
 {
-    struct wf_io io;
-    return wf_io_await(&io, sqe, WEFT_FOREVER, what);
+    return wf_resolve(host, port, SOCK_STREAM, flags, res);
 }
+
+/* ---- small helpers ---- */
 
 static int new_socket(int family, int type)
 {
@@ -195,7 +196,6 @@ struct he {
     size_t n;
     weft_semaphore progress; /* one release per attempt that ends */
     weft_group *group;
-    const weft_connect_opts *opts;
     struct sockaddr_storage local;
     socklen_t local_len;
     int winner;              /* the connected fd, or -1 */
@@ -221,7 +221,7 @@ static int he_try(void *arg)
     if (rc >= 0) {
         struct io_uring_sqe *sqe = weft_uring_sqe();
         io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
-        rc = await_sqe(sqe, "weft_tcp_connect");
+        rc = wf_await(sqe, "weft_tcp_connect");
     }
     if (rc >= 0 && he->winner < 0) {
         he->winner = fd; /* the first wins; the others are cancelled */
@@ -303,7 +303,7 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
     if (rc < 0)
         return rc;
     struct addrinfo *order[128];
-    struct he he = {.addrs = order, .winner = -1, .opts = opts};
+    struct he he = {.addrs = order, .winner = -1};
     he.n = he_order(res, order, 128);
     weft_semaphore_init(&he.progress, 0, 0);
     rc = he_local(&he, opts ? opts->local_host : NULL);
@@ -366,7 +366,7 @@ WF_EXPORT int weft_unix_connect(weft_stream **out, const char *path)
         return fd;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sun, len);
-    rc = await_sqe(sqe, "weft_unix_connect");
+    rc = wf_await(sqe, "weft_unix_connect");
     if (rc < 0) {
         close(fd);
         return rc;
@@ -623,12 +623,12 @@ fail:;
     return rc;
 }
 
-static uint16_t bound_port(int fd)
+int wf_sock_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return 0;
+        return -errno;
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -677,8 +677,8 @@ WF_EXPORT int weft_tcp_listen_opts(weft_listener **out, const char *host,
             freeaddrinfo(res);
             return fd < 0 ? fd : rc;
         }
-        if (!l->port)
-            l->port = bound_port(fd);
+        int bound = l->port ? l->port : wf_sock_port(fd);
+        l->port = bound > 0 ? bound : 0;
     }
     freeaddrinfo(res);
     if (!l->nacc) {
@@ -813,7 +813,7 @@ static int wait_poll(int fd, unsigned mask, const char *what)
         return -EBADF;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_poll_add(sqe, fd, mask);
-    rc = await_sqe(sqe, what);
+    rc = wf_await(sqe, what);
     return rc < 0 ? rc : 0;
 }
 
@@ -907,7 +907,7 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
     }
     io_uring_prep_recvmsg(sqe, ss->fd, &mh, MSG_CMSG_CLOEXEC);
     ssize_t r = wf_io_await(&ss->rio, sqe, WEFT_FOREVER, "weft_unix_recv_fds");
-    /* Whatever arrived is ours to place or close, even if r says error. */
+    /* The fds that arrived are ours to hand out or close. */
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r >= 0 && cm;
          cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)

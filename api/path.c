@@ -20,12 +20,6 @@
 #include <weft/thread.h>
 #include <weft/uring.h>
 
-static int await(struct io_uring_sqe *sqe, const char *what)
-{
-    struct wf_io io;
-    return wf_io_await(&io, sqe, WEFT_FOREVER, what);
-}
-
 /* The task check and NULL checks every path call starts with. */
 static int path_check(const char *path)
 {
@@ -84,7 +78,7 @@ static int path_op(struct sys_job *j, const char *what)
         io_uring_prep_renameat(sqe, AT_FDCWD, j->a, AT_FDCWD, j->b, 0);
         break;
     }
-    return await(sqe, what);
+    return wf_await(sqe, what);
 }
 
 WF_EXPORT int weft_path_mkdir(const char *path, mode_t mode)
@@ -124,7 +118,7 @@ static int stat_path(const char *path, int flags, unsigned mask,
         return -EFAULT;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_statx(sqe, AT_FDCWD, path, flags, mask, st);
-    return await(sqe, what);
+    return wf_await(sqe, what);
 }
 
 WF_EXPORT int weft_path_stat(const char *path, struct statx *st)

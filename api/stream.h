@@ -9,7 +9,9 @@
 #include <weft/stream.h>
 
 struct wf_stream_ops {
-    /* One call each; the stream layer has checked busy and closed. */
+    /* One transfer each; the stream layer has claimed the side and checks
+     * closing before each call; a transport takes its SQE with
+     * wf_stream_sqe, which checks it again. */
     ssize_t (*recv)(weft_stream *s, void *buf, size_t max);
     ssize_t (*send)(weft_stream *s, const void *buf, size_t len); /* some */
     int (*send_eof)(weft_stream *s);
@@ -57,5 +59,11 @@ struct wf_sock_stream {
 extern const struct wf_stream_ops wf_sock_ops;
 /* A socket stream owning fd (closed on failure too). */
 int wf_sock_stream_new(int fd, weft_stream **out);
+
+/* api/net.c, shared with udp.c */
+struct addrinfo;
+int wf_resolve(const char *host, uint16_t port, int socktype, int flags,
+               struct addrinfo **res);
+int wf_sock_port(int fd); /* the bound port, or -errno */
 
 #endif

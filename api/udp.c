@@ -4,7 +4,7 @@
  * at once; closing it cancels every operation on its fd
  * (IORING_ASYNC_CANCEL_FD) and waits for them.
  */
-#include "engine/engine.h"
+#include "api/stream.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,10 +25,7 @@ struct weft_udp {
 static int udp_resolve(const char *host, uint16_t port, int flags,
                        struct addrinfo **res)
 {
-    char service[8];
-    snprintf(service, sizeof service, "%u", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = flags};
-    return weft_getaddrinfo(host, service, &hints, res);
+    return wf_resolve(host, port, SOCK_DGRAM, flags, res);
 }
 
 WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
@@ -193,15 +190,7 @@ WF_EXPORT ssize_t weft_udp_recvfrom(weft_udp *u, void *buf, size_t max,
 
 WF_EXPORT int weft_udp_port(const weft_udp *u)
 {
-    if (!u)
-        return -EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(u->fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return u ? wf_sock_port(u->fd) : -EINVAL;
 }
 
 WF_EXPORT int weft_udp_close(weft_udp *u)

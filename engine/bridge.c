@@ -328,15 +328,21 @@ static bool job_queued(void *unused)
 }
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
-/* A forked child inherits the pool's state but none of its threads. */
-static void pool_after_fork(void)
+/* The pool's condvar times its waits by CLOCK_MONOTONIC. */
+static void pool_cond_init(void)
 {
     pthread_condattr_t ca;
-    pthread_mutex_init(&pool.mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&pool.cv, &ca);
     pthread_condattr_destroy(&ca);
+}
+
+/* A forked child inherits the pool's state but none of its threads. */
+static void pool_after_fork(void)
+{
+    pthread_mutex_init(&pool.mu, NULL);
+    pool_cond_init();
     pool.head = pool.tail = NULL;
     atomic_store(&pool.queued, 0);
     pool.nthreads = pool.nidle = pool.nwaiting = 0;
@@ -345,11 +351,7 @@ static void pool_after_fork(void)
 static void pool_init(void)
 {
     pthread_atfork(NULL, NULL, pool_after_fork);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pool_cond_init();
 }
 
 static __thread struct wf_job *worker_job; /* the job this worker runs */

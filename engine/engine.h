@@ -135,7 +135,6 @@ struct weft_task {
     uint64_t id;
     int result;
     uint8_t state;
-    bool named;
     char name[32];
     /* its stack: [guard page][stack ... ][this struct] */
     void *map;

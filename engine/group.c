@@ -37,17 +37,13 @@ static bool group_open(const weft_group *g, const struct wf_loop *L)
            s->wf_task && s->wf_task->loop == L;
 }
 
-/* Make a child of g whose root hangs from attach, and ready it. */
-static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
-                 weft_scope *attach, struct weft_task **out)
+/* A child of g, its root hanging from attach (g's scope if NULL), ready. */
+static int make_child(struct wf_loop *L, weft_group *g, const char *name,
+                      weft_fn fn, void *arg, weft_scope *attach,
+                      struct weft_task **out)
 {
-    struct weft_task *self = wf_self();
-    if (!self)
-        return -EPERM;
-    if (!g || !fn || !group_open(g, self->loop))
-        return -EINVAL;
     struct weft_task *c;
-    int rc = wf_task_new(self->loop, fn, arg, name, &c);
+    int rc = wf_task_new(L, fn, arg, name, &c);
     if (rc < 0)
         return rc;
     c->group = g;
@@ -60,20 +56,23 @@ static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
     return 0;
 }
 
+static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
+                 weft_scope *attach, struct weft_task **out)
+{
+    struct weft_task *self = wf_self();
+    if (!self)
+        return -EPERM;
+    if (!g || !fn || !group_open(g, self->loop))
+        return -EINVAL;
+    return make_child(self->loop, g, name, fn, arg, attach, out);
+}
+
 /* For another thread's call: a child of g made from the scheduler. */
 int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg)
 {
     if (!group_open(g, L))
         return -EINVAL;
-    struct weft_task *c;
-    int rc = wf_task_new(L, fn, arg, NULL, &c);
-    if (rc < 0)
-        return rc;
-    c->group = g;
-    g->wf_children++;
-    wf_scope_link(&c->root, &g->wf_scope, c, WF_SCOPE_TASKROOT);
-    wf_ready(c);
-    return 0;
+    return make_child(L, g, NULL, fn, arg, NULL, NULL);
 }
 
 /* A task of no group, hanging from attach; on_exit gets its result. */

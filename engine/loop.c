@@ -117,7 +117,12 @@ void wf_deliver_cancel(struct weft_task *t)
     }
 }
 
-/* Keep operations in flight within what the CQ holds (no overflow). */
+/*
+ * Keep the tasks' operations in flight within max_inflight (CQ less SQ
+ * entries by default), so their completions fit in the CQ. Cancels,
+ * multishot CQEs and weft's own armed operations are not counted; the
+ * margin and NODROP cover them (an overflow is flushed, never lost).
+ */
 static void room_cancel(struct wf_wait *w)
 {
     wf_list_del(&w->task->link);

@@ -53,7 +53,6 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     t->id = ++L->next_id;
     t->result = 0;
     t->state = WF_READY;
-    t->named = name != NULL;
     if (name) {
         size_t n = strnlen(name, sizeof t->name - 1);
         memcpy(t->name, name, n);

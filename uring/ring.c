@@ -28,15 +28,14 @@ static const struct {
 };
 
 /* Set-up flags per mode, best first; each is tried until one is taken. */
-static const unsigned mode_flags[][3] = {
+static const unsigned mode_flags[][2] = {
     [MODE_DEFER] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                         IORING_SETUP_TASKRUN_FLAG,
-                    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                    0},
+                    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN},
     [MODE_COOP] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
                        IORING_SETUP_TASKRUN_FLAG,
-                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0},
-    [MODE_PLAIN] = {0},
+                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG},
+    [MODE_PLAIN] = {0, 0},
 };
 
 static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
@@ -66,18 +65,11 @@ static int setup_mode(struct wf_ring *r, unsigned sq, unsigned cq,
                       unsigned mode)
 {
     int rc = -EINVAL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         unsigned f = mode_flags[mode][i];
         rc = try_setup(r, sq, cq, f);
         if (rc != -EINVAL || f == 0)
             break;
-    }
-    /* A forced mode must get its own flags, not the plain fallback. */
-    if (rc == 0 && mode != MODE_PLAIN &&
-        !(r->setup_flags & (IORING_SETUP_DEFER_TASKRUN |
-                            IORING_SETUP_COOP_TASKRUN))) {
-        io_uring_queue_exit(&r->ring);
-        rc = -EINVAL;
     }
     return rc;
 }

@@ -28,7 +28,8 @@ extern "C" {
  * (weft_from_thread_check_cancelled sees it), fn's result is returned, and
  * the next checkpoint reports it. With it, a cancellation returns
  * -ECANCELED at once; the worker's result is dropped when it finishes and
- * its token is held until then (the limiter must outlive the call).
+ * its token is held until then (so a limiter of the caller's must outlive
+ * the worker's function, not just the call).
  * -EPERM outside a task.
  */
 int weft_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
