@@ -119,12 +119,16 @@ enum wf_task_state { WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
 struct wf_start; /* engine/group.c */
 
 struct weft_task {
+    /* The first cache line (the record is 64-byte aligned) holds what
+     * every switch, block and wake touches. */
     struct wf_fiber fiber;
+    struct wf_wait *wait;    /* while blocked */
     struct wf_loop *loop;
+    uint8_t state;
+    /* the rest */
     weft_scope *scope;       /* innermost scope the task is in */
     weft_scope root;         /* its node in the scope tree */
     wf_link link;            /* in a loop's list of waiters for room */
-    struct wf_wait *wait;    /* while blocked */
     weft_fn fn;
     void *arg;
     weft_group *group;       /* counted in this group, or NULL (root) */
@@ -134,7 +138,6 @@ struct weft_task {
     void *exit_arg;
     uint64_t id;
     int result;
-    uint8_t state;
     char name[32];
     /* its stack: [guard page][stack ... ][this struct] */
     void *map;
@@ -177,6 +180,17 @@ static inline void wf_queue_push(struct wf_queue *q, struct weft_task *t)
 static inline struct weft_task *wf_queue_next(struct wf_queue *q)
 {
     return q->head == q->mark ? NULL : q->v[q->head++ & (q->cap - 1)];
+}
+
+/* Warm the caches for the task after the next one: its record and the
+ * top of its saved stack are what the switch to it will touch. */
+static inline void wf_queue_prefetch(const struct wf_queue *q)
+{
+    if (q->head != q->mark) {
+        const struct weft_task *t = q->v[q->head & (q->cap - 1)];
+        __builtin_prefetch(t);
+        __builtin_prefetch(*(void *const *)t); /* fiber.sp */
+    }
 }
 
 /* Tasks waiting for the next round. */

@@ -83,6 +83,7 @@ void wf_suspend(void)
     }
     if (next) {
         L->current = next;
+        wf_queue_prefetch(&L->ready);
         if (next != self)
             wf_fiber_switch(&self->fiber, &next->fiber, false);
     } else {
@@ -187,6 +188,7 @@ static void run_round(struct wf_loop *L)
     struct weft_task *t;
     while ((t = wf_queue_next(&L->ready))) {
         L->current = t;
+        wf_queue_prefetch(&L->ready);
         wf_fiber_switch(&L->sched, &t->fiber, false);
         if (L->dead) {
             wf_task_reclaim(L, L->dead);

@@ -8,6 +8,9 @@
 #include <dlfcn.h>
 #include <string.h>
 
+_Static_assert(offsetof(struct weft_task, state) < 64,
+               "a task's hot fields must share its first cache line");
+
 _Noreturn static void task_entry(void *arg)
 {
     struct weft_task *t = arg;

@@ -3,9 +3,10 @@
  * loopback and Unix sockets only: TCP connect and listen on both
  * families, Happy Eyeballs, deadlines on connect, refused and reset
  * connections, Unix sockets by path and abstract, fd passing, UDP,
- * readiness waits, getaddrinfo on the worker pool, and listeners under
- * load: serve with 1,000 connections, out of fds (EMFILE) and back, a
- * failing handler, cancellation, and closing a listener under an accept.
+ * readiness waits, getaddrinfo on the worker pool (also cancelled while
+ * it waits for a worker token), and listeners under load: serve with
+ * 1,000 connections, out of fds (EMFILE) and back, a failing handler,
+ * cancellation, and closing a listener under an accept.
  *
  * Tests that need localhost to resolve to ::1 as well as 127.0.0.1 run in
  * a child with its own mount namespace and /etc/hosts (root only; they
@@ -16,7 +17,12 @@
 
 #include <net/if.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/mount.h>
+
+#if TH_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 /* ---- small helpers ---- */
 
@@ -1437,6 +1443,101 @@ static void test_net_getaddrinfo_from_64_tasks(void **state)
     run_in_loop(gai_many_main, NULL);
 }
 
+/*
+ * A lookup cancelled while it waits for a token of the thread limiter
+ * never ran: it returns -ECANCELED and leaves nothing behind (no memory:
+ * LeakSanitizer in the ASan build; no descriptor). The default limiter's
+ * 40 tokens are held by calls that block on a pipe until the end; the
+ * 41st call, a name that needs the worker pool (no DNS: it never runs),
+ * waits under a 50 ms deadline. In a fresh exec of the suite, so that the
+ * leak check sees this test's memory only.
+ */
+#define GAI_TOKENS 40 /* the default thread limiter's */
+
+struct gai_wait {
+    int gate[2]; /* the blocking calls read gate[0] until gate[1] closes */
+    atomic_int started;
+};
+
+static int gai_gate_worker(void *arg)
+{
+    struct gai_wait *w = arg;
+    char c;
+    ssize_t n;
+
+    atomic_fetch_add(&w->started, 1);
+    while ((n = read(w->gate[0], &c, 1)) < 0 && errno == EINTR) {
+    }
+    return n < 0 ? -errno : (int)n; /* 0: end of file */
+}
+
+static int gai_token_holder(void *arg)
+{
+    CHECK_EQ(weft_to_thread(gai_gate_worker, arg, NULL, 0), 0);
+    return 0;
+}
+
+static int gai_token_main(void *arg)
+{
+    struct gai_wait *w = arg;
+    weft_limiter *lim = weft_default_thread_limiter();
+    weft_group g;
+
+    CHECK_EQ(weft_limiter_total_tokens(lim), GAI_TOKENS);
+    weft_group_enter(&g);
+    for (int i = 0; i < GAI_TOKENS; i++)
+        CHECK_EQ(weft_group_spawn(&g, gai_token_holder, w), 0);
+    weft_time end = weft_now() + 10 * WEFT_SEC;
+    while ((atomic_load(&w->started) < GAI_TOKENS ||
+            weft_limiter_available_tokens(lim) != 0) &&
+           weft_now() < end)
+        CHECK_EQ(weft_sleep(WEFT_MSEC), 0);
+    CHECK_EQ(atomic_load(&w->started), GAI_TOKENS);
+    CHECK_EQ(weft_limiter_available_tokens(lim), 0);
+
+    struct addrinfo *res = NULL, hints = {.ai_socktype = SOCK_STREAM};
+    weft_scope s;
+    weft_move_on_after(&s, 50 * WEFT_MSEC);
+    int rc = weft_getaddrinfo("weft-token-wait.invalid", "80", &hints, &res);
+    CHECK_EQ(rc, -ECANCELED);
+    CHECK(res == NULL);
+    CHECK_EQ(weft_scope_exit(&s, rc), 0);
+    CHECK(weft_scope_cancelled_caught(&s));
+    CHECK_EQ(weft_limiter_borrowed_tokens(lim), GAI_TOKENS);
+
+    close(w->gate[1]); /* the blocking calls end */
+    w->gate[1] = -1;
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(lim), 0);
+    return 0;
+}
+
+static void gai_token_wait_body(void)
+{
+    struct gai_wait w = {.gate = {-1, -1}};
+    int fds = nh_fd_count();
+
+    if (!th_pipe(w.gate))
+        return;
+    CHECK_EQ(weft_run(gai_token_main, &w, NULL), 0);
+    th_close_pipe(w.gate);
+    /* the loop's descriptors may take a moment (workers drop theirs) */
+    for (int i = 0; i < 500 && nh_fd_count() != fds; i++)
+        usleep(10000);
+    CHECK_EQ(nh_fd_count(), fds);
+#if TH_ASAN
+    CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+static void
+test_net_getaddrinfo_cancelled_waiting_for_a_token_leaks_nothing(void **state)
+{
+    struct th_child c;
+    th_run_exec_child("gai_token_wait", &c);
+    th_assert_child_ok(&c);
+}
+
 /* ---- listeners: accept, close, cancellation ---- */
 
 struct acceptor {
@@ -2252,6 +2353,7 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_wait_readable_writable_pipe),
     NET_TEST(test_net_getaddrinfo),
     NET_TEST(test_net_getaddrinfo_from_64_tasks),
+    NET_TEST(test_net_getaddrinfo_cancelled_waiting_for_a_token_leaks_nothing),
     NET_TEST(test_net_listener_close_with_blocked_accept),
     NET_TEST(test_net_accept_cancelled_loses_no_connection),
     NET_TEST(test_net_listener_queue_is_bounded),
@@ -2273,6 +2375,7 @@ static const struct th_exec_entry children[] = {
     {"he_v4_netns", he_child_v4_netns},
     {"he_v6_netns", he_child_v6_netns},
     {"serve_stderr", serve_stderr_body},
+    {"gai_token_wait", gai_token_wait_body},
 };
 
 TH_MAIN_WITH_CHILDREN(tests, children)

@@ -809,6 +809,82 @@ static void test_scope_exit_out_of_order_aborts(void **state)
     }
 }
 
+/*
+ * Entering a scope that is entered already (and not exited) would make it
+ * its own ancestor: it aborts, saying so. The same scope twice, a scope
+ * entered again from inside a scope nested in it, the deadline sugar on
+ * an entered scope, and a group entered twice.
+ */
+enum reenter {
+    REENTER_SAME,
+    REENTER_OUTER,
+    REENTER_MOVE_ON_AFTER,
+    REENTER_GROUP
+};
+
+static int reenter_main(void *arg)
+{
+    enum reenter how = *(enum reenter *)arg;
+    weft_scope s, inner;
+    weft_group g;
+
+    switch (how) {
+    case REENTER_SAME:
+        weft_scope_enter(&s, WEFT_FOREVER);
+        weft_scope_enter(&s, WEFT_FOREVER);
+        break;
+    case REENTER_OUTER:
+        weft_scope_enter(&s, WEFT_FOREVER);
+        weft_scope_enter(&inner, WEFT_FOREVER);
+        weft_scope_enter(&s, WEFT_FOREVER);
+        break;
+    case REENTER_MOVE_ON_AFTER:
+        weft_scope_enter(&s, WEFT_FOREVER);
+        weft_move_on_after(&s, WEFT_SEC);
+        break;
+    case REENTER_GROUP:
+        weft_group_enter(&g);
+        weft_group_enter(&g);
+        break;
+    }
+    fprintf(stderr, "TEST: survived entering an entered scope\n");
+    _exit(21); /* the scopes are in no state to go on */
+}
+
+static void reenter_child(void *arg)
+{
+    weft_run(reenter_main, arg, NULL);
+    fprintf(stderr, "TEST: weft_run returned\n");
+    _exit(20);
+}
+
+static void expect_reenter_abort(enum reenter how)
+{
+    struct th_child c;
+
+    th_run_child(reenter_child, &how, &c);
+    if (!WIFSIGNALED(c.status) || WTERMSIG(c.status) != SIGABRT) {
+        th_child_dump(&c);
+        fail_msg("case %d: expected death by SIGABRT", (int)how);
+    }
+    if (!strcasestr(c.err, "already entered")) {
+        th_child_dump(&c);
+        fail_msg("case %d: stderr does not say \"already entered\"", (int)how);
+    }
+}
+
+static void test_scope_enter_of_entered_scope_aborts(void **state)
+{
+    expect_reenter_abort(REENTER_SAME);
+    expect_reenter_abort(REENTER_OUTER);
+    expect_reenter_abort(REENTER_MOVE_ON_AFTER);
+}
+
+static void test_group_enter_of_entered_group_aborts(void **state)
+{
+    expect_reenter_abort(REENTER_GROUP);
+}
+
 struct foreign {
     weft_scope *s;
 };
@@ -1250,6 +1326,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_current_effective_deadline),
     cmocka_unit_test(test_scope_exit_out_of_order_aborts),
     cmocka_unit_test(test_scope_exit_from_another_task_aborts),
+    cmocka_unit_test(test_scope_enter_of_entered_scope_aborts),
+    cmocka_unit_test(test_group_enter_of_entered_group_aborts),
     cmocka_unit_test(test_cancelled_read_loses_no_data),
     cmocka_unit_test(test_completed_result_is_never_replaced_by_cancel),
     cmocka_unit_test(test_read_cancel_race_loses_no_data),

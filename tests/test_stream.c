@@ -3,9 +3,10 @@
  * over the two socket transports: weft_stream_pair (AF_UNIX socketpair)
  * and TCP over loopback. Echo round trips up to 16 MiB, the read-ahead
  * of recv_exactly / recv_until and what recv returns after them, the busy
- * rules, half-close, closing a stream a task is blocked on, cancellation
- * that loses no bytes, and deadlines from scopes and from linked
- * timeouts (weft_stream_kernel_deadlines).
+ * rules, half-close, closing a stream a task is blocked on (also between
+ * two receives or sends of one call), cancellation that loses no bytes,
+ * and deadlines from scopes and from linked timeouts
+ * (weft_stream_kernel_deadlines).
  *
  * Every test runs for both transports (test_stream_pair_* and
  * test_stream_tcp_*), and no test may leak a file descriptor.
@@ -34,6 +35,21 @@ static void close_streams(weft_stream *a, weft_stream *b)
         CHECK_EQ(weft_stream_close(a), 0);
     if (b)
         CHECK_EQ(weft_stream_close(b), 0);
+}
+
+/* Bytes waiting to be read on a socket (SIOCINQ), or -1. */
+static int sock_inq(weft_stream *s)
+{
+    return th_pipe_pending(weft_stream_fd(s));
+}
+
+/* Bytes a socket has sent that its peer has not taken yet, or -1. */
+static int sock_outq(weft_stream *s)
+{
+    int n = -1;
+    if (ioctl(weft_stream_fd(s), TIOCOUTQ, &n) < 0)
+        return -1;
+    return n;
 }
 
 /* A test body that gets two connected streams. */
@@ -460,6 +476,30 @@ static void recv_until_emsgsize_body(weft_stream *a, weft_stream *b)
 
 BOTH(recv_until_emsgsize)
 
+/* An empty delimiter, or a max that leaves no room for the delimiter in
+ * a ssize_t: -EINVAL, and the stream is as it was. */
+static void recv_until_empty_delim_or_huge_max_is_einval_body(weft_stream *a,
+                                                              weft_stream *b)
+{
+    char buf[16];
+
+    nh_send_str(b, "abcdef");
+    th_settle();
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "", 0), -EINVAL);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "", 0), -EINVAL);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\n", 0), -EINVAL);
+    CHECK_EQ(weft_stream_recv_until(a, buf, SIZE_MAX, "x", 1), -EINVAL);
+    CHECK_EQ(weft_stream_recv_until(a, buf, SIZE_MAX, "\r\n", 2), -EINVAL);
+    /* nothing was consumed, and the receiving side is free */
+    CHECK_EQ(sock_inq(a), 6);
+    nh_send_str(b, "\n");
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\n", 1), 6);
+    CHECK_STR_EQ(buf, "abcdef");
+}
+
+BOTH(recv_until_empty_delim_or_huge_max_is_einval)
+
 /* The stream ends before the delimiter: -ENODATA with bytes (they stay
  * readable), 0 without. */
 static void recv_until_end_of_stream_body(weft_stream *a, weft_stream *b)
@@ -724,6 +764,210 @@ static void test_stream_tcp_close_while_framing_gives_ebadf(void **state)
 {
     enum transport t = TCP;
     run_in_loop(close_while_framing_main, &t);
+}
+
+/*
+ * A close between two receives of one recv_exactly / recv_until: the
+ * first receive got part of the bytes, and before the reader runs again
+ * another task closes the stream. The reader's next receive must not
+ * start (close would wait for it forever): the call ends with -EBADF, and
+ * close returns.
+ *
+ * The order is arranged: the closer's NOP and the reader's first receive
+ * (of bytes already there) complete in the same round, the NOP first, so
+ * the closer runs while the reader is ready but has not run yet.
+ */
+struct between {
+    weft_stream *a, *b;
+    bool exactly;
+    ssize_t rc;
+    int close_rc;
+    char buf[64];
+    unsigned char *big;
+    size_t bign;
+};
+
+static int between_reader(void *arg)
+{
+    struct between *w = arg;
+    if (w->exactly)
+        w->rc = weft_stream_recv_exactly(w->a, w->buf, 10);
+    else
+        w->rc = weft_stream_recv_until(w->a, w->buf, sizeof w->buf, "\n", 1);
+    return 0;
+}
+
+static int between_recv_closer(void *arg)
+{
+    struct between *w = arg;
+    CHECK_EQ(th_nop(), 0);
+    /* the reader's first receive took the bytes; it has not run since */
+    CHECK_EQ(sock_inq(w->a), 0);
+    CHECK_EQ(w->rc, 1);
+    w->close_rc = weft_stream_close(w->a);
+    return 0;
+}
+
+static int close_between_receives_main(void *arg)
+{
+    enum transport t = *(enum transport *)arg;
+
+    for (int exactly = 0; exactly < 2; exactly++) {
+        struct between w = {.exactly = exactly, .rc = 1, .close_rc = 1};
+        if (open_streams(t, &w.a, &w.b) < 0)
+            return -EIO;
+        nh_send_str(w.b, "hello"); /* half of what recv_exactly wants */
+        th_settle();
+        CHECK_EQ(sock_inq(w.a), 5);
+        weft_group g;
+        weft_group_enter(&g);
+        CHECK_EQ(weft_group_spawn_named(&g, "closer", between_recv_closer, &w),
+                 0);
+        CHECK_EQ(weft_group_spawn_named(&g, "reader", between_reader, &w), 0);
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        CHECK_EQ(w.rc, -EBADF);
+        CHECK_EQ(w.close_rc, 0);
+        CHECK_EQ(weft_stream_close(w.b), 0);
+    }
+    return 0;
+}
+
+static void
+test_stream_pair_close_between_two_receives_of_one_call(void **state)
+{
+    enum transport t = PAIR;
+    run_in_loop(close_between_receives_main, &t);
+}
+
+static void test_stream_tcp_close_between_two_receives_of_one_call(void **state)
+{
+    enum transport t = TCP;
+    run_in_loop(close_between_receives_main, &t);
+}
+
+/*
+ * The same for the sends of one weft_stream_send of a large buffer: a
+ * close after one send took part of the bytes ends the call with -EBADF
+ * and returns.
+ *
+ * (1) Right after the first send, the order arranged as above: the
+ * closer's NOP and the sender's first send (which fills the empty socket
+ * and takes part of the bytes) complete in the same round, the NOP first.
+ * Nobody reads, so a second send would never end.
+ *
+ * (2) Part way through, with a peer that reads slowly and closes the
+ * stream right after one of its reads. Over a socketpair, the read lets
+ * the sender's pending send complete in the same round, after the read:
+ * the close comes between two sends. Over TCP the send completes a round
+ * or more later, and close cancels it in flight instead.
+ */
+#define BIG_SEND (64u << 20)
+
+static int between_sender(void *arg)
+{
+    struct between *w = arg;
+    w->rc = weft_stream_send(w->a, w->big, w->bign);
+    return 0;
+}
+
+static int between_send_closer(void *arg)
+{
+    struct between *w = arg;
+    CHECK_EQ(th_nop(), 0);
+    /* the sender's first send took bytes; it has not run since */
+    CHECK_GT(sock_outq(w->a) + sock_inq(w->b), 0);
+    CHECK_EQ(w->rc, 1);
+    w->close_rc = weft_stream_close(w->a);
+    return 0;
+}
+
+/* Reads b slowly, then closes a right after a read. */
+static int slow_reader_closer(void *arg)
+{
+    struct between *w = arg;
+    size_t got = 0;
+    char *buf = malloc(BIG_SEND / 16);
+
+    if (!CHECK(buf != NULL))
+        return -ENOMEM;
+    for (int i = 0; i < 8; i++) {
+        ssize_t r = weft_stream_recv(w->b, buf, 16384);
+        if (!CHECK_GT(r, 0))
+            break;
+        got += (size_t)r;
+        CHECK_EQ(weft_sleep(2 * WEFT_MSEC), 0);
+    }
+    /* one large read frees the sender's socket, then the close */
+    ssize_t r = weft_stream_recv(w->b, buf, BIG_SEND / 16);
+    CHECK_GT(r, 0);
+    CHECK_EQ(w->rc, 1); /* mid-way */
+    w->close_rc = weft_stream_close(w->a);
+    free(buf);
+    return 0;
+}
+
+/* Whatever a sent before its close, then the end. */
+static void drain_to_end(weft_stream *b)
+{
+    size_t cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t r;
+
+    if (!CHECK(buf != NULL))
+        return;
+    while ((r = weft_stream_recv(b, buf, cap)) > 0) {
+    }
+    CHECK(r == 0 || r == -ECONNRESET);
+    free(buf);
+}
+
+static int close_between_sends_main(void *arg)
+{
+    enum transport t = *(enum transport *)arg;
+    unsigned char *big = calloc(1, BIG_SEND);
+
+    if (!CHECK(big != NULL))
+        return -ENOMEM;
+    for (int slow = 0; slow < 2; slow++) {
+        struct between w = {
+            .rc = 1, .close_rc = 1, .big = big, .bign = BIG_SEND};
+        if (open_streams(t, &w.a, &w.b) < 0)
+            break;
+        weft_group g;
+        weft_group_enter(&g);
+        if (slow) {
+            CHECK_EQ(weft_group_spawn_named(&g, "sender", between_sender, &w),
+                     0);
+            CHECK_EQ(
+                weft_group_spawn_named(&g, "reader", slow_reader_closer, &w),
+                0);
+        } else {
+            CHECK_EQ(
+                weft_group_spawn_named(&g, "closer", between_send_closer, &w),
+                0);
+            CHECK_EQ(weft_group_spawn_named(&g, "sender", between_sender, &w),
+                     0);
+        }
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        CHECK_EQ(w.rc, -EBADF);
+        CHECK_EQ(w.close_rc, 0);
+        drain_to_end(w.b);
+        CHECK_EQ(weft_stream_close(w.b), 0);
+    }
+    free(big);
+    return 0;
+}
+
+static void test_stream_pair_close_between_two_sends_of_one_call(void **state)
+{
+    enum transport t = PAIR;
+    run_in_loop(close_between_sends_main, &t);
+}
+
+static void test_stream_tcp_close_between_two_sends_of_one_call(void **state)
+{
+    enum transport t = TCP;
+    run_in_loop(close_between_sends_main, &t);
 }
 
 /* Calls on a stream being closed, and bad arguments. */
@@ -1077,6 +1321,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_tcp_recv_until_bytewise),
     NET_TEST(test_stream_pair_recv_until_emsgsize),
     NET_TEST(test_stream_tcp_recv_until_emsgsize),
+    NET_TEST(test_stream_pair_recv_until_empty_delim_or_huge_max_is_einval),
+    NET_TEST(test_stream_tcp_recv_until_empty_delim_or_huge_max_is_einval),
     NET_TEST(test_stream_pair_recv_until_end_of_stream),
     NET_TEST(test_stream_tcp_recv_until_end_of_stream),
     NET_TEST(test_stream_pair_ebusy_receiver),
@@ -1091,6 +1337,10 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_tcp_close_while_blocked_gives_ebadf),
     NET_TEST(test_stream_pair_close_while_framing_gives_ebadf),
     NET_TEST(test_stream_tcp_close_while_framing_gives_ebadf),
+    NET_TEST(test_stream_pair_close_between_two_receives_of_one_call),
+    NET_TEST(test_stream_tcp_close_between_two_receives_of_one_call),
+    NET_TEST(test_stream_pair_close_between_two_sends_of_one_call),
+    NET_TEST(test_stream_tcp_close_between_two_sends_of_one_call),
     NET_TEST(test_stream_arguments_and_cancelled_calls),
     NET_TEST(test_stream_outside_loop_is_eperm),
     NET_TEST(test_stream_pair_cancel_recv_loses_nothing),

@@ -4,7 +4,9 @@
  * tokens and a given one), shielded and abandon-on-cancel waits,
  * weft_from_thread_* back into the loop, portals called from threads weft
  * did not start, a loop that ends while an abandoned worker still runs,
- * and idle workers retiring.
+ * an abandoned call cancelled just after its worker posted the result,
+ * idle workers retiring, and (thread_idle of WEFT_FOREVER) idle workers
+ * that never retire and use no CPU.
  *
  * The tests of the main paths run twice (the *_msg_ring twins): with the
  * default wake-up (an eventfd watched by a multishot POLL_ADD) and with
@@ -24,6 +26,7 @@
 
 #include <dirent.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 
 #if TH_ASAN
 #include <sanitizer/lsan_interface.h>
@@ -642,6 +645,98 @@ static void test_abandonable_call_not_cancelled_returns_result(void **state)
     run_in_loop(abandon_uncancelled_main, NULL);
 }
 
+/*
+ * An abandonable call whose worker has posted its result when another
+ * task cancels the waiter's scope, without yielding in between: the loop
+ * takes the result in (and frees the abandoned job) before the waiter
+ * runs again, so the waiter must not look at the job any more. It returns
+ * the result or -ECANCELED; the ASan build checks that nothing freed is
+ * read.
+ *
+ * The order is arranged: the worker waits on a gate until the canceller
+ * (a task) has seen it start; the canceller then opens the gate, blocks
+ * the loop's thread (no yield) while the worker returns and posts, and
+ * cancels.
+ */
+#define POSTED_ROUNDS 3
+#define POST_MS 20 /* ample time for a worker to return and post */
+
+struct posted {
+    struct gated w;
+    weft_scope *scope;
+    bool in;
+    int rc;
+};
+
+static int posted_waiter(void *arg)
+{
+    struct posted *p = arg;
+    weft_scope sc;
+
+    weft_scope_enter(&sc, WEFT_FOREVER);
+    p->scope = &sc;
+    p->in = true;
+    p->rc = weft_to_thread(gated_worker, &p->w, NULL, WEFT_ABANDON_ON_CANCEL);
+    p->scope = NULL;
+    CHECK_EQ(weft_scope_exit(&sc, p->rc < 0 ? p->rc : 0), 0);
+    return 0;
+}
+
+static int posted_canceller(void *arg)
+{
+    struct posted *p = arg;
+
+    if (!th_wait_flag(&p->in) || !task_wait_flag(&p->w.started))
+        return -ETIMEDOUT;
+    atomic_store(&p->w.gate, 1);
+    sleep_ms(POST_MS); /* the worker posts its result meanwhile */
+    if (CHECK(p->scope != NULL))
+        weft_scope_cancel(p->scope);
+    return 0;
+}
+
+static int posted_main(void *arg)
+{
+    weft_limiter *lim = weft_default_thread_limiter();
+
+    for (int i = 0; i < POSTED_ROUNDS; i++) {
+        struct posted p = {.rc = 1};
+        weft_group g;
+
+        weft_group_enter(&g);
+        CHECK_EQ(weft_group_spawn_named(&g, "waiter", posted_waiter, &p), 0);
+        CHECK_EQ(weft_group_spawn_named(&g, "canceller", posted_canceller, &p),
+                 0);
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        if (!CHECK(p.rc == 7 || p.rc == -ECANCELED))
+            break;
+        /* the job was taken in: its token is back */
+        weft_time end = weft_now() + GUARD_S * WEFT_SEC;
+        while (borrowed(lim) != 0 && weft_now() < end)
+            CHECK_EQ(weft_sleep(WEFT_MSEC), 0);
+        CHECK_EQ(borrowed(lim), 0);
+    }
+    return 0;
+}
+
+static void posted(unsigned flags)
+{
+    weft_options o = opts_with(flags);
+    run_in_loop_opts(posted_main, NULL, &o, 0);
+}
+
+static void test_abandoned_call_cancelled_after_result_posted_reads_nothing_freed(
+    void **state)
+{
+    posted(0);
+}
+
+static void test_abandoned_call_cancelled_after_result_posted_msg_ring(
+    void **state)
+{
+    with_msg_ring(posted);
+}
+
 /* ---- calling back into the loop: weft_from_thread_run / _run_sync ---- */
 
 struct back {
@@ -1244,11 +1339,55 @@ static void idle_msg_ring(void)
     idle_body(WEFT_OPT_WAKE_MSG_RING);
 }
 
+/*
+ * thread_idle of WEFT_FOREVER: idle workers never retire, and wait for
+ * work without using the CPU. (The pool's idle time is the process's:
+ * hence a child of its own.)
+ */
+#define FOREVER_IDLE_MS 300
+#define FOREVER_MAX_CPU_MS 50 /* a spinning worker burns most of 300 */
+
+static long long cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1;
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+static int forever_main(void *arg)
+{
+    long long *used = arg;
+
+    CHECK_EQ(weft_to_thread(th_task_return, NULL, NULL, 0), 0);
+    long long before = cpu_us();
+    CHECK_EQ(weft_sleep(FOREVER_IDLE_MS * WEFT_MSEC), 0);
+    *used = cpu_us() - before;
+    return 0;
+}
+
+static void idle_forever_body(void)
+{
+    int threads = count_threads_baseline();
+    weft_options o = opts_with(0);
+    long long used = -1;
+
+    o.thread_idle = WEFT_FOREVER;
+    CHECK_EQ(weft_run(forever_main, &used, &o), 0);
+    fprintf(stderr, "CPU used while the loop slept %d ms: %.1f ms\n",
+            FOREVER_IDLE_MS, (double)used / 1e3);
+    CHECK_GE(used, 0);
+    CHECK_LT(used, FOREVER_MAX_CPU_MS * 1000LL);
+    CHECK_GT(count_threads(), threads); /* the worker is still there */
+}
+
 static const struct th_exec_entry children[] = {
     {"orphan", orphan_eventfd},
     {"orphan_msg_ring", orphan_msg_ring},
     {"idle", idle_eventfd},
     {"idle_msg_ring", idle_msg_ring},
+    {"idle_forever", idle_forever_body},
 };
 
 static void run_child(const char *name)
@@ -1282,6 +1421,14 @@ static void test_idle_workers_retire_msg_ring(void **state)
     run_child("idle_msg_ring");
 }
 
+static void test_thread_idle_forever_idle_worker_uses_no_cpu(void **state)
+{
+    struct th_child c;
+    th_run_exec_child("idle_forever", &c);
+    th_assert_child_ok(&c);
+    print_message("      %s", c.err);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_to_thread_runs_fn_on_another_thread_and_returns_result),
     cmocka_unit_test(test_to_thread_runs_fn_on_another_thread_msg_ring),
@@ -1300,6 +1447,10 @@ static const struct CMUnitTest tests[] = {
         test_abandoned_call_returns_at_once_and_holds_token_until_worker_ends),
     cmocka_unit_test(test_abandoned_call_msg_ring),
     cmocka_unit_test(test_abandonable_call_not_cancelled_returns_result),
+    cmocka_unit_test(
+        test_abandoned_call_cancelled_after_result_posted_reads_nothing_freed),
+    cmocka_unit_test(
+        test_abandoned_call_cancelled_after_result_posted_msg_ring),
     cmocka_unit_test(test_from_thread_run_and_run_sync_call_back_into_the_loop),
     cmocka_unit_test(test_from_thread_run_and_run_sync_msg_ring),
     cmocka_unit_test(test_from_thread_run_task_is_inside_the_callers_scopes),
@@ -1319,6 +1470,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loop_exit_while_abandoned_worker_runs_msg_ring),
     cmocka_unit_test(test_idle_workers_retire_after_thread_idle),
     cmocka_unit_test(test_idle_workers_retire_msg_ring),
+    cmocka_unit_test(test_thread_idle_forever_idle_worker_uses_no_cpu),
 };
 
 TH_MAIN_WITH_CHILDREN(tests, children)

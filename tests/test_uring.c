@@ -2,9 +2,15 @@
  * tests/test_uring.c - raw io_uring from tasks (API.md "Raw io_uring"):
  * weft_uring_sqe / weft_uring_await / weft_uring_await_until, their
  * cancellation and deadline guarantees, a CQ far smaller than the number
- * of operations in flight, and the capability probes.
+ * of operations in flight, a cancelled task waiting for room in the ring,
+ * an operation with two CQEs (a zero-copy send), and the capability
+ * probes.
  */
 #include "helpers.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* ---- basics ---- */
 
@@ -449,6 +455,173 @@ static void test_uring_cq_overflow_survived_timeouts(void **state)
     run_overflow(1);
 }
 
+/* ---- room in the ring ---- */
+
+/*
+ * A task waiting for room in the ring (weft_uring_sqe with max_inflight
+ * operations in flight) stops waiting when its scope is cancelled: it gets
+ * its SQE and the await, a checkpoint, returns -ECANCELED, while the
+ * operations that fill the ring are still in flight. max_inflight is 2,
+ * and two reads of a pipe that stays empty fill it until the test frees
+ * the room (closes the pipe) once the waiting task has come back.
+ */
+struct room {
+    int p[2];
+    bool returned, freed;
+    int rc;
+};
+
+static int room_holder(void *arg)
+{
+    struct room *r = arg;
+    char c;
+    CHECK_EQ(th_read(r->p[0], &c, 1), 0); /* end of file, once freed */
+    return 0;
+}
+
+static int room_user(void *arg)
+{
+    struct room *r = arg;
+    weft_scope s;
+
+    weft_move_on_after(&s, 50 * WEFT_MSEC);
+    struct io_uring_sqe *sqe = weft_uring_sqe(); /* waits for room */
+    int rc = -ENOBUFS;
+    if (CHECK(sqe != NULL)) {
+        /* a NOP completes at once: -ECANCELED says the task waited */
+        io_uring_prep_nop(sqe);
+        rc = weft_uring_await(sqe);
+    }
+    r->rc = rc;
+    CHECK(!r->freed); /* back while the ring was still full */
+    r->returned = true;
+    CHECK_EQ(weft_scope_exit(&s, rc), 0);
+    return 0;
+}
+
+static int room_main(void *arg)
+{
+    struct room r = {.p = {-1, -1}, .rc = 1};
+    weft_group g;
+
+    if (!th_pipe(r.p))
+        return -EIO;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn_named(&g, "holder", room_holder, &r), 0);
+    CHECK_EQ(weft_group_spawn_named(&g, "holder", room_holder, &r), 0);
+    th_settle();
+    CHECK_EQ(weft_group_spawn_named(&g, "user", room_user, &r), 0);
+    /* a guard, not a measurement: it comes back after about 50 ms */
+    weft_time end = weft_now() + 10 * WEFT_SEC;
+    while (!r.returned && weft_now() < end)
+        CHECK_EQ(weft_sleep(WEFT_MSEC), 0);
+    CHECK(r.returned);
+    r.freed = true;
+    close(r.p[1]); /* the holders' reads end */
+    r.p[1] = -1;
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(r.rc, -ECANCELED);
+    th_close_pipe(r.p);
+    return 0;
+}
+
+static void test_uring_cancelled_task_stops_waiting_for_ring_room(void **state)
+{
+    weft_options opts;
+
+    memset(&opts, 0, sizeof opts);
+    opts.max_inflight = 2;
+    run_in_loop_opts(room_main, NULL, &opts, 0);
+}
+
+/* ---- operations with more than one CQE ---- */
+
+/*
+ * A zero-copy send posts its result (with IORING_CQE_F_MORE), then a
+ * notification once the kernel is done with the buffer: weft_uring_await
+ * returns the first one's byte count, after both. Over a TCP connection
+ * on loopback; skipped where the kernel has no IORING_OP_SEND_ZC.
+ */
+static int tcp_loopback_pair(int fds[2])
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof sin;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    fds[0] = fds[1] = -1;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!CHECK(l >= 0))
+        return -EIO;
+    if (CHECK_EQ(bind(l, (struct sockaddr *)&sin, sizeof sin), 0) &&
+        CHECK_EQ(listen(l, 1), 0) &&
+        CHECK_EQ(getsockname(l, (struct sockaddr *)&sin, &len), 0)) {
+        /* on loopback, connect completes from the backlog */
+        fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (CHECK(fds[0] >= 0) &&
+            CHECK_EQ(connect(fds[0], (struct sockaddr *)&sin, sizeof sin), 0))
+            fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    }
+    close(l);
+    if (CHECK(fds[1] >= 0))
+        return 0;
+    if (fds[0] >= 0)
+        close(fds[0]);
+    fds[0] = -1;
+    return -EIO;
+}
+
+static const char zc_msg[] = "hello world";
+
+static int send_zc(int fd, weft_time deadline)
+{
+    struct io_uring_sqe *sqe = th_sqe();
+    if (!sqe)
+        return -ENOBUFS;
+    io_uring_prep_send_zc(sqe, fd, zc_msg, sizeof zc_msg - 1, 0, 0);
+    return deadline == WEFT_FOREVER ? weft_uring_await(sqe)
+                                    : weft_uring_await_until(sqe, deadline);
+}
+
+static int send_zc_main(void *arg)
+{
+    bool *supported = arg;
+    char buf[64];
+    int fds[2];
+
+    *supported = weft_uring_has_op(IORING_OP_SEND_ZC);
+    if (!*supported)
+        return 0;
+    if (tcp_loopback_pair(fds) < 0)
+        return -EIO;
+    CHECK_EQ(send_zc(fds[0], WEFT_FOREVER), (int)sizeof zc_msg - 1);
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(th_read(fds[1], buf, sizeof buf), (int)sizeof zc_msg - 1);
+    CHECK_STR_EQ(buf, zc_msg);
+    /* the same with a deadline (a linked timeout) that does not pass */
+    CHECK_EQ(send_zc(fds[0], weft_now() + 10 * WEFT_SEC),
+             (int)sizeof zc_msg - 1);
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(th_read(fds[1], buf, sizeof buf), (int)sizeof zc_msg - 1);
+    CHECK_STR_EQ(buf, zc_msg);
+    /* nothing of either is left to come */
+    th_settle();
+    CHECK_EQ(th_nop(), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+}
+
+static void test_uring_await_send_zc_returns_byte_count(void **state)
+{
+    bool supported = false;
+
+    run_in_loop(send_zc_main, &supported);
+    if (!supported) {
+        print_message("IORING_OP_SEND_ZC is not supported by this kernel\n");
+        skip();
+    }
+}
+
 /* ---- capability probes ---- */
 
 struct probe {
@@ -499,6 +672,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uring_group_cancel_ends_many_reads),
     cmocka_unit_test(test_uring_cq_overflow_survived_nops),
     cmocka_unit_test(test_uring_cq_overflow_survived_timeouts),
+    cmocka_unit_test(test_uring_cancelled_task_stops_waiting_for_ring_room),
+    cmocka_unit_test(test_uring_await_send_zc_returns_byte_count),
     cmocka_unit_test(test_uring_setup_flags_and_has_op),
 };
 

@@ -1,0 +1,91 @@
+/*
+ * perf/echo_weft.c - the echo server written with weft, as a user would:
+ * one task per connection (weft_listener_serve), straight-line code that
+ * receives into a buffer on the task's stack and sends it back.
+ *
+ *   echo_weft [-H host] [-p port] [-b bufsize] [-s sq] [-c cq] [-k stack]
+ *
+ * Listens on host:port (default 127.0.0.1:7000), prints "listening on
+ * PORT" once ready, and serves until killed. -s/-c/-k set weft_options'
+ * sq_entries, cq_entries and stack_size (0 = weft's defaults).
+ * Compared with echo_epoll and echo_uring by perf/net-bench.
+ */
+#include <weft.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { BUF_MAX = 16384 };
+
+static const char *host = "127.0.0.1";
+static int port = 7000;
+static size_t bufsize = BUF_MAX;
+
+static int echo(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[BUF_MAX];
+    for (;;) {
+        ssize_t n = weft_stream_recv(s, buf, bufsize);
+        if (n == 0 || n == -ECONNRESET)
+            return 0; /* the peer is done */
+        if (n < 0)
+            return (int)n;
+        ssize_t w = weft_stream_send(s, buf, (size_t)n);
+        if (w == -EPIPE || w == -ECONNRESET)
+            return 0;
+        if (w < 0)
+            return (int)w;
+    }
+}
+
+static int serve(void *arg)
+{
+    (void)arg;
+    weft_listener *l;
+    int rc = weft_tcp_listen(&l, host, (uint16_t)port);
+    if (rc < 0) {
+        fprintf(stderr, "echo_weft: listen on %s:%d: %s\n", host, port,
+                weft_strerror(rc));
+        return rc;
+    }
+    printf("listening on %d\n", weft_listener_port(l));
+    fflush(stdout);
+    rc = weft_listener_serve(l, echo, NULL);
+    weft_listener_close(l);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    weft_options o;
+    memset(&o, 0, sizeof o);
+    int c;
+    while ((c = getopt(argc, argv, "H:p:b:s:c:k:")) != -1) {
+        switch (c) {
+        case 'H': host = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 'b': bufsize = strtoul(optarg, NULL, 0); break;
+        case 's': o.sq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'c': o.cq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'k': o.stack_size = strtoul(optarg, NULL, 0); break;
+        default:
+            fprintf(stderr, "usage: echo_weft [-H host] [-p port] "
+                            "[-b bufsize] [-s sq] [-c cq] [-k stack]\n");
+            return 2;
+        }
+    }
+    if (bufsize == 0 || bufsize > BUF_MAX)
+        bufsize = BUF_MAX;
+    signal(SIGPIPE, SIG_IGN);
+    int rc = weft_run(serve, NULL, &o);
+    if (rc < 0) {
+        fprintf(stderr, "echo_weft: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

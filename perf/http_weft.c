@@ -1,0 +1,137 @@
+/*
+ * perf/http_weft.c - a minimal keep-alive HTTP/1.1 "hello" server written
+ * with weft: one task per connection reads each request's head with
+ * weft_stream_recv_until("\r\n\r\n") and sends a fixed response with a
+ * Content-Length (and a Date, as an origin server must send; it changes
+ * once a second). Bodies are not read (GET only); "Connection: close"
+ * ends the connection after the response. Compared with nginx's
+ * `return 200 "hello\n"` by perf/net-bench, under wrk.
+ *
+ *   http_weft [-H host] [-p port] [-s sq] [-c cq]
+ *
+ * Listens on host:port (default 127.0.0.1:8080), prints "listening on
+ * PORT" once ready, and serves until killed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#include <weft.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { HEAD_MAX = 8192, RESP_MAX = 256 };
+
+static const char *host = "127.0.0.1";
+static int port = 8080;
+
+/* The response, rebuilt when the second changes; gen says which one. */
+static char resp[RESP_MAX];
+static size_t resp_len;
+static time_t resp_sec = -1;
+
+static void resp_refresh(time_t now)
+{
+    struct tm tm;
+    char date[64];
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    resp_len = (size_t)snprintf(resp, sizeof resp,
+                                "HTTP/1.1 200 OK\r\n"
+                                "Server: weft\r\n"
+                                "Date: %s\r\n"
+                                "Content-Type: text/plain\r\n"
+                                "Content-Length: 6\r\n"
+                                "\r\n"
+                                "hello\n",
+                                date);
+    resp_sec = now;
+}
+
+static int http(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char head[HEAD_MAX];
+    /* The task's own copy: the kernel may still read it while another
+     * task refreshes the shared one. */
+    char mine[RESP_MAX];
+    size_t mine_len = 0;
+    time_t mine_sec = -1;
+    for (;;) {
+        ssize_t n = weft_stream_recv_until(s, head, sizeof head, "\r\n\r\n", 4);
+        if (n == 0 || n == -ENODATA || n == -ECONNRESET)
+            return 0;
+        if (n == -EMSGSIZE) {
+            static const char too_big[] =
+                "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            weft_stream_send(s, too_big, sizeof too_big - 1);
+            return 0;
+        }
+        if (n < 0)
+            return (int)n;
+        time_t now = time(NULL);
+        if (now != resp_sec)
+            resp_refresh(now);
+        if (mine_sec != resp_sec) {
+            memcpy(mine, resp, resp_len);
+            mine_len = resp_len;
+            mine_sec = resp_sec;
+        }
+        ssize_t w = weft_stream_send(s, mine, mine_len);
+        if (w == -EPIPE || w == -ECONNRESET)
+            return 0;
+        if (w < 0)
+            return (int)w;
+        if (memmem(head, (size_t)n, "\r\nConnection: close", 19))
+            return 0;
+    }
+}
+
+static int serve(void *arg)
+{
+    (void)arg;
+    weft_listener *l;
+    int rc = weft_tcp_listen(&l, host, (uint16_t)port);
+    if (rc < 0) {
+        fprintf(stderr, "http_weft: listen on %s:%d: %s\n", host, port,
+                weft_strerror(rc));
+        return rc;
+    }
+    printf("listening on %d\n", weft_listener_port(l));
+    fflush(stdout);
+    rc = weft_listener_serve(l, http, NULL);
+    weft_listener_close(l);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    weft_options o;
+    memset(&o, 0, sizeof o);
+    int c;
+    while ((c = getopt(argc, argv, "H:p:s:c:")) != -1) {
+        switch (c) {
+        case 'H': host = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 's': o.sq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'c': o.cq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
+        default:
+            fprintf(stderr,
+                    "usage: http_weft [-H host] [-p port] [-s sq] [-c cq]\n");
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int rc = weft_run(serve, NULL, &o);
+    if (rc < 0) {
+        fprintf(stderr, "http_weft: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,22 @@
+# perf/net.cmake - the throughput programs of perf/net-bench: echo servers
+# (weft, hand-written epoll, raw liburing), the echo load generator, and
+# the weft HTTP "hello" server (compared with nginx under wrk).
+#
+# Plain C; no Google Benchmark needed. Included from perf/CMakeLists.txt
+# before it looks for Google Benchmark, so these build either way.
+
+set(WEFT_NET_WEFT_PROGRAMS echo_weft http_weft)  # link weft
+set(WEFT_NET_URING_PROGRAMS echo_uring load_echo) # raw liburing
+set(WEFT_NET_PLAIN_PROGRAMS echo_epoll)           # libc only
+
+foreach(name ${WEFT_NET_WEFT_PROGRAMS} ${WEFT_NET_URING_PROGRAMS}
+        ${WEFT_NET_PLAIN_PROGRAMS})
+  add_executable(${name} ${CMAKE_CURRENT_LIST_DIR}/${name}.c)
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+endforeach()
+foreach(name ${WEFT_NET_WEFT_PROGRAMS})
+  target_link_libraries(${name} PRIVATE weft_static)
+endforeach()
+foreach(name ${WEFT_NET_URING_PROGRAMS})
+  target_link_libraries(${name} PRIVATE PkgConfig::LIBURING)
+endforeach()
