@@ -5,7 +5,7 @@
 # Plain C; no Google Benchmark needed. Included from perf/CMakeLists.txt
 # before it looks for Google Benchmark, so these build either way.
 
-set(WEFT_NET_WEFT_PROGRAMS echo_weft http_weft)  # link weft
+set(WEFT_NET_WEFT_PROGRAMS echo_weft http_weft net_sendzc) # link weft
 set(WEFT_NET_URING_PROGRAMS echo_uring load_echo) # raw liburing
 set(WEFT_NET_PLAIN_PROGRAMS echo_epoll)           # libc only
 
