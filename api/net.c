@@ -351,22 +351,31 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
     return 0;
 }
 
-WF_EXPORT int weft_unix_connect(weft_stream **out, const char *path)
+/* The start both Unix calls share: a task, the address, a socket. */
+static int unix_socket(weft_stream **s, weft_listener **l, const char *path,
+                       struct sockaddr_un *sun, socklen_t *len)
 {
     struct weft_task *t;
     int rc = wf_check(&t);
     if (rc < 0)
         return rc;
+    if (!s && !l)
+        return -EINVAL;
+    if ((rc = unix_addr(path, sun, len)) < 0)
+        return rc;
+    return new_socket(AF_UNIX, SOCK_STREAM);
+}
+
+WF_EXPORT int weft_unix_connect(weft_stream **out, const char *path)
+{
     struct sockaddr_un sun;
     socklen_t len;
-    if (!out || (rc = unix_addr(path, &sun, &len)) < 0)
-        return out ? rc : -EINVAL;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    int fd = unix_socket(out, NULL, path, &sun, &len);
     if (fd < 0)
         return fd;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sun, len);
-    rc = wf_await(sqe, "weft_unix_connect");
+    int rc = wf_await(sqe, "weft_unix_connect");
     if (rc < 0) {
         close(fd);
         return rc;
@@ -697,20 +706,14 @@ WF_EXPORT int weft_tcp_listen(weft_listener **out, const char *host,
 
 WF_EXPORT int weft_unix_listen(weft_listener **out, const char *path)
 {
-    struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0)
-        return rc;
     struct sockaddr_un sun;
     socklen_t len;
-    if (!out || (rc = unix_addr(path, &sun, &len)) < 0)
-        return out ? rc : -EINVAL;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    int fd = unix_socket(NULL, out, path, &sun, &len);
     if (fd < 0)
         return fd;
     if (bind(fd, (struct sockaddr *)&sun, len) < 0 ||
         listen(fd, SOMAXCONN) < 0) {
-        rc = -errno;
+        int rc = -errno;
         close(fd);
         return rc;
     }
