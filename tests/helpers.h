@@ -384,37 +384,12 @@ struct th_child {
     char err[16384]; /* the child's stderr (truncated), NUL-terminated */
 };
 
-/*
- * Run body(arg) in a fork()ed child whose stderr goes to out->err. The
- * child resets the signal handlers cmocka and the hang guard installed
- * (so a crash is a crash), has its own hang guard (SIGALRM kills it), and
- * exits 0 when body returns with no failed CHECK, 3 otherwise; body may
- * also _exit() or die. Fork from the test function, never from a task.
- */
-static TH_UNUSED void th_run_child(void (*body)(void *), void *arg,
-                                   struct th_child *out)
+/* The parent's half: read the child's stderr (p[0]) into out->err until
+ * it closes, then reap the child, under the hang guard. */
+static TH_UNUSED void th_collect_child(int p[2], pid_t pid,
+                                       struct th_child *out)
 {
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE,
-                               SIGABRT, SIGSYS, SIGALRM};
-    int p[2];
     size_t len = 0;
-
-    memset(out, 0, sizeof *out);
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 2);
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        alarm(TH_GUARD_SECONDS / 2);
-        th_reset();
-        body(arg);
-        _exit(th_failures ? 3 : 0);
-    }
     close(p[1]);
     th_guard(TH_GUARD_SECONDS);
     for (;;) {
@@ -434,6 +409,39 @@ static TH_UNUSED void th_run_child(void (*body)(void *), void *arg,
     while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR) {
     }
     th_guard_off();
+}
+
+/*
+ * Run body(arg) in a fork()ed child whose stderr goes to out->err. The
+ * child resets the signal handlers cmocka and the hang guard installed
+ * (so a crash is a crash), has its own hang guard (SIGALRM kills it), and
+ * exits 0 when body returns with no failed CHECK, 3 otherwise; body may
+ * also _exit() or die. Fork from the test function, never from a task.
+ */
+static TH_UNUSED void th_run_child(void (*body)(void *), void *arg,
+                                   struct th_child *out)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+                               SIGABRT, SIGSYS, SIGALRM};
+    int p[2];
+
+    memset(out, 0, sizeof *out);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 2);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        alarm(TH_GUARD_SECONDS / 2);
+        th_reset();
+        body(arg);
+        _exit(th_failures ? 3 : 0);
+    }
+    th_collect_child(p, pid, out);
 }
 
 /* Print what the child said (for a failing test's log). */
@@ -473,7 +481,6 @@ struct th_exec_entry {
 static TH_UNUSED void th_run_exec_child(const char *name, struct th_child *out)
 {
     int p[2];
-    size_t len = 0;
 
     memset(out, 0, sizeof *out);
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
@@ -490,25 +497,7 @@ static TH_UNUSED void th_run_exec_child(const char *name, struct th_child *out)
         fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
         _exit(127);
     }
-    close(p[1]);
-    th_guard(TH_GUARD_SECONDS);
-    for (;;) {
-        char tmp[4096];
-        ssize_t n = read(p[0], tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size_t room = sizeof out->err - 1 - len;
-        size_t take = (size_t)n < room ? (size_t)n : room;
-        memcpy(out->err + len, tmp, take);
-        len += take;
-    }
-    out->err[len] = '\0';
-    close(p[0]);
-    while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR) {
-    }
-    th_guard_off();
+    th_collect_child(p, pid, out);
 }
 
 static TH_UNUSED int th_exec_dispatch(const struct th_exec_entry *e, size_t n,
@@ -548,5 +537,26 @@ static TH_UNUSED int th_exec_dispatch(const struct th_exec_entry *e, size_t n,
             cmocka_set_test_filter(argv[1]);                                   \
         return cmocka_run_group_tests(tests, NULL, NULL);                      \
     }
+
+/* ---- waiting, inside a task, for other tasks to reach a state ---- */
+
+typedef size_t (*count_fn)(const void *obj);
+
+/* Yield (shielded) until f(obj) == want, e.g. a primitive's waiters. */
+static TH_UNUSED bool yield_until_at(count_fn f, const void *obj, size_t want,
+                                     const char *file, int line)
+{
+    size_t now = 0;
+    for (int i = 0; i < 100000; i++) {
+        now = f(obj);
+        if (now == want)
+            return true;
+        if (weft_cancel_shielded_checkpoint() != 0)
+            break;
+    }
+    return th_fail_at(file, line, "waiters: %zu, expected %zu", now, want);
+}
+#define yield_until(f, obj, want)                                              \
+    yield_until_at(f, obj, want, __FILE__, __LINE__)
 
 #endif

@@ -16,24 +16,6 @@
 
 /* ---- shared helpers ---- */
 
-typedef size_t (*count_fn)(const void *obj);
-
-/* Yield (shielded) until f(obj) == want. */
-static bool yield_until_at(count_fn f, const void *obj, size_t want,
-                           const char *file, int line)
-{
-    size_t now = 0;
-    for (int i = 0; i < 100000; i++) {
-        now = f(obj);
-        if (now == want)
-            return true;
-        if (weft_cancel_shielded_checkpoint() != 0)
-            break;
-    }
-    return th_fail_at(file, line, "waiters: %zu, expected %zu", now, want);
-}
-#define yield_until(f, obj, want)                                              \
-    yield_until_at(f, obj, want, __FILE__, __LINE__)
 
 static size_t event_waiting(const void *o)
 {
