@@ -1,8 +1,8 @@
 /*
  * api/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
  * Datagrams are whole, so many tasks may send and receive on one socket
- * at once; closing it cancels every operation on its fd
- * (IORING_ASYNC_CANCEL_FD) and waits for them.
+ * at once; each operation is listed on the socket while in flight, so
+ * that closing it cancels every one and waits for them.
  */
 #include "api/stream.h"
 
@@ -18,8 +18,14 @@ struct weft_udp {
     int fd;
     int family;
     unsigned inflight;        /* operations of any task on fd */
+    wf_link ops;              /* struct udp_op, those submitted */
     struct weft_task *closer;
     bool closing;
+};
+
+struct udp_op {
+    struct wf_io io;
+    wf_link node;
 };
 
 static int udp_resolve(const char *host, uint16_t port, int flags,
@@ -71,6 +77,7 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
     }
     u->fd = fd;
     u->family = res->ai_family;
+    wf_list_init(&u->ops);
     freeaddrinfo(res);
     *out = u;
     return 0;
@@ -132,7 +139,10 @@ static struct io_uring_sqe *udp_sqe(weft_udp *u)
 
 static ssize_t udp_io(weft_udp *u, struct io_uring_sqe *sqe, const char *what)
 {
-    ssize_t r = wf_await(sqe, what);
+    struct udp_op op;
+    wf_list_push(&u->ops, &op.node);
+    ssize_t r = wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
+    wf_list_del(&op.node);
     if (--u->inflight == 0 && u->closer)
         wf_wake(u->closer);
     return u->closing && r < 0 ? -EBADF : r;
@@ -205,10 +215,8 @@ WF_EXPORT int weft_udp_close(weft_udp *u)
         if (!t)
             wf_panic("weft_udp_close: operations in flight and no task to "
                      "wait for them");
-        struct io_uring_sqe *sqe = wf_ring_sqe(&t->loop->ring);
-        io_uring_prep_cancel_fd(sqe, u->fd, IORING_ASYNC_CANCEL_ALL);
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        io_uring_sqe_set_data64(sqe, 0);
+        for (wf_link *n = u->ops.next; n != &u->ops; n = n->next)
+            wf_io_kill(&wf_container_of(n, struct udp_op, node)->io);
         while (u->inflight) {
             struct wf_wait w = {.what = "weft_udp_close"};
             u->closer = t;
