@@ -134,6 +134,7 @@ struct weft_task {
     weft_group *group;       /* counted in this group, or NULL (root) */
     struct wf_start *start;  /* while weft_group_start waits for it */
     unsigned tokens;         /* limiter tokens it took for itself */
+    struct weft__group_more *group_errors; /* its groups' extra errors */
     void (*on_exit)(struct weft_task *t); /* system tasks: who gets the result */
     void *exit_arg;
     uint64_t id;
@@ -260,6 +261,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
                 struct weft_task **out);
 void wf_task_reclaim(struct wf_loop *L, struct weft_task *t);
 void wf_task_finished(struct weft_task *t);  /* engine/group.c */
+void wf_group_errors_free(struct weft_task *t);
 struct weft_task *wf_stack_get(struct wf_loop *L);
 void wf_stack_put(struct wf_loop *L, struct weft_task *t);
 void wf_stack_pool_drain(struct wf_loop *L);

@@ -4,6 +4,7 @@
  */
 #include "engine/engine.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* weft_group_start's record, on the starter's stack. */
@@ -25,6 +26,7 @@ WF_EXPORT void weft_group_enter(weft_group *g)
     g->wf_host = NULL;
     g->wf_children = 0;
     g->wf_nerr = 0;
+    g->wf_more = NULL;
     g->wf_child_cancelled = false;
     wf_scope_link(&g->wf_scope, t->scope, t, WF_SCOPE_GROUP);
     t->scope = &g->wf_scope;
@@ -144,22 +146,99 @@ WF_EXPORT void weft_task_started(void *value)
     wf_wake(st->waiter);
 }
 
+/*
+ * Every error is kept (API.md). The first WEFT_GROUP_ERRORS_KEPT live in
+ * the group; the rest in an array the host task owns: a group has no
+ * destroy call, and it is read by its host, so the array is freed when the
+ * host task ends. Out of memory, an error is still counted.
+ */
+struct weft__group_more {
+    struct weft__group_more *next; /* the host task's list */
+    size_t n, cap;
+    struct wf_err {
+        int rc;
+        char name[28];
+    } e[];
+};
+
+static struct wf_err *more_slot(weft_group *g)
+{
+    struct weft__group_more *m = g->wf_more;
+    if (m && m->n < m->cap)
+        return &m->e[m->n++];
+    struct weft_task *host = g->wf_scope.wf_task;
+    size_t cap = m ? m->cap * 2 : 8;
+    struct weft__group_more *n = malloc(sizeof *n + cap * sizeof n->e[0]);
+    if (!n)
+        return NULL;
+    n->n = m ? m->n : 0;
+    n->cap = cap;
+    if (m)
+        memcpy(n->e, m->e, m->n * sizeof m->e[0]);
+    /* The host's list owns it; the old array is replaced in place. */
+    n->next = m ? m->next : host->group_errors;
+    if (m) {
+        struct weft__group_more **pp = &host->group_errors;
+        while (*pp != m)
+            pp = &(*pp)->next;
+        *pp = n;
+        free(m);
+    } else {
+        host->group_errors = n;
+    }
+    g->wf_more = n;
+    return &n->e[n->n++];
+}
+
+void wf_group_errors_free(struct weft_task *t)
+{
+    struct weft__group_more *m = t->group_errors;
+    while (m) {
+        struct weft__group_more *next = m->next;
+        free(m);
+        m = next;
+    }
+    t->group_errors = NULL;
+}
+
+static void set_err(int *rc_out, char *name_out, size_t name_size, int rc,
+                    const char *name)
+{
+    *rc_out = rc;
+    snprintf(name_out, name_size, "%s", name ? name : "");
+}
+
 /* Keep an error: appended, or first (the host body's). */
 static void keep_error(weft_group *g, bool first, int rc, const char *name)
 {
-    size_t kept = g->wf_nerr < WEFT_GROUP_ERRORS_KEPT ? g->wf_nerr
-                                                       : WEFT_GROUP_ERRORS_KEPT;
-    size_t at = first ? 0 : kept;
-    g->wf_nerr++;
-    if (at >= WEFT_GROUP_ERRORS_KEPT)
+    size_t n = g->wf_nerr++;
+    if (!first) {
+        if (n < WEFT_GROUP_ERRORS_KEPT) {
+            set_err(&g->wf_err[n].rc, g->wf_err[n].name,
+                    sizeof g->wf_err[n].name, rc, name);
+        } else {
+            struct wf_err *e = more_slot(g);
+            if (e)
+                set_err(&e->rc, e->name, sizeof e->name, rc, name);
+        }
         return;
-    size_t move = kept - at;
-    if (kept == WEFT_GROUP_ERRORS_KEPT)
-        move--; /* the last kept one makes way */
-    memmove(&g->wf_err[at + 1], &g->wf_err[at], move * sizeof g->wf_err[0]);
-    g->wf_err[at].rc = rc;
-    snprintf(g->wf_err[at].name, sizeof g->wf_err[at].name, "%s",
-             name ? name : "");
+    }
+    /* First: everything moves one place on, the last inline one to the
+     * front of the rest. */
+    if (n >= WEFT_GROUP_ERRORS_KEPT) {
+        struct wf_err *e = more_slot(g);
+        if (e) {
+            struct weft__group_more *m = g->wf_more;
+            memmove(&m->e[1], &m->e[0], (m->n - 1) * sizeof m->e[0]);
+            m->e[0].rc = g->wf_err[WEFT_GROUP_ERRORS_KEPT - 1].rc;
+            memcpy(m->e[0].name, g->wf_err[WEFT_GROUP_ERRORS_KEPT - 1].name,
+                   sizeof m->e[0].name);
+        }
+        n = WEFT_GROUP_ERRORS_KEPT - 1;
+    }
+    memmove(&g->wf_err[1], &g->wf_err[0], n * sizeof g->wf_err[0]);
+    set_err(&g->wf_err[0].rc, g->wf_err[0].name, sizeof g->wf_err[0].name, rc,
+            name);
 }
 
 /* The end of a task, on its own stack: tell its starter or its group. */
@@ -245,9 +324,16 @@ WF_EXPORT int weft_group_error(const weft_group *g, size_t i,
         *task_name = NULL;
     if (!g || i >= g->wf_nerr)
         return -EINVAL;
-    if (i >= WEFT_GROUP_ERRORS_KEPT)
-        return -ERANGE;
+    if (i < WEFT_GROUP_ERRORS_KEPT) {
+        if (task_name)
+            *task_name = g->wf_err[i].name;
+        return g->wf_err[i].rc;
+    }
+    const struct weft__group_more *m = g->wf_more;
+    i -= WEFT_GROUP_ERRORS_KEPT;
+    if (!m || i >= m->n)
+        return -ENOMEM; /* counted, but there was no memory to keep it */
     if (task_name)
-        *task_name = g->wf_err[i].name;
-    return g->wf_err[i].rc;
+        *task_name = m->e[i].name;
+    return m->e[i].rc;
 }

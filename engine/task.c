@@ -24,6 +24,8 @@ _Noreturn static void task_entry(void *arg)
                  (void *)t->scope);
     if (t->tokens)
         wf_limiter_task_ended(t);
+    if (t->group_errors)
+        wf_group_errors_free(t);
     t->state = WF_DONE;
     wf_task_finished(t);
     struct wf_loop *L = t->loop;
@@ -51,6 +53,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     t->group = NULL;
     t->start = NULL;
     t->tokens = 0;
+    t->group_errors = NULL;
     t->on_exit = NULL;
     t->exit_arg = NULL;
     t->id = ++L->next_id;

@@ -204,8 +204,10 @@ static void test_group_several_errors_all_kept(void **state)
     run_in_loop(several_main, NULL);
 }
 
-/* Many failures: at least WEFT_GROUP_ERRORS_KEPT of them are readable, in
- * order, with their names; exit returns the first. */
+/* Many failures (more than the WEFT_GROUP_ERRORS_KEPT kept inline): every
+ * one is kept and readable, in order, with its name; exit returns the
+ * first. 12 children all fail in their first round, before the group's
+ * cancellation can reach any of them. */
 static int many_errors_main(void *arg)
 {
     char names[12][16];
@@ -220,14 +222,46 @@ static int many_errors_main(void *arg)
     }
     CHECK_EQ(weft_group_exit(&g, 0), -100);
     size_t n = weft_group_error_count(&g);
-    CHECK_GE(n, WEFT_GROUP_ERRORS_KEPT);
-    CHECK_LE(n, 12);
-    for (size_t i = 0; i < WEFT_GROUP_ERRORS_KEPT && i < n; i++) {
+    CHECK_EQ(n, 12);
+    for (size_t i = 0; i < n; i++) {
         const char *name = NULL;
         CHECK_EQ(weft_group_error(&g, i, &name), -100 - (int)i);
         CHECK_STR_EQ(name, names[i]);
     }
+    CHECK_EQ(weft_group_error(&g, n, NULL), -EINVAL);
     return 0;
+}
+
+/* The host body's error comes first even when there are more errors than
+ * are kept inline: every child's error moves one place on. */
+static int many_errors_host_main(void *arg)
+{
+    char names[10][16];
+    weft_group g;
+
+    weft_group_enter(&g);
+    for (int i = 0; i < 10; i++) {
+        snprintf(names[i], sizeof names[i], "bad-%d", i);
+        CHECK_EQ(weft_group_spawn_named(&g, names[i], th_task_return,
+                                        (void *)(intptr_t)(-100 - i)),
+                 0);
+    }
+    /* the children fail now, and cancel the group */
+    CHECK_EQ(weft_checkpoint(), -ECANCELED);
+    CHECK_EQ(weft_group_exit(&g, -7), -7);
+    CHECK_EQ(weft_group_error_count(&g), 11);
+    const char *name = NULL;
+    CHECK_EQ(weft_group_error(&g, 0, &name), -7);
+    for (size_t i = 1; i < 11; i++) {
+        CHECK_EQ(weft_group_error(&g, i, &name), -100 - (int)(i - 1));
+        CHECK_STR_EQ(name, names[i - 1]);
+    }
+    return 0;
+}
+
+static void test_group_host_error_first_past_the_inline_ones(void **state)
+{
+    run_in_loop(many_errors_host_main, NULL);
 }
 
 static void test_group_many_errors_kept_in_order(void **state)
@@ -1128,6 +1162,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_first_error_cancels_siblings_and_host),
     cmocka_unit_test(test_group_several_errors_all_kept),
     cmocka_unit_test(test_group_many_errors_kept_in_order),
+    cmocka_unit_test(test_group_host_error_first_past_the_inline_ones),
     cmocka_unit_test(test_group_host_error_cancels_children_and_comes_first),
     cmocka_unit_test(test_group_child_ecanceled_does_not_cancel_siblings),
     cmocka_unit_test(test_group_cancel_is_caught),

@@ -15,8 +15,11 @@
 extern "C" {
 #endif
 
-/* How many errors a group keeps with their task names. */
+/* How many errors a group keeps inline; more go to memory owned by the task
+ * that entered the group (freed when that task ends). */
 #define WEFT_GROUP_ERRORS_KEPT 8
+
+struct weft__group_more;
 
 typedef struct weft_group {
     /* private */
@@ -29,6 +32,7 @@ typedef struct weft_group {
         int rc;
         char name[28];
     } wf_err[WEFT_GROUP_ERRORS_KEPT];
+    struct weft__group_more *wf_more; /* errors past the inline ones */
 } weft_group;
 
 void weft_group_enter(weft_group *g);
