@@ -834,6 +834,14 @@ WF_EXPORT int weft_wait_writable(int fd)
 
 enum { MAX_FDS = 253 }; /* SCM_MAX_FD */
 
+/* Control-message room for MAX_FDS descriptors, aligned for cmsghdr. */
+struct fd_cbuf {
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+        struct cmsghdr align;
+    };
+};
+
 WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
                                  const int *fds, size_t nfds)
 {
@@ -845,10 +853,7 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-        struct cmsghdr align;
-    } u;
+    struct fd_cbuf u;
     struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     if (nfds) {
@@ -894,10 +899,7 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-        struct cmsghdr align;
-    } u;
+    struct fd_cbuf u;
     struct iovec iov = {.iov_base = msg, .iov_len = max};
     struct msghdr mh = {.msg_iov = &iov,
                         .msg_iovlen = 1,
