@@ -24,8 +24,9 @@ endif()
 set(WEFT_LIBURING_MIN 2.3)
 set(WEFT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/weft)
 
-# ---- headers: api/weft.h and api/weft/*.h only (api/*.c and any private
-# header beside them stay out) ----
+# ---- headers: api/weft.h and api/weft/*.h only (the rooms api/net/,
+# api/stream/, api/fs/... with their sources and private headers stay
+# out) ----
 install(FILES ${PROJECT_SOURCE_DIR}/api/weft.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT Development)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/api/weft/

@@ -226,7 +226,7 @@ struct wf_loop {
     struct weft_task *root;
     int result;                /* the root task's */
     struct wf_borrow_table borrows;
-    struct wf_mailbox *mailbox;  /* other threads' way in (engine/bridge.c) */
+    struct wf_mailbox *mailbox;  /* other threads' way in (engine/mailbox.c) */
     size_t jobs_out;             /* weft_to_thread jobs not yet back */
     weft_limiter thread_limiter; /* weft_default_thread_limiter */
     bool thread_limiter_ready;
@@ -286,7 +286,8 @@ int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,
                     void *exit_arg);
 int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg);
 
-/* ---- messages from other threads (engine/bridge.c) ---- */
+/* ---- messages from other threads (engine/mailbox.c; the pool:
+ * engine/pool.c) ---- */
 
 struct wf_msg {
     void (*fn)(struct wf_loop *L, struct wf_msg *m); /* L NULL: loop gone */
@@ -297,9 +298,12 @@ int wf_mailbox_open(struct wf_loop *L);
 int wf_mailbox_post(struct wf_mailbox *mb, struct wf_msg *m);
 void wf_mailbox_get(struct wf_mailbox *mb);
 void wf_mailbox_put(struct wf_mailbox *mb);
-bool wf_mailbox_sleep(struct wf_loop *L);  /* false: messages wait */
+/* Before a ring wait that may sleep: true if it may (the sleeping flag
+ * is set); false if messages wait to be run first. */
+bool wf_mailbox_may_sleep(struct wf_loop *L);
 bool wf_mailbox_pending(struct wf_loop *L); /* messages wait to be run */
-void wf_mailbox_wake_up(struct wf_loop *L); /* drain after the ring wait */
+/* After the ring wait: clear the flag, run the messages, re-arm. */
+void wf_mailbox_drain(struct wf_loop *L);
 void wf_mailbox_close(struct wf_loop *L);
 void wf_pool_set_idle(weft_time idle);
 /* weft_to_thread, saying whether the job reached a worker (a cancel can
@@ -422,6 +426,22 @@ void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe);
 /* From another task (a close): cancel io if it is in flight. The waiter
  * then returns -ECANCELED (or the result, if it completed anyway). */
 void wf_io_kill(struct wf_io *io);
+
+/*
+ * Standing operations: no task awaits them; a handler (c->fn, run while
+ * the CQ is reaped, so it may take no SQE) gets each completion, e.g. a
+ * listener's multishot accepts. Take an SQE, prepare it, then start it;
+ * cancel sends an ASYNC_CANCEL, and c->fn sees the terminal CQE.
+ */
+struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L);
+void wf_standing_start(struct wf_loop *L, struct io_uring_sqe *sqe,
+                       struct wf_completion *c);
+void wf_standing_cancel(struct wf_loop *L, struct wf_completion *c);
+
+/* The loop's table of registered files: made sparse with n slots the
+ * first time (0, or -errno); a slot emptied at once (error paths). */
+int wf_files_table(struct wf_loop *L, unsigned n);
+void wf_files_clear(struct wf_loop *L, int slot);
 
 #include <errno.h>
 

@@ -215,13 +215,13 @@ static void between_rounds(struct wf_loop *L, bool drain)
     }
     bool wait = idle && timeout != 0;
     /* Other threads must wake a loop that sleeps in the ring. */
-    if (wait && L->mailbox && !wf_mailbox_sleep(L))
+    if (wait && L->mailbox && !wf_mailbox_may_sleep(L))
         wait = false;
     wf_ring_pump(&L->ring, wait, timeout);
     if (!wf_list_empty(&L->deferred))
         run_deferred(L);
     if (L->mailbox && drain)
-        wf_mailbox_wake_up(L);
+        wf_mailbox_drain(L);
     if (L->timers)
         wf_timers_expire(L, weft_now());
     if (!wf_list_empty(&L->room_waiters))

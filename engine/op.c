@@ -137,6 +137,33 @@ void wf_io_kill(struct wf_io *io)
     wf_ring_cancel(&io->wait.task->loop->ring, &io->op);
 }
 
+struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L)
+{
+    return wf_ring_sqe(&L->ring);
+}
+
+void wf_standing_start(struct wf_loop *L, struct io_uring_sqe *sqe,
+                       struct wf_completion *c)
+{
+    c->untracked = false;
+    wf_ring_track(&L->ring, sqe, c);
+}
+
+void wf_standing_cancel(struct wf_loop *L, struct wf_completion *c)
+{
+    wf_ring_cancel(&L->ring, c);
+}
+
+int wf_files_table(struct wf_loop *L, unsigned n)
+{
+    return wf_ring_files_table(&L->ring, n);
+}
+
+void wf_files_clear(struct wf_loop *L, int slot)
+{
+    wf_ring_files_clear(&L->ring, slot);
+}
+
 WF_EXPORT int weft_uring_await(struct io_uring_sqe *sqe)
 {
     return wf_await(sqe, "io_uring operation");

@@ -1,5 +1,5 @@
 /*
- * api/file.c - open files on io_uring: weft_file_* (OPENAT, READ, WRITE,
+ * api/fs/file.c - open files on io_uring: weft_file_* (OPENAT, READ, WRITE,
  * FSYNC, STATX, FALLOCATE, FTRUNCATE, CLOSE), the position weft keeps,
  * O_DIRECT alignment checks and registered (fixed) files.
  *
@@ -15,7 +15,7 @@
  *   that use the position take turns as they do on one struct file in
  *   the kernel; pread/pwrite do not take it.
  */
-#include "api/file.h"
+#include "api/fs/fs_impl.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -506,8 +506,7 @@ static void fixed_install(weft_file *f)
             return;
         /* No table yet (-ENXIO): register a sparse one on this loop's
          * ring. -EBUSY means someone did; then the slot failed for good. */
-        if (wf_ring_files_table(&wf_self()->loop->ring, fixed_table_size()) <
-            0)
+        if (wf_files_table(wf_self()->loop, fixed_table_size()) < 0)
             return;
     }
 }
@@ -577,7 +576,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
         rc = weft_checkpoint_if_cancelled();
     if (rc < 0) {
         if (f->slot >= 0)
-            wf_ring_files_clear(&t->loop->ring, f->slot);
+            wf_files_clear(t->loop, f->slot);
         close(fd);
         free(f);
         return rc;

@@ -1,10 +1,10 @@
 /*
- * api/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
+ * api/net/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
  * Datagrams are whole, so many tasks may send and receive on one socket
  * at once; each operation is listed on the socket while in flight, so
  * that closing it cancels every one and waits for them.
  */
-#include "api/stream.h"
+#include "api/net/net_impl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,9 +1,10 @@
 /*
- * api/stream.h - what a transport implements to be a weft_stream, and the
- * shared fd-backed socket transport (TCP, Unix, socketpair). Internal.
+ * api/stream/stream_impl.h - what a transport implements to be a
+ * weft_stream, and the fd-backed socket transport (TCP, Unix,
+ * socketpair: api/stream/socket.c). Internal.
  */
-#ifndef WF_API_STREAM_H
-#define WF_API_STREAM_H
+#ifndef WF_API_STREAM_IMPL_H
+#define WF_API_STREAM_IMPL_H
 
 #include "engine/engine.h"
 #include <weft/stream.h>
@@ -59,11 +60,5 @@ struct wf_sock_stream {
 extern const struct wf_stream_ops wf_sock_ops;
 /* A socket stream owning fd (closed on failure too). */
 int wf_sock_stream_new(int fd, weft_stream **out);
-
-/* api/net.c, shared with udp.c */
-struct addrinfo;
-int wf_resolve(const char *host, uint16_t port, int socktype, int flags,
-               struct addrinfo **res);
-int wf_sock_port(int fd); /* the bound port, or -errno */
 
 #endif

@@ -1,9 +1,9 @@
 /*
- * api/file.h - what api/file.c shares with the file stream
- * (api/file_stream.c) and the path calls (api/path.c). Internal.
+ * api/fs/fs_impl.h - what api/fs/file.c shares with the file stream
+ * (file_stream.c) and the path calls (path.c). Internal.
  */
-#ifndef WF_API_FILE_H
-#define WF_API_FILE_H
+#ifndef WF_API_FS_IMPL_H
+#define WF_API_FS_IMPL_H
 
 #include "engine/engine.h"
 #include <weft/file.h>

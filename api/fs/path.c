@@ -1,5 +1,5 @@
 /*
- * api/path.c - paths on io_uring (anyio's Path): stat, exists, mkdir,
+ * api/fs/path.c - paths on io_uring (anyio's Path): stat, exists, mkdir,
  * unlink, rmdir, rename (STATX, MKDIRAT, UNLINKAT, RENAMEAT), whole-file
  * read_all/write_all over weft_file, and directory listing (with or
  * without each entry's lstat) on the worker pool (io_uring has no
@@ -9,7 +9,7 @@
  * path must stay valid for the call (the kernel reads it while the task
  * waits; it is the caller's memory).
  */
-#include "api/file.h"
+#include "api/fs/fs_impl.h"
 
 #include <dirent.h>
 #include <limits.h>

@@ -1,5 +1,5 @@
 /*
- * api/file_stream.c - a weft_file as a weft_stream, so that files and
+ * api/fs/file_stream.c - a weft_file as a weft_stream, so that files and
  * sockets compose (copy a file to a connection with the same calls).
  *
  * recv reads at the file position (one operation: some bytes, 0 at the
@@ -8,8 +8,8 @@
  * it. send writes all of its bytes at the position. There is no
  * half-close (send_eof is -ENOTSUP). close closes the file.
  */
-#include "api/file.h"
-#include "api/stream.h"
+#include "api/fs/fs_impl.h"
+#include "api/stream/stream_impl.h"
 
 #include <stdlib.h>
 #include <string.h>

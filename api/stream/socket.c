@@ -1,0 +1,105 @@
+/*
+ * api/stream/socket.c - the socket transport (TCP, Unix, socketpair): an
+ * fd and the two ring operations that may be in flight on it, one recv
+ * and one send.
+ */
+#include "api/stream/stream_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <weft/uring.h>
+
+static struct wf_sock_stream *sock(weft_stream *s)
+{
+    return (struct wf_sock_stream *)s;
+}
+
+static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
+{
+    struct wf_sock_stream *ss = sock(s);
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
+    io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
+    return wf_stream_result(wf_io_await(&ss->rio, sqe, wf_stream_deadline(s),
+                                        "weft_stream_recv"));
+}
+
+static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
+{
+    struct wf_sock_stream *ss = sock(s);
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
+    io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
+    return wf_stream_result(wf_io_await(&ss->sio, sqe, wf_stream_deadline(s),
+                                        "weft_stream_send"));
+}
+
+static int sock_send_eof(weft_stream *s)
+{
+    return shutdown(sock(s)->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void sock_kill(weft_stream *s)
+{
+    wf_io_kill(&sock(s)->rio);
+    wf_io_kill(&sock(s)->sio);
+}
+
+static int sock_close(weft_stream *s)
+{
+    return close(sock(s)->fd) < 0 ? -errno : 0;
+}
+
+static int sock_fd(const weft_stream *s)
+{
+    return ((const struct wf_sock_stream *)s)->fd;
+}
+
+const struct wf_stream_ops wf_sock_ops = {
+    .recv = sock_recv,
+    .send = sock_send,
+    .send_eof = sock_send_eof,
+    .kill = sock_kill,
+    .close = sock_close,
+    .fd = sock_fd,
+};
+
+int wf_sock_stream_new(int fd, weft_stream **out)
+{
+    struct wf_sock_stream *ss = malloc(sizeof *ss);
+    if (!ss) {
+        close(fd);
+        return -ENOMEM;
+    }
+    wf_stream_init(&ss->base, &wf_sock_ops);
+    ss->fd = fd;
+    memset(&ss->rio, 0, sizeof ss->rio);
+    memset(&ss->sio, 0, sizeof ss->sio);
+    *out = &ss->base;
+    return 0;
+}
+
+WF_EXPORT int weft_stream_pair(weft_stream **a, weft_stream **b)
+{
+    if (!a || !b)
+        return -EINVAL;
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return -errno;
+    int rc = wf_sock_stream_new(fds[0], a);
+    if (rc < 0) {
+        close(fds[1]);
+        return rc;
+    }
+    rc = wf_sock_stream_new(fds[1], b);
+    if (rc < 0) {
+        weft_stream_close(*a);
+        *a = NULL;
+        return rc;
+    }
+    return 0;
+}
