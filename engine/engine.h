@@ -367,6 +367,39 @@ static inline int wf_check(struct weft_task **out)
     return 0;
 }
 
+/*
+ * The entry check of a public call, in the one order every call keeps:
+ * -EPERM (not in a task of a loop), -EINVAL (args_ok is false), -EBADF
+ * (closed is true: the handle is closing or closed), then the
+ * checkpoint's -ECANCELED (wf_entry only: calls that never block, such as
+ * the try_ forms, use wf_entry_nowait). 0 = go on; *out is the caller.
+ * Write `closed` so that it reads the handle only when it is valid:
+ * wf_entry(&t, s != NULL, s && s->closing).
+ */
+static inline int wf_entry_nowait(struct weft_task **out, bool args_ok,
+                                  bool closed)
+{
+    struct weft_task *t = wf_self();
+    if (wf_unlikely(!t))
+        return -EPERM;
+    if (wf_unlikely(!args_ok))
+        return -EINVAL;
+    if (wf_unlikely(closed))
+        return -EBADF;
+    *out = t;
+    return 0;
+}
+
+static inline int wf_entry(struct weft_task **out, bool args_ok, bool closed)
+{
+    int rc = wf_entry_nowait(out, args_ok, closed);
+    if (wf_unlikely(rc < 0))
+        return rc;
+    if (wf_unlikely((*out)->loop->ncancelled) && wf_cancelled(*out))
+        return -ECANCELED;
+    return 0;
+}
+
 /* ---- waiter queues of the sync primitives and channels (engine/waitq.c) ---- */
 
 /*
