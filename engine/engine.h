@@ -461,6 +461,41 @@ void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe);
 void wf_io_kill(struct wf_io *io);
 
 /*
+ * A gate (engine/gate.c): closing an object while tasks use it. A call
+ * enters (after wf_entry said the gate is open) and leaves when done;
+ * it takes its SQEs with wf_gate_sqe (NULL: closed meanwhile, -EBADF)
+ * and awaits them with wf_gate_await (listed while in flight; -EBADF if
+ * the close cut it short). wf_gate_close = shut (nothing new enters; the
+ * listed operations and, with kill set, the object's own are cancelled)
+ * + wait (until every call has left); then the object may be freed.
+ */
+struct wf_gate {
+    unsigned users;            /* calls inside, armed standing operations */
+    bool closing;
+    wf_link ops;               /* struct wf_gate_op, in flight */
+    struct weft_task *closer;  /* waiting in wf_gate_wait */
+    void (*kill)(struct wf_gate *g); /* the object's own cancellations */
+};
+
+struct wf_gate_op {
+    struct wf_io io;
+    wf_link node;
+};
+
+void wf_gate_init(struct wf_gate *g);
+static inline void wf_gate_enter(struct wf_gate *g)
+{
+    g->users++;
+}
+void wf_gate_leave(struct wf_gate *g);
+struct io_uring_sqe *wf_gate_sqe(struct wf_gate *g);
+int wf_gate_await(struct wf_gate *g, struct io_uring_sqe *sqe,
+                  weft_time deadline, const char *what);
+void wf_gate_shut(struct wf_gate *g, bool kill_ops);
+void wf_gate_wait(struct wf_gate *g, const char *what);
+void wf_gate_close(struct wf_gate *g, const char *what);
+
+/*
  * Standing operations: no task awaits them; a handler (c->fn, run while
  * the CQ is reaped, so it may take no SQE) gets each completion, e.g. a
  * listener's multishot accepts. Take an SQE, prepare it, then start it;

@@ -1603,6 +1603,68 @@ static void test_net_listener_close_with_blocked_accept(void **state)
 }
 
 /*
+ * Regression (repros/listener_close_uaf.c): an accepter that was handed a
+ * connection and has not run again is still inside the listener's gate,
+ * so a close in between waits for it instead of freeing the listener
+ * under it. The accepter gets the connection (it was handed over before
+ * the close) or -EBADF, never freed memory; no fd is left. Both the
+ * one-shot and the multishot accept.
+ */
+struct handed {
+    weft_listener *l;
+    int rc;
+};
+
+static int handed_acceptor(void *arg)
+{
+    struct handed *h = arg;
+    weft_stream *c;
+    h->rc = weft_listener_accept(h->l, &c);
+    if (h->rc == 0)
+        CHECK_EQ(weft_stream_close(c), 0);
+    return 0;
+}
+
+static int close_while_handed_main(void *arg)
+{
+    bool oneshot = *(bool *)arg;
+    int before = nh_fd_count();
+    weft_listen_opts o = {.no_multishot = oneshot};
+    struct handed h = {.rc = 1};
+    if (!CHECK_EQ(weft_tcp_listen_opts(&h.l, "127.0.0.1", 0, &o), 0))
+        return -EIO;
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, handed_acceptor, &h), 0);
+    CHECK_EQ(weft_checkpoint(), 0); /* it arms its accept and blocks */
+    struct sockaddr_in sin;
+    nh_loopback4(&sin, (uint16_t)weft_listener_port(h.l));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    /* one checkpoint: its round reaps the accept's CQE, so the acceptor
+     * is handed the connection and is ready, behind this task */
+    CHECK_EQ(weft_checkpoint(), 0);
+    CHECK_EQ(weft_listener_close(h.l), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK(h.rc == 0 || h.rc == -EBADF);
+    close(fd);
+    CHECK_EQ(nh_fd_count(), before);
+    return 0;
+}
+
+static void test_net_listener_close_while_accepter_handed_oneshot(void **state)
+{
+    bool oneshot = true;
+    run_in_loop(close_while_handed_main, &oneshot);
+}
+
+static void test_net_listener_close_while_accepter_handed_multishot(void **state)
+{
+    bool oneshot = false;
+    run_in_loop(close_while_handed_main, &oneshot);
+}
+
+/*
  * A listener whose tasks stopped accepting does not keep taking every
  * connection from the kernel (one fd each). A multishot accept takes what
  * the kernel has ready in one go (here the whole first flood, which
@@ -2355,6 +2417,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_getaddrinfo_from_64_tasks),
     NET_TEST(test_net_getaddrinfo_cancelled_waiting_for_a_token_leaks_nothing),
     NET_TEST(test_net_listener_close_with_blocked_accept),
+    NET_TEST(test_net_listener_close_while_accepter_handed_oneshot),
+    NET_TEST(test_net_listener_close_while_accepter_handed_multishot),
     NET_TEST(test_net_accept_cancelled_loses_no_connection),
     NET_TEST(test_net_listener_queue_is_bounded),
     NET_TEST(test_net_accept_cancel_races_connection),

@@ -8,7 +8,7 @@
  *   cancelled meanwhile is closed at once; every failure after the open
  *   closes the fd; close closes even when cancelled.
  * - Close never frees the file under another task: calls under way are
- *   counted (users) and close waits for them. On a regular file their
+ *   inside the file's gate (engine/gate.c) and close waits for them. On a regular file their
  *   operations finish by themselves; on a pipe, FIFO, socket or device
  *   they may never, so close cancels them (they return -EBADF).
  * - read/write/seek take the file's position lock, so concurrent calls
@@ -35,23 +35,15 @@
 int wf_file_enter(weft_file *f)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM)
-        return rc;
-    if (!f)
-        return -EINVAL;
-    if (f->closing)
-        return -EBADF;
-    if (rc < 0)
-        return rc;
-    f->users++;
-    return 0;
+    int rc = wf_entry(&t, f != NULL, f && f->gate.closing);
+    if (rc == 0)
+        wf_gate_enter(&f->gate);
+    return rc;
 }
 
 void wf_file_leave(weft_file *f)
 {
-    if (--f->users == 0 && f->closer)
-        wf_wake(f->closer);
+    wf_gate_leave(&f->gate);
 }
 
 int wf_file_pos_lock(weft_file *f)
@@ -59,7 +51,7 @@ int wf_file_pos_lock(weft_file *f)
     int rc = weft_lock_try_acquire(&f->poslock);
     if (rc == -EAGAIN)
         rc = weft_lock_acquire(&f->poslock);
-    if (rc == 0 && f->closing) {
+    if (rc == 0 && f->gate.closing) {
         weft_lock_release(&f->poslock);
         rc = -EBADF;
     }
@@ -92,28 +84,16 @@ static int file_kind(weft_file *f)
 
 /* ---- one ring operation of a file ---- */
 
-struct file_op {
-    struct wf_io io;
-    wf_link node; /* in f->ops while in flight, for close's cancel */
-};
-
-/* Await sqe as one of f's operations. */
+/* Await sqe as one of f's operations (-EBADF: cut short by a close). */
 static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
 {
-    struct file_op op;
-    memset(&op, 0, sizeof op);
-    if (f->closing) {
+    if (f->gate.closing) {
         /* weft_uring_sqe waited for room and close began meanwhile: its
          * cancel has passed, so this operation must not start. */
         wf_sqe_drop(wf_cur, sqe);
         return -EBADF;
     }
-    wf_list_push(&f->ops, &op.node);
-    int rc = wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
-    wf_list_del(&op.node);
-    if (rc < 0 && op.io.killed)
-        rc = -EBADF;
-    return rc;
+    return wf_gate_await(&f->gate, sqe, WEFT_FOREVER, what);
 }
 
 /* The slot is an index into one ring's table: only that loop uses it. */
@@ -127,9 +107,7 @@ static void use_fixed(weft_file *f, struct io_uring_sqe *sqe)
 
 void wf_file_kill(weft_file *f)
 {
-    f->closing = true; /* and nothing new starts */
-    for (wf_link *n = f->ops.next; n != &f->ops; n = n->next)
-        wf_io_kill(&wf_container_of(n, struct file_op, node)->io);
+    wf_gate_shut(&f->gate, true); /* nothing new starts */
 }
 
 /* ---- reads and writes ---- */
@@ -566,7 +544,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
     f->oflags = flags;
     f->mem_align = f->off_align = 1;
     f->readahead = o.readahead ? o.readahead : WF_FILE_DEFAULT_READAHEAD;
-    wf_list_init(&f->ops);
+    wf_gate_init(&f->gate);
     weft_lock_init(&f->poslock);
     if (flags & O_DIRECT)
         rc = direct_alignment(f);
@@ -611,7 +589,6 @@ static int close_fd(weft_file *f)
 
 int wf_file_close_now(weft_file *f)
 {
-    f->closing = true;
     struct weft_task *t = wf_self();
     if (!t) {
         /* Outside a loop nothing can be in flight. */
@@ -619,16 +596,10 @@ int wf_file_close_now(weft_file *f)
         free(f);
         return rc;
     }
-    if (f->users) {
-        if (file_kind(f) != WF_KIND_DISK)
-            wf_file_kill(f); /* reads of a FIFO may never end */
-        while (f->users) {
-            struct wf_wait w = {.what = "weft_file_close"};
-            f->closer = t;
-            wf_block(&w);
-            f->closer = NULL;
-        }
-    }
+    /* Disk I/O always finishes: wait for it. Reads of a FIFO may never
+     * end: cancel them. */
+    wf_gate_shut(&f->gate, f->gate.users && file_kind(f) != WF_KIND_DISK);
+    wf_gate_wait(&f->gate, "weft_file_close");
     int cancelled = weft_checkpoint_if_cancelled();
     int rc = close_fd(f);
     free(f);
@@ -639,7 +610,7 @@ WF_EXPORT int weft_file_close(weft_file *f)
 {
     if (!f)
         return -EINVAL;
-    if (f->closing)
+    if (f->gate.closing)
         return -EBADF;
     return wf_file_close_now(f);
 }

@@ -98,7 +98,7 @@ static const struct wf_stream_ops file_ops = {
 
 WF_EXPORT weft_stream *weft_file_stream(weft_file *f)
 {
-    if (!f || f->closing)
+    if (!f || f->gate.closing)
         return NULL;
     struct wf_file_stream *x = calloc(1, sizeof *x);
     if (!x)

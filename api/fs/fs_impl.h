@@ -32,10 +32,7 @@ struct weft_file {
     off_t pos;                 /* weft's file position */
     int oflags;                /* the open flags */
     uint8_t kind;              /* enum wf_file_kind, found out when needed */
-    bool closing;              /* weft_file_close has begun */
-    unsigned users;            /* calls under way (close waits for them) */
-    wf_link ops;               /* their ring operations in flight */
-    struct weft_task *closer;
+    struct wf_gate gate;       /* calls under way; close waits for them */
     weft_lock poslock;           /* taken by the calls that use the position */
     size_t mem_align, off_align; /* O_DIRECT's, else 1 */
     size_t readahead;            /* for weft_file_stream */

@@ -53,10 +53,8 @@ static void accept_done(struct wf_completion *c, int res, unsigned flags)
 {
     struct wf_acceptor *a = wf_container_of(c, struct wf_acceptor, c);
     struct weft_listener *l = a->l;
-    if (!(flags & IORING_CQE_F_MORE))
-        a->armed = false;
     if (res >= 0) {
-        if (l->closing || q_push(l, res) < 0)
+        if (l->gate.closing || q_push(l, res) < 0)
             close(res);
         else if (l->qlen >= QHIGH && a->armed)
             wf_defer(wf_cur, &l->pause); /* no SQE may be taken here */
@@ -68,8 +66,10 @@ static void accept_done(struct wf_completion *c, int res, unsigned flags)
     struct wf_waiter *wr = wf_waiter_first(&l->waiters);
     if (wr)
         wf_waiter_grant(wr, 0);
-    if (l->closer && !any_armed(l))
-        wf_wake(l->closer);
+    if (!(flags & IORING_CQE_F_MORE)) {
+        a->armed = false;
+        wf_gate_leave(&l->gate); /* the last thing: close may free l */
+    }
 }
 
 static void arm(struct weft_listener *l)
@@ -88,6 +88,7 @@ static void arm(struct weft_listener *l)
             io_uring_prep_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
         wf_standing_start(L, sqe, &a->c);
         a->armed = true;
+        wf_gate_enter(&l->gate); /* until its terminal CQE */
     }
 }
 
@@ -100,16 +101,11 @@ static void throttle(struct weft_listener *l)
             wf_standing_cancel(wf_cur, &l->acc[i].c);
 }
 
-WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
+/* One accept: a queued connection, a queued error, or a wait. */
+static int accept_one(weft_listener *l, weft_stream **out)
 {
-    struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0)
-        return rc;
-    if (!l || !out)
-        return -EINVAL;
     for (;;) {
-        if (l->closing)
+        if (l->gate.closing)
             return -EBADF;
         if (l->qlen) {
             int fd = q_pop(l);
@@ -118,48 +114,61 @@ WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
             return wf_sock_stream_new(fd, out);
         }
         if (l->err) {
-            rc = l->err;
+            int rc = l->err;
             l->err = 0;
             return rc;
         }
         arm(l);
         /* Arming may have flushed the SQ and reaped: look again. */
-        if (l->qlen || l->err || l->closing)
+        if (l->qlen || l->err || l->gate.closing)
             continue;
         struct wf_waiter wr = {0};
-        rc = wf_waiter_block(&wr, &l->waiters, &l->nwait,
-                             "weft_listener_accept", true);
+        int rc = wf_waiter_block(&wr, &l->waiters, &l->nwait,
+                                 "weft_listener_accept", true);
         if (rc < 0)
             return rc;
     }
+}
+
+WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
+{
+    struct weft_task *t;
+    int rc = wf_entry(&t, l && out, l && l->gate.closing);
+    if (rc < 0)
+        return rc;
+    /* Inside the gate until it returns: a close waits for this task even
+     * when it has been handed a connection and has not run yet. */
+    wf_gate_enter(&l->gate);
+    rc = accept_one(l, out);
+    wf_gate_leave(&l->gate);
+    return rc;
+}
+
+/* The gate's kill: wake the accepters, cancel the armed accepts. */
+static void listener_kill(struct wf_gate *g)
+{
+    struct weft_listener *l = wf_container_of(g, struct weft_listener, gate);
+    wf_defer_cancel(&l->pause);
+    struct wf_waiter *wr;
+    while ((wr = wf_waiter_first(&l->waiters)))
+        wf_waiter_grant(wr, -EBADF);
+    if (!any_armed(l))
+        return;
+    if (!wf_cur)
+        wf_panic("weft_listener_close: accepts in flight and no loop to "
+                 "cancel them (close listeners inside the loop)");
+    for (int i = 0; i < l->nacc; i++)
+        if (l->acc[i].armed)
+            wf_standing_cancel(wf_cur, &l->acc[i].c);
 }
 
 WF_EXPORT int weft_listener_close(weft_listener *l)
 {
     if (!l)
         return -EINVAL;
-    if (l->closing)
+    if (l->gate.closing)
         return -EBADF;
-    l->closing = true;
-    wf_defer_cancel(&l->pause);
-    struct wf_waiter *wr;
-    while ((wr = wf_waiter_first(&l->waiters)))
-        wf_waiter_grant(wr, -EBADF);
-    if (any_armed(l)) {
-        struct weft_task *t = wf_self();
-        if (!t)
-            wf_panic("weft_listener_close: accepts in flight and no task to "
-                     "wait for them (close listeners inside the loop)");
-        for (int i = 0; i < l->nacc; i++)
-            if (l->acc[i].armed)
-                wf_standing_cancel(t->loop, &l->acc[i].c);
-        while (any_armed(l)) {
-            struct wf_wait w = {.what = "weft_listener_close"};
-            l->closer = t;
-            wf_block(&w);
-            l->closer = NULL;
-        }
-    }
+    wf_gate_close(&l->gate, "weft_listener_close");
     while (l->qlen)
         close(q_pop(l));
     int rc = 0;
@@ -190,6 +199,8 @@ struct weft_listener *wf_listener_new(bool tcp)
     l->tcp = tcp;
     l->multishot = true;
     wf_list_init(&l->waiters);
+    wf_gate_init(&l->gate);
+    l->gate.kill = listener_kill;
     return l;
 }
 

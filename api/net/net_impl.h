@@ -22,13 +22,13 @@ struct weft_listener {
     struct wf_acceptor acc[8];
     int nacc;
     int port;
-    bool tcp, multishot, closing;
+    bool tcp, multishot;
+    struct wf_gate gate;     /* accepts and armed operations inside */
     int err;                 /* an accept error to report once */
     int *q;                  /* accepted, not yet taken */
     size_t qcap, qhead, qlen;
     wf_link waiters;
     size_t nwait;
-    struct weft_task *closer;
     struct wf_defer pause;   /* stop multishot: too many queued */
 };
 

@@ -1,8 +1,8 @@
 /*
  * api/net/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
  * Datagrams are whole, so many tasks may send and receive on one socket
- * at once; each operation is listed on the socket while in flight, so
- * that closing it cancels every one and waits for them.
+ * at once; each call is inside the socket's gate, so that closing it
+ * cancels every operation in flight and waits for the calls to end.
  */
 #include "api/net/net_impl.h"
 
@@ -17,15 +17,7 @@
 struct weft_udp {
     int fd;
     int family;
-    unsigned inflight;        /* operations of any task on fd */
-    wf_link ops;              /* struct udp_op, those submitted */
-    struct weft_task *closer;
-    bool closing;
-};
-
-struct udp_op {
-    struct wf_io io;
-    wf_link node;
+    struct wf_gate gate;      /* the calls of every task on fd */
 };
 
 static int udp_resolve(const char *host, uint16_t port, int flags,
@@ -38,11 +30,9 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
                             uint16_t local_port)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, out != NULL, false);
     if (rc < 0)
         return rc;
-    if (!out)
-        return -EINVAL;
     struct addrinfo *res;
     /* No host: prefer one dual-stack IPv6 socket, else IPv4. */
     rc = udp_resolve(local_host ? local_host : "::", local_port, AI_PASSIVE,
@@ -77,7 +67,7 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
     }
     u->fd = fd;
     u->family = res->ai_family;
-    wf_list_init(&u->ops);
+    wf_gate_init(&u->gate);
     freeaddrinfo(res);
     *out = u;
     return 0;
@@ -85,14 +75,21 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
 
 WF_EXPORT int weft_udp_connect(weft_udp *u, const char *host, uint16_t port)
 {
-    if (!u || !host)
-        return -EINVAL;
-    if (u->closing)
-        return -EBADF;
-    struct addrinfo *res;
-    int rc = udp_resolve(host, port, 0, &res);
+    struct weft_task *t;
+    int rc = wf_entry(&t, u && host, u && u->gate.closing);
     if (rc < 0)
         return rc;
+    struct addrinfo *res;
+    wf_gate_enter(&u->gate); /* resolving may wait */
+    rc = udp_resolve(host, port, 0, &res);
+    if (rc == 0 && u->gate.closing) {
+        freeaddrinfo(res);
+        rc = -EBADF;
+    }
+    if (rc < 0) {
+        wf_gate_leave(&u->gate);
+        return rc;
+    }
     rc = -EADDRNOTAVAIL;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         struct sockaddr_in6 mapped;
@@ -117,58 +114,41 @@ WF_EXPORT int weft_udp_connect(weft_udp *u, const char *host, uint16_t port)
             break;
     }
     freeaddrinfo(res);
+    wf_gate_leave(&u->gate);
     return rc;
 }
 
-/*
- * An SQE for one message operation, counted from before it is taken (taking
- * it may wait for ring room) so that a close meanwhile waits for it; NULL
- * (uncounted again) if the socket began to close.
- */
-static struct io_uring_sqe *udp_sqe(weft_udp *u)
+/* One message operation, inside the gate. */
+static ssize_t udp_io(weft_udp *u, struct msghdr *mh, bool send,
+                      const char *what)
 {
-    u->inflight++;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
-    if (!u->closing)
-        return sqe;
-    wf_sqe_drop(wf_cur, sqe);
-    if (--u->inflight == 0 && u->closer)
-        wf_wake(u->closer);
-    return NULL;
-}
-
-static ssize_t udp_io(weft_udp *u, struct io_uring_sqe *sqe, const char *what)
-{
-    struct udp_op op;
-    wf_list_push(&u->ops, &op.node);
-    ssize_t r = wf_io_await(&op.io, sqe, WEFT_FOREVER, what);
-    wf_list_del(&op.node);
-    if (--u->inflight == 0 && u->closer)
-        wf_wake(u->closer);
-    return u->closing && r < 0 ? -EBADF : r;
+    wf_gate_enter(&u->gate);
+    ssize_t r = -EBADF;
+    struct io_uring_sqe *sqe = wf_gate_sqe(&u->gate);
+    if (sqe) {
+        if (send)
+            io_uring_prep_sendmsg(sqe, u->fd, mh, MSG_NOSIGNAL);
+        else
+            io_uring_prep_recvmsg(sqe, u->fd, mh, 0);
+        r = wf_gate_await(&u->gate, sqe, WEFT_FOREVER, what);
+    }
+    wf_gate_leave(&u->gate);
+    return r;
 }
 
 WF_EXPORT ssize_t weft_udp_sendto(weft_udp *u, const void *buf, size_t len,
                                   const struct sockaddr *to, socklen_t tolen)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, u && (buf || !len), u && u->gate.closing);
     if (rc < 0)
         return rc;
-    if (!u || (!buf && len))
-        return -EINVAL;
-    if (u->closing)
-        return -EBADF;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_name = (void *)to,
                         .msg_namelen = to ? tolen : 0,
                         .msg_iov = &iov,
                         .msg_iovlen = 1};
-    struct io_uring_sqe *sqe = udp_sqe(u);
-    if (!sqe)
-        return -EBADF;
-    io_uring_prep_sendmsg(sqe, u->fd, &mh, MSG_NOSIGNAL);
-    return udp_io(u, sqe, "weft_udp_sendto");
+    return udp_io(u, &mh, true, "weft_udp_sendto");
 }
 
 WF_EXPORT ssize_t weft_udp_recvfrom(weft_udp *u, void *buf, size_t max,
@@ -176,23 +156,15 @@ WF_EXPORT ssize_t weft_udp_recvfrom(weft_udp *u, void *buf, size_t max,
                                     socklen_t *fromlen)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, u && (buf || !max), u && u->gate.closing);
     if (rc < 0)
         return rc;
-    if (!u || (!buf && max))
-        return -EINVAL;
-    if (u->closing)
-        return -EBADF;
     struct iovec iov = {.iov_base = buf, .iov_len = max};
     struct msghdr mh = {.msg_name = from,
                         .msg_namelen = from ? sizeof *from : 0,
                         .msg_iov = &iov,
                         .msg_iovlen = 1};
-    struct io_uring_sqe *sqe = udp_sqe(u);
-    if (!sqe)
-        return -EBADF;
-    io_uring_prep_recvmsg(sqe, u->fd, &mh, 0);
-    ssize_t r = udp_io(u, sqe, "weft_udp_recvfrom");
+    ssize_t r = udp_io(u, &mh, false, "weft_udp_recvfrom");
     if (r >= 0 && fromlen)
         *fromlen = mh.msg_namelen;
     return r;
@@ -207,23 +179,9 @@ WF_EXPORT int weft_udp_close(weft_udp *u)
 {
     if (!u)
         return -EINVAL;
-    if (u->closing)
+    if (u->gate.closing)
         return -EBADF;
-    u->closing = true;
-    if (u->inflight) {
-        struct weft_task *t = wf_self();
-        if (!t)
-            wf_panic("weft_udp_close: operations in flight and no task to "
-                     "wait for them");
-        for (wf_link *n = u->ops.next; n != &u->ops; n = n->next)
-            wf_io_kill(&wf_container_of(n, struct udp_op, node)->io);
-        while (u->inflight) {
-            struct wf_wait w = {.what = "weft_udp_close"};
-            u->closer = t;
-            wf_block(&w);
-            u->closer = NULL;
-        }
-    }
+    wf_gate_close(&u->gate, "weft_udp_close");
     int rc = close(u->fd) < 0 ? -errno : 0;
     free(u);
     return rc;

@@ -101,7 +101,7 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
         return -EINVAL;
     if (s->ops != &wf_sock_ops)
         return -ENOTSUP;
-    int rc = wf_stream_claim(s, &s->sender);
+    int rc = wf_stream_claim(s, true, false);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
@@ -119,21 +119,22 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
     }
     struct io_uring_sqe *sqe = wf_stream_sqe(s);
     if (!sqe) {
-        wf_stream_unclaim(s, &s->sender);
+        wf_stream_unclaim(s, false);
         return -EBADF;
     }
     io_uring_prep_sendmsg(sqe, ss->fd, &mh, MSG_NOSIGNAL);
-    ssize_t r = wf_io_await(&ss->sio, sqe, WEFT_FOREVER, "weft_unix_send_fds");
+    ssize_t r = wf_gate_await(&s->gate, sqe, WEFT_FOREVER,
+                              "weft_unix_send_fds");
     size_t sent = r > 0 ? (size_t)r : 0;
     /* The fds went with the first byte; the rest is ordinary data. */
     if (r > 0 && sent < len) {
-        wf_stream_unclaim(s, &s->sender);
+        wf_stream_unclaim(s, false);
         r = weft_stream_send(s, (const char *)msg + sent, len - sent);
         return r < 0 ? (int)r : 0;
     }
-    wf_stream_unclaim(s, &s->sender);
+    wf_stream_unclaim(s, false);
     if (r < 0)
-        return s->closing ? -EBADF : (int)r;
+        return (int)r;
     return 0;
 }
 
@@ -147,7 +148,7 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
     *nfds = 0;
     if (s->rlen) /* bytes read ahead carry no fds: hand them out first */
         return weft_stream_recv(s, msg, max);
-    int rc = wf_stream_claim(s, &s->receiver);
+    int rc = wf_stream_claim(s, true, true);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
@@ -159,11 +160,12 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
                         .msg_controllen = sizeof u.buf};
     struct io_uring_sqe *sqe = wf_stream_sqe(s);
     if (!sqe) {
-        wf_stream_unclaim(s, &s->receiver);
+        wf_stream_unclaim(s, true);
         return -EBADF;
     }
     io_uring_prep_recvmsg(sqe, ss->fd, &mh, MSG_CMSG_CLOEXEC);
-    ssize_t r = wf_io_await(&ss->rio, sqe, WEFT_FOREVER, "weft_unix_recv_fds");
+    ssize_t r = wf_gate_await(&s->gate, sqe, WEFT_FOREVER,
+                              "weft_unix_recv_fds");
     /* The fds that arrived are ours to hand out or close. */
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r >= 0 && cm;
          cm = CMSG_NXTHDR(&mh, cm)) {
@@ -178,8 +180,6 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
                 close(in[i]);
         }
     }
-    wf_stream_unclaim(s, &s->receiver);
-    if (r < 0 && s->closing)
-        return -EBADF;
+    wf_stream_unclaim(s, true);
     return r;
 }

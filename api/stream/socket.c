@@ -23,8 +23,7 @@ static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
     if (!sqe)
         return -EBADF;
     io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
-    return wf_stream_result(wf_io_await(&ss->rio, sqe, wf_stream_deadline(s),
-                                        "weft_stream_recv"));
+    return wf_stream_await(s, sqe, "weft_stream_recv");
 }
 
 static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
@@ -34,19 +33,12 @@ static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
     if (!sqe)
         return -EBADF;
     io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
-    return wf_stream_result(wf_io_await(&ss->sio, sqe, wf_stream_deadline(s),
-                                        "weft_stream_send"));
+    return wf_stream_await(s, sqe, "weft_stream_send");
 }
 
 static int sock_send_eof(weft_stream *s)
 {
     return shutdown(sock(s)->fd, SHUT_WR) < 0 ? -errno : 0;
-}
-
-static void sock_kill(weft_stream *s)
-{
-    wf_io_kill(&sock(s)->rio);
-    wf_io_kill(&sock(s)->sio);
 }
 
 static int sock_close(weft_stream *s)
@@ -63,7 +55,6 @@ const struct wf_stream_ops wf_sock_ops = {
     .recv = sock_recv,
     .send = sock_send,
     .send_eof = sock_send_eof,
-    .kill = sock_kill,
     .close = sock_close,
     .fd = sock_fd,
 };
@@ -77,8 +68,6 @@ int wf_sock_stream_new(int fd, weft_stream **out)
     }
     wf_stream_init(&ss->base, &wf_sock_ops);
     ss->fd = fd;
-    memset(&ss->rio, 0, sizeof ss->rio);
-    memset(&ss->sio, 0, sizeof ss->sio);
     *out = &ss->base;
     return 0;
 }

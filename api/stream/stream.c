@@ -13,56 +13,70 @@
 #include <weft/net.h>
 #include <weft/uring.h>
 
+static void stream_kill(struct wf_gate *g)
+{
+    weft_stream *s = wf_container_of(g, weft_stream, gate);
+    s->ops->kill(s);
+}
+
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops)
 {
     memset(s, 0, sizeof *s);
     s->ops = ops;
+    wf_gate_init(&s->gate);
+    if (ops->kill)
+        s->gate.kill = stream_kill;
 }
 
-int wf_stream_claim(weft_stream *s, struct weft_task **side)
+static struct weft_task **side(weft_stream *s, bool receive)
 {
-    struct weft_task *t = wf_self();
-    if (!t)
-        return -EPERM;
-    if (!s)
-        return -EINVAL;
-    if (s->closing)
-        return -EBADF;
-    if (*side)
+    return receive ? &s->receiver : &s->sender;
+}
+
+int wf_stream_claim(weft_stream *s, bool args_ok, bool receive)
+{
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, s && args_ok, s && wf_stream_closing(s));
+    if (rc < 0)
+        return rc;
+    if (*side(s, receive))
         return -EBUSY;
     if (t->loop->ncancelled && wf_cancelled(t))
         return -ECANCELED;
-    *side = t;
+    *side(s, receive) = t;
+    wf_gate_enter(&s->gate);
     return 0;
 }
 
-void wf_stream_unclaim(weft_stream *s, struct weft_task **side)
+void wf_stream_unclaim(weft_stream *s, bool receive)
 {
-    *side = NULL;
-    if (s->closer && !s->receiver && !s->sender)
-        wf_wake(s->closer);
+    *side(s, receive) = NULL;
+    wf_gate_leave(&s->gate);
 }
 
 /* One transport receive; a stream being closed says -EBADF. */
 static ssize_t raw_recv(weft_stream *s, void *buf, size_t max)
 {
     /* A close may have come between two receives of one call. */
-    if (s->closing)
+    if (wf_stream_closing(s))
         return -EBADF;
     ssize_t n = s->ops->recv(s, buf, max);
-    return s->closing && n < 0 ? -EBADF : n;
+    return wf_stream_closing(s) && n < 0 ? -EBADF : n;
 }
 
-struct io_uring_sqe *wf_stream_sqe(weft_stream *s)
+ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
+                        const char *what)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
-    /* Taking it may have waited for ring room, and a close meanwhile
-     * would not know of an operation submitted after it. */
-    if (s->closing) {
-        wf_sqe_drop(wf_cur, sqe);
-        return NULL;
-    }
-    return sqe;
+    weft_time deadline = s->kernel_deadlines
+                             ? weft_current_effective_deadline()
+                             : WEFT_FOREVER;
+    ssize_t r = wf_gate_await(&s->gate, sqe, deadline, what);
+    if (r != -ETIMEDOUT)
+        return r;
+    /* A kernel deadline fired: it is the scope's cancellation (its timers
+     * are fired now, so the scope knows it). */
+    wf_timers_fire_due();
+    return -ECANCELED;
 }
 
 static size_t take_ahead(weft_stream *s, void *buf, size_t max)
@@ -76,17 +90,15 @@ static size_t take_ahead(weft_stream *s, void *buf, size_t max)
 
 WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
 {
-    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s, buf || !max, true);
     if (rc < 0)
         return rc;
     ssize_t n;
-    if (!buf && max)
-        n = -EFAULT;
-    else if (s->rlen)
+    if (s->rlen)
         n = (ssize_t)take_ahead(s, buf, max);
     else
         n = raw_recv(s, buf, max);
-    wf_stream_unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, true);
     return n;
 }
 
@@ -132,14 +144,12 @@ static int ahead_unread(weft_stream *s, const void *buf, size_t n)
 WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
                                            size_t n)
 {
-    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s, buf || !n, true);
     if (rc < 0)
         return rc;
     size_t got = 0;
     ssize_t r = 0;
-    if (!buf && n)
-        r = -EFAULT;
-    if (s->rlen && r == 0)
+    if (s->rlen)
         got = take_ahead(s, buf, n);
     while (got < n && r >= 0) {
         r = raw_recv(s, (char *)buf + got, n - got);
@@ -157,7 +167,7 @@ WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
         else if (r == 0)
             r = got ? -ENODATA : 0;
     }
-    wf_stream_unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, true);
     return r;
 }
 
@@ -180,20 +190,15 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
                                          size_t max, const void *delim,
                                          size_t delim_len)
 {
-    int rc = wf_stream_claim(s, s ? &s->receiver : NULL);
+    int rc = wf_stream_claim(s,
+                             (buf || !max) && delim && delim_len &&
+                                 max <= SSIZE_MAX - delim_len,
+                             true);
     if (rc < 0)
         return rc;
     ssize_t r;
     size_t scanned = 0; /* no match starts before this */
-    if (delim_len == 0 || max > SSIZE_MAX - delim_len) {
-        wf_stream_unclaim(s, &s->receiver);
-        return -EINVAL;
-    }
     for (;;) {
-        if ((!buf && max) || !delim) {
-            r = -EFAULT;
-            break;
-        }
         const char *hit = find(s->rbuf + s->rpos + scanned,
                                s->rlen - scanned, delim, delim_len);
         if (hit) {
@@ -231,22 +236,20 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
         }
         s->rlen += (size_t)r;
     }
-    wf_stream_unclaim(s, &s->receiver);
+    wf_stream_unclaim(s, true);
     return r;
 }
 
 WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
                                    size_t len)
 {
-    int rc = wf_stream_claim(s, s ? &s->sender : NULL);
+    int rc = wf_stream_claim(s, buf || !len, false);
     if (rc < 0)
         return rc;
     size_t done = 0;
     ssize_t r = 0;
-    if (!buf && len)
-        r = -EFAULT;
     while (done < len && r >= 0) {
-        if (s->closing) {
+        if (wf_stream_closing(s)) {
             r = -EBADF;
             break;
         }
@@ -258,19 +261,19 @@ WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
     }
     if (r >= 0)
         r = (ssize_t)len;
-    else if (s->closing)
+    else if (wf_stream_closing(s))
         r = -EBADF;
-    wf_stream_unclaim(s, &s->sender);
+    wf_stream_unclaim(s, false);
     return r;
 }
 
 WF_EXPORT int weft_stream_send_eof(weft_stream *s)
 {
-    int rc = wf_stream_claim(s, s ? &s->sender : NULL);
+    int rc = wf_stream_claim(s, true, false);
     if (rc < 0)
         return rc;
     rc = s->ops->send_eof ? s->ops->send_eof(s) : -ENOTSUP;
-    wf_stream_unclaim(s, &s->sender);
+    wf_stream_unclaim(s, false);
     return rc;
 }
 
@@ -278,23 +281,10 @@ WF_EXPORT int weft_stream_close(weft_stream *s)
 {
     if (!s)
         return -EINVAL;
-    struct weft_task *t = wf_self();
-    if (s->closing)
+    if (wf_stream_closing(s))
         return -EBADF;
-    s->closing = true;
     /* Operations in flight end first: the kernel owns their buffers. */
-    if (s->receiver || s->sender) {
-        if (!t)
-            wf_panic("weft_stream_close: operations in flight and no task "
-                     "to wait for them");
-        s->ops->kill(s);
-        while (s->receiver || s->sender) {
-            struct wf_wait w = {.what = "weft_stream_close"};
-            s->closer = t;
-            wf_block(&w);
-            s->closer = NULL;
-        }
-    }
+    wf_gate_close(&s->gate, "weft_stream_close");
     int rc = s->ops->close(s);
     free(s->rbuf);
     free(s);
@@ -306,20 +296,6 @@ WF_EXPORT int weft_stream_fd(const weft_stream *s)
     if (!s)
         return -EINVAL;
     return s->ops->fd ? s->ops->fd(s) : -ENOTSUP;
-}
-
-weft_time wf_stream_deadline(const weft_stream *s)
-{
-    return s->kernel_deadlines ? weft_current_effective_deadline()
-                               : WEFT_FOREVER;
-}
-
-ssize_t wf_stream_result(ssize_t r)
-{
-    if (r != -ETIMEDOUT)
-        return r;
-    wf_timers_fire_due();
-    return -ECANCELED;
 }
 
 WF_EXPORT void weft_stream_kernel_deadlines(weft_stream *s, bool on)

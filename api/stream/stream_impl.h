@@ -10,13 +10,15 @@
 #include <weft/stream.h>
 
 struct wf_stream_ops {
-    /* One transfer each; the stream layer has claimed the side and checks
-     * closing before each call; a transport takes its SQE with
-     * wf_stream_sqe, which checks it again. */
+    /* One transfer each; the stream layer has claimed the side (and so
+     * entered the stream's gate) and checks closing before each call; a
+     * transport takes its SQE with wf_stream_sqe and awaits it with
+     * wf_stream_await, so that a close cancels it. */
     ssize_t (*recv)(weft_stream *s, void *buf, size_t max);
     ssize_t (*send)(weft_stream *s, const void *buf, size_t len); /* some */
     int (*send_eof)(weft_stream *s);
-    /* Kill operations in flight (the waiters then return). */
+    /* Optional: cancel what the transport has in flight elsewhere (a
+     * file stream's file operations); the gate's own are cancelled. */
     void (*kill)(weft_stream *s);
     /* Release the transport; the stream layer frees s afterwards. */
     int (*close)(weft_stream *s);
@@ -25,36 +27,41 @@ struct wf_stream_ops {
 
 struct weft_stream {
     const struct wf_stream_ops *ops;
+    struct wf_gate gate;          /* close waits for the calls inside */
     /* read-ahead, for recv_exactly / recv_until */
     char *rbuf;
     size_t rcap, rpos, rlen;
     struct weft_task *receiver, *sender;
-    struct weft_task *closer;     /* waiting in close for the above */
-    bool closing;
     bool kernel_deadlines;        /* linked timeouts at the deadline */
     void *serve;                  /* weft_listener_serve's context */
 };
 
+static inline bool wf_stream_closing(const weft_stream *s)
+{
+    return s->gate.closing;
+}
+
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
-/* Claim the receive (or send) side for the calling task: 0, -EPERM,
- * -EINVAL, -EBADF (closing), -EBUSY, -ECANCELED; then release it. */
-int wf_stream_claim(weft_stream *s, struct weft_task **side);
-void wf_stream_unclaim(weft_stream *s, struct weft_task **side);
+/* Claim the receive (or send) side for the calling task and enter the
+ * gate: 0, -EPERM, -EINVAL (s NULL or !args_ok), -EBADF (closing),
+ * -EBUSY, -ECANCELED; unclaim releases the side and leaves the gate. */
+int wf_stream_claim(weft_stream *s, bool args_ok, bool receive);
+void wf_stream_unclaim(weft_stream *s, bool receive);
 /* An SQE for a transport's operation, or NULL if the stream began to
  * close while it was taken (then return -EBADF). */
-struct io_uring_sqe *wf_stream_sqe(weft_stream *s);
-/* The deadline a transport's operation should carry: the effective one
- * if the stream asked for kernel deadlines, else none. */
-weft_time wf_stream_deadline(const weft_stream *s);
-/* A transport's result: a kernel deadline that fired is the scope's
- * cancellation (its timers are fired now, so the scope knows it). */
-ssize_t wf_stream_result(ssize_t r);
+static inline struct io_uring_sqe *wf_stream_sqe(weft_stream *s)
+{
+    return wf_gate_sqe(&s->gate);
+}
+/* Await a transport's operation, at the stream's kernel deadline if it
+ * asked for them; a close cancels it (-EBADF). */
+ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
+                        const char *what);
 
-/* A socket stream: an fd and the two operations that may be in flight. */
+/* A socket stream: a stream and its fd. */
 struct wf_sock_stream {
     weft_stream base;
     int fd;
-    struct wf_io rio, sio;
 };
 
 extern const struct wf_stream_ops wf_sock_ops;
