@@ -12,6 +12,7 @@
  * test_stream_tcp_*), and no test may leak a file descriptor.
  */
 #include "helpers.h"
+#include <sys/mman.h>
 #include "net_helpers.h"
 
 /* ---- the two transports ---- */
@@ -1298,6 +1299,101 @@ static void test_stream_pair_100_echoes_at_once(void **state)
     run_in_loop(multi_main, &m);
 }
 
+/*
+ * Regression (repros/kernel_deadline_extend.c): with kernel deadlines, a
+ * receive whose scope deadline is moved later while it waits is not cut
+ * short at the old deadline: it keeps waiting and gets the data.
+ */
+struct extend {
+    weft_stream *a, *b;
+    weft_scope *scope;
+    ssize_t got;
+    bool cancel_called;
+};
+
+static int extend_reader(void *arg)
+{
+    struct extend *e = arg;
+    weft_scope s;
+    weft_move_on_after(&s, 20 * WEFT_MSEC);
+    e->scope = &s;
+    char buf[8];
+    e->got = weft_stream_recv(e->a, buf, sizeof buf);
+    e->cancel_called = weft_scope_cancel_called(&s);
+    e->scope = NULL;
+    return weft_scope_exit(&s, e->got < 0 ? (int)e->got : 0);
+}
+
+static int extend_writer(void *arg)
+{
+    struct extend *e = arg;
+    CHECK_EQ(weft_sleep(5 * WEFT_MSEC), 0);
+    if (CHECK(e->scope != NULL))
+        weft_scope_set_deadline(e->scope, weft_now() + 10 * WEFT_SEC);
+    CHECK_EQ(weft_sleep(60 * WEFT_MSEC), 0); /* past the old deadline */
+    CHECK_EQ(weft_stream_send(e->b, "data", 4), 4);
+    return 0;
+}
+
+static int extend_main(void *arg)
+{
+    struct extend e = {0};
+    if (!CHECK_EQ(weft_stream_pair(&e.a, &e.b), 0))
+        return -EIO;
+    weft_stream_kernel_deadlines(e.a, true);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, extend_reader, &e), 0);
+    CHECK_EQ(weft_group_spawn(&g, extend_writer, &e), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(e.got, 4);
+    CHECK(!e.cancel_called);
+    CHECK_EQ(weft_stream_close(e.a), 0);
+    CHECK_EQ(weft_stream_close(e.b), 0);
+    return 0;
+}
+
+static void test_stream_kernel_deadline_moved_later_keeps_waiting(void **state)
+{
+    run_in_loop(extend_main, NULL);
+}
+
+/*
+ * Regression (repros/stream_len_4g.c): lengths of 4 GiB and more are not
+ * cut to 32 bits (a 0-byte operation): a receive with max = 4 GiB gets
+ * the bytes waiting, and a send of 4 GiB to a peer that does not read
+ * blocks until its scope ends it.
+ */
+static int len4g_main(void *arg)
+{
+    weft_stream *x, *y;
+    if (!CHECK_EQ(weft_stream_pair(&x, &y), 0))
+        return -EIO;
+    size_t big = (size_t)1 << 32;
+    char *buf = mmap(NULL, big, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!CHECK(buf != MAP_FAILED))
+        return -ENOMEM;
+    CHECK_EQ(weft_stream_send(y, "hello", 5), 5);
+    CHECK_EQ(weft_stream_recv(x, buf, big), 5);
+    CHECK_EQ(weft_stream_send(y, "hello", 5), 5);
+    CHECK_EQ(weft_stream_recv_exactly(x, buf, 5), 5);
+    weft_scope s;
+    weft_move_on_after(&s, 100 * WEFT_MSEC);
+    ssize_t m = weft_stream_send(y, buf, big);
+    CHECK_EQ(m, -ECANCELED);
+    CHECK_EQ(weft_scope_exit(&s, (int)m), 0);
+    munmap(buf, big);
+    CHECK_EQ(weft_stream_close(x), 0);
+    CHECK_EQ(weft_stream_close(y), 0);
+    return 0;
+}
+
+static void test_stream_lengths_of_4_gib_are_not_cut(void **state)
+{
+    run_in_loop(len4g_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_pair_echo_1_byte),
     NET_TEST(test_stream_pair_echo_4_kib),
@@ -1358,6 +1454,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_pair_kernel_deadline_nested),
     NET_TEST(test_stream_tcp_kernel_deadline_nested),
     NET_TEST(test_stream_pair_100_echoes_at_once),
+    NET_TEST(test_stream_kernel_deadline_moved_later_keeps_waiting),
+    NET_TEST(test_stream_lengths_of_4_gib_are_not_cut),
 };
 
 TH_MAIN(tests)

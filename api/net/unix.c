@@ -101,7 +101,7 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
         return -EINVAL;
     if (s->ops != &wf_sock_ops)
         return -ENOTSUP;
-    int rc = wf_stream_claim(s, true, false);
+    int rc = wf_stream_claim(s, 0, false);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
@@ -148,7 +148,7 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
     *nfds = 0;
     if (s->rlen) /* bytes read ahead carry no fds: hand them out first */
         return weft_stream_recv(s, msg, max);
-    int rc = wf_stream_claim(s, true, true);
+    int rc = wf_stream_claim(s, 0, true);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;

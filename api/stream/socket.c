@@ -16,13 +16,19 @@ static struct wf_sock_stream *sock(weft_stream *s)
     return (struct wf_sock_stream *)s;
 }
 
+/* The most one SQE asks for: its length field has 32 bits, and a length
+ * of 4 GiB would become 0 (a false end of stream, a send that takes
+ * nothing). The stream layer loops on short transfers. */
+#define WF_SOCK_CHUNK ((size_t)1 << 30)
+
 static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
 {
     struct wf_sock_stream *ss = sock(s);
     struct io_uring_sqe *sqe = wf_stream_sqe(s);
     if (!sqe)
         return -EBADF;
-    io_uring_prep_recv(sqe, ss->fd, buf, max, 0);
+    io_uring_prep_recv(sqe, ss->fd, buf,
+                       max < WF_SOCK_CHUNK ? max : WF_SOCK_CHUNK, 0);
     return wf_stream_await(s, sqe, "weft_stream_recv");
 }
 
@@ -32,7 +38,8 @@ static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
     struct io_uring_sqe *sqe = wf_stream_sqe(s);
     if (!sqe)
         return -EBADF;
-    io_uring_prep_send(sqe, ss->fd, buf, len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, ss->fd, buf,
+                       len < WF_SOCK_CHUNK ? len : WF_SOCK_CHUNK, MSG_NOSIGNAL);
     return wf_stream_await(s, sqe, "weft_stream_send");
 }
 

@@ -33,12 +33,16 @@ static struct weft_task **side(weft_stream *s, bool receive)
     return receive ? &s->receiver : &s->sender;
 }
 
-int wf_stream_claim(weft_stream *s, bool args_ok, bool receive)
+int wf_stream_claim(weft_stream *s, int bad_arg, bool receive)
 {
     struct weft_task *t;
-    int rc = wf_entry_nowait(&t, s && args_ok, s && wf_stream_closing(s));
+    int rc = wf_entry_nowait(&t, s != NULL, false);
     if (rc < 0)
         return rc;
+    if (bad_arg)
+        return bad_arg;
+    if (wf_stream_closing(s))
+        return -EBADF;
     if (*side(s, receive))
         return -EBUSY;
     if (t->loop->ncancelled && wf_cancelled(t))
@@ -67,16 +71,26 @@ static ssize_t raw_recv(weft_stream *s, void *buf, size_t max)
 ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
                         const char *what)
 {
-    weft_time deadline = s->kernel_deadlines
-                             ? weft_current_effective_deadline()
-                             : WEFT_FOREVER;
-    ssize_t r = wf_gate_await(&s->gate, sqe, deadline, what);
-    if (r != -ETIMEDOUT)
-        return r;
-    /* A kernel deadline fired: it is the scope's cancellation (its timers
-     * are fired now, so the scope knows it). */
-    wf_timers_fire_due();
-    return -ECANCELED;
+    if (!s->kernel_deadlines)
+        return wf_gate_await(&s->gate, sqe, WEFT_FOREVER, what);
+    struct io_uring_sqe again = *sqe; /* prepared, not yet submitted */
+    for (;;) {
+        ssize_t r = wf_gate_await(&s->gate, sqe,
+                                  weft_current_effective_deadline(), what);
+        if (r != -ETIMEDOUT)
+            return r;
+        /* The kernel ended it at the deadline it was given. If that is
+         * the scope's cancellation, the scope must know now (its timers
+         * are fired here, before the caller checkpoints). */
+        wf_timers_fire_due();
+        if (weft_checkpoint_if_cancelled() < 0)
+            return -ECANCELED;
+        /* The deadline moved later while it waited: the operation was cut
+         * short and took nothing, so it goes again with the new one. */
+        if (!(sqe = wf_stream_sqe(s)))
+            return -EBADF;
+        *sqe = again;
+    }
 }
 
 static size_t take_ahead(weft_stream *s, void *buf, size_t max)
@@ -90,7 +104,7 @@ static size_t take_ahead(weft_stream *s, void *buf, size_t max)
 
 WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
 {
-    int rc = wf_stream_claim(s, buf || !max, true);
+    int rc = wf_stream_claim(s, buf || !max ? 0 : -EFAULT, true);
     if (rc < 0)
         return rc;
     ssize_t n;
@@ -144,7 +158,7 @@ static int ahead_unread(weft_stream *s, const void *buf, size_t n)
 WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
                                            size_t n)
 {
-    int rc = wf_stream_claim(s, buf || !n, true);
+    int rc = wf_stream_claim(s, buf || !n ? 0 : -EFAULT, true);
     if (rc < 0)
         return rc;
     size_t got = 0;
@@ -190,10 +204,10 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
                                          size_t max, const void *delim,
                                          size_t delim_len)
 {
-    int rc = wf_stream_claim(s,
-                             (buf || !max) && delim && delim_len &&
-                                 max <= SSIZE_MAX - delim_len,
-                             true);
+    int bad = !delim_len || max > SSIZE_MAX - delim_len ? -EINVAL
+              : (!buf && max) || !delim                 ? -EFAULT
+                                                        : 0;
+    int rc = wf_stream_claim(s, bad, true);
     if (rc < 0)
         return rc;
     ssize_t r;
@@ -243,7 +257,7 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
 WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
                                    size_t len)
 {
-    int rc = wf_stream_claim(s, buf || !len, false);
+    int rc = wf_stream_claim(s, buf || !len ? 0 : -EFAULT, false);
     if (rc < 0)
         return rc;
     size_t done = 0;
@@ -269,7 +283,7 @@ WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
 
 WF_EXPORT int weft_stream_send_eof(weft_stream *s)
 {
-    int rc = wf_stream_claim(s, true, false);
+    int rc = wf_stream_claim(s, 0, false);
     if (rc < 0)
         return rc;
     rc = s->ops->send_eof ? s->ops->send_eof(s) : -ENOTSUP;

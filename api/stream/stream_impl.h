@@ -43,9 +43,11 @@ static inline bool wf_stream_closing(const weft_stream *s)
 
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
 /* Claim the receive (or send) side for the calling task and enter the
- * gate: 0, -EPERM, -EINVAL (s NULL or !args_ok), -EBADF (closing),
- * -EBUSY, -ECANCELED; unclaim releases the side and leaves the gate. */
-int wf_stream_claim(weft_stream *s, bool args_ok, bool receive);
+ * gate: 0, or in this order -EPERM, -EINVAL (s NULL), bad_arg (the
+ * caller's verdict on its other arguments: 0, -EINVAL or -EFAULT),
+ * -EBADF (closing), -EBUSY, -ECANCELED. unclaim releases the side and
+ * leaves the gate. */
+int wf_stream_claim(weft_stream *s, int bad_arg, bool receive);
 void wf_stream_unclaim(weft_stream *s, bool receive);
 /* An SQE for a transport's operation, or NULL if the stream began to
  * close while it was taken (then return -EBADF). */
