@@ -357,8 +357,8 @@ static int tcp_connect_bad(struct fx *x)
 static int tcp_connect_ok(struct fx *x)
 {
     weft_stream *s = NULL;
-    int rc = weft_tcp_connect(&s, "127.0.0.1",
-                              (uint16_t)weft_listener_port(x->l));
+    int rc =
+        weft_tcp_connect(&s, "127.0.0.1", (uint16_t)weft_listener_port(x->l));
     if (s)
         weft_stream_close(s);
     return rc;
@@ -626,9 +626,9 @@ enum { LEAD = 1 };
 
 struct row {
     const char *call;
-    int (*bad)(struct fx *); /* a bad argument; NULL: no such form */
-    int bad_rc;              /* what it returns in a task */
-    int (*ok)(struct fx *);  /* valid arguments; NULL: no such form */
+    int (*bad)(struct fx *);    /* a bad argument; NULL: no such form */
+    int bad_rc;                 /* what it returns in a task */
+    int (*ok)(struct fx *);     /* valid arguments; NULL: no such form */
     int (*closed)(struct fx *); /* a closed handle that stays valid */
     unsigned flags;
 };
@@ -636,21 +636,20 @@ struct row {
 static const struct row rows[] = {
     /* engine/sync.c, engine/limiter.c, engine/chan.c */
     {"weft_event_wait", event_wait_bad, -EINVAL, event_wait_ok, NULL, 0},
-    {"weft_lock_acquire", lock_acquire_bad, -EINVAL, lock_acquire_ok, NULL,
+    {"weft_lock_acquire", lock_acquire_bad, -EINVAL, lock_acquire_ok, NULL, 0},
+    {"weft_semaphore_acquire", sem_acquire_bad, -EINVAL, sem_acquire_ok, NULL,
      0},
-    {"weft_semaphore_acquire", sem_acquire_bad, -EINVAL, sem_acquire_ok,
-     NULL, 0},
-    {"weft_condition_acquire", cond_acquire_bad, -EINVAL, cond_acquire_ok,
-     NULL, 0},
+    {"weft_condition_acquire", cond_acquire_bad, -EINVAL, cond_acquire_ok, NULL,
+     0},
     {"weft_condition_wait", cond_wait_bad, -EINVAL, cond_wait_ok, NULL, 0},
-    {"weft_limiter_acquire", limiter_acquire_bad, -EINVAL,
-     limiter_acquire_ok, NULL, 0},
+    {"weft_limiter_acquire", limiter_acquire_bad, -EINVAL, limiter_acquire_ok,
+     NULL, 0},
     {"weft_limiter_acquire_on_behalf_of", limiter_behalf_bad, -EINVAL,
      limiter_behalf_ok, NULL, 0},
-    {"weft_chan_send", chan_send_bad, -EINVAL, chan_send_ok,
-     chan_send_closed, 0},
-    {"weft_chan_recv", chan_recv_bad, -EINVAL, chan_recv_ok,
-     chan_recv_closed, 0},
+    {"weft_chan_send", chan_send_bad, -EINVAL, chan_send_ok, chan_send_closed,
+     0},
+    {"weft_chan_recv", chan_recv_bad, -EINVAL, chan_recv_ok, chan_recv_closed,
+     0},
     /* engine/group.c, engine/pool.c, engine/op.c */
     {"weft_group_start", group_start_bad, -EINVAL, group_start_ok, NULL, 0},
     {"weft_to_thread", to_thread_bad, -EINVAL, to_thread_ok, NULL, 0},
@@ -665,51 +664,46 @@ static const struct row rows[] = {
     {"weft_path_unlink", path_unlink_bad, -EFAULT, path_unlink_ok, NULL, 0},
     {"weft_path_rmdir", path_rmdir_bad, -EFAULT, path_rmdir_ok, NULL, 0},
     {"weft_path_rename", path_rename_bad, -EFAULT, path_rename_ok, NULL, 0},
-    {"weft_path_read_all", path_read_all_bad, -EINVAL, path_read_all_ok,
+    {"weft_path_read_all", path_read_all_bad, -EINVAL, path_read_all_ok, NULL,
+     0},
+    {"weft_path_read_all (path NULL)", path_read_all_null_path, -EFAULT, NULL,
      NULL, 0},
-    {"weft_path_read_all (path NULL)", path_read_all_null_path, -EFAULT,
-     NULL, NULL, 0},
     {"weft_path_write_all", path_write_all_bad, -EFAULT, path_write_all_ok,
      NULL, 0},
     {"weft_path_list", path_list_bad, -EINVAL, path_list_ok, NULL, 0},
-    {"weft_path_list (dir NULL)", path_list_null_dir, -EFAULT, NULL, NULL,
-     0},
+    {"weft_path_list (dir NULL)", path_list_null_dir, -EFAULT, NULL, NULL, 0},
     /* api/net/: resolve.c, ready.c, tcp.c, unix.c, serve.c */
     {"weft_getaddrinfo", getaddrinfo_bad, -EINVAL, getaddrinfo_ok, NULL, 0},
     {"weft_wait_readable", NULL, 0, wait_readable_ok, wait_readable_nofd, 0},
     {"weft_wait_writable", NULL, 0, wait_writable_ok, wait_writable_nofd, 0},
     {"weft_tcp_connect", tcp_connect_bad, -EINVAL, tcp_connect_ok, NULL, 0},
     {"weft_tcp_listen", tcp_listen_bad, -EINVAL, tcp_listen_ok, NULL, 0},
-    {"weft_unix_connect", unix_connect_bad, -EINVAL, unix_connect_ok, NULL,
-     0},
+    {"weft_unix_connect", unix_connect_bad, -EINVAL, unix_connect_ok, NULL, 0},
     {"weft_unix_listen", unix_listen_bad, -EINVAL, unix_listen_ok, NULL, 0},
-    {"weft_unix_send_fds", unix_send_fds_bad, -EINVAL, unix_send_fds_ok,
-     NULL, 0},
-    {"weft_unix_recv_fds", unix_recv_fds_bad, -EINVAL, unix_recv_fds_ok,
-     NULL, 0},
+    {"weft_unix_send_fds", unix_send_fds_bad, -EINVAL, unix_send_fds_ok, NULL,
+     0},
+    {"weft_unix_recv_fds", unix_recv_fds_bad, -EINVAL, unix_recv_fds_ok, NULL,
+     0},
     {"weft_listener_serve", serve_bad, -EINVAL, serve_ok, NULL, 0},
 
     /* LEAD: api/stream/stream.c */
-    {"weft_stream_recv", stream_recv_bad, -EINVAL, stream_recv_ok, NULL,
+    {"weft_stream_recv", stream_recv_bad, -EINVAL, stream_recv_ok, NULL, LEAD},
+    {"weft_stream_recv (buf NULL)", stream_recv_null_buf, -EFAULT, NULL, NULL,
      LEAD},
-    {"weft_stream_recv (buf NULL)", stream_recv_null_buf, -EFAULT, NULL,
-     NULL, LEAD},
-    {"weft_stream_send", stream_send_bad, -EINVAL, stream_send_ok, NULL,
-     LEAD},
+    {"weft_stream_send", stream_send_bad, -EINVAL, stream_send_ok, NULL, LEAD},
     {"weft_stream_recv_exactly", stream_recv_exactly_bad, -EINVAL,
      stream_recv_exactly_ok, NULL, LEAD},
     {"weft_stream_recv_until", stream_recv_until_bad, -EINVAL,
      stream_recv_until_ok, NULL, LEAD},
-    {"weft_stream_send_eof", stream_send_eof_bad, -EINVAL,
-     stream_send_eof_ok, NULL, LEAD},
+    {"weft_stream_send_eof", stream_send_eof_bad, -EINVAL, stream_send_eof_ok,
+     NULL, LEAD},
     /* LEAD: api/net/listener.c */
     {"weft_listener_accept", accept_bad, -EINVAL, accept_ok, NULL, LEAD},
     {"weft_listener_accept (out NULL)", accept_null_out, -EINVAL, NULL, NULL,
      LEAD},
     /* LEAD: api/net/udp.c */
     {"weft_udp_open", udp_open_bad, -EINVAL, udp_open_ok, NULL, LEAD},
-    {"weft_udp_connect", udp_connect_bad, -EINVAL, udp_connect_ok, NULL,
-     LEAD},
+    {"weft_udp_connect", udp_connect_bad, -EINVAL, udp_connect_ok, NULL, LEAD},
     {"weft_udp_sendto", udp_sendto_bad, -EINVAL, udp_sendto_ok, NULL, LEAD},
     {"weft_udp_recvfrom", udp_recvfrom_bad, -EINVAL, udp_recvfrom_ok, NULL,
      LEAD},
@@ -722,8 +716,7 @@ static const struct row rows[] = {
      LEAD},
     {"weft_file_write", file_write_bad, -EINVAL, file_write_ok, NULL, LEAD},
     {"weft_file_pread", file_pread_bad, -EINVAL, file_pread_ok, NULL, LEAD},
-    {"weft_file_pwrite", file_pwrite_bad, -EINVAL, file_pwrite_ok, NULL,
-     LEAD},
+    {"weft_file_pwrite", file_pwrite_bad, -EINVAL, file_pwrite_ok, NULL, LEAD},
     {"weft_file_sync", file_sync_bad, -EINVAL, file_sync_ok, NULL, LEAD},
     {"weft_file_stat", file_stat_bad, -EFAULT, file_stat_ok, NULL, LEAD},
 };
@@ -736,7 +729,7 @@ enum form { BAD, OK, CLOSED };
 
 struct check {
     enum form form;
-    bool lead;        /* the LEAD rows, or the others */
+    bool lead; /* the LEAD rows, or the others */
     struct fx fx;
 };
 
@@ -752,7 +745,7 @@ static int expected(const struct row *r, enum form form)
 
 static const char *form_name(enum form form)
 {
-    return form == BAD ? "a bad argument"
+    return form == BAD  ? "a bad argument"
            : form == OK ? "valid arguments"
                         : "a closed handle";
 }
@@ -898,8 +891,8 @@ static void test_entry_bad_argument_beats_cancellation(void **state)
     check_rows(BAD, false);
 }
 
-static void test_entry_valid_arguments_in_cancelled_scope_are_ecanceled(
-    void **state)
+static void
+test_entry_valid_arguments_in_cancelled_scope_are_ecanceled(void **state)
 {
     (void)state;
     check_rows(OK, false);
