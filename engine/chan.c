@@ -150,9 +150,9 @@ static int recv_now(struct weft_chan_rx *rx, void **item)
 WF_EXPORT int weft_chan_send(weft_chan_tx *tx, void *item)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0 || !tx)
-        return rc < 0 ? rc : -EINVAL;
+    int rc = wf_entry(&t, tx != NULL, tx && tx->e.closed);
+    if (rc < 0)
+        return rc;
     rc = send_now(tx, item);
     if (rc != -EAGAIN)
         return rc;
@@ -170,9 +170,9 @@ WF_EXPORT int weft_chan_try_send(weft_chan_tx *tx, void *item)
 WF_EXPORT int weft_chan_recv(weft_chan_rx *rx, void **item)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0 || !rx || !item)
-        return rc < 0 ? rc : -EINVAL;
+    int rc = wf_entry(&t, rx && item, rx && rx->e.closed);
+    if (rc < 0)
+        return rc;
     rc = recv_now(rx, item);
     if (rc != -EAGAIN)
         return rc;

@@ -373,31 +373,37 @@ static inline int wf_check(struct weft_task **out)
  * (closed is true: the handle is closing or closed), then the
  * checkpoint's -ECANCELED (wf_entry only: calls that never block, such as
  * the try_ forms, use wf_entry_nowait). 0 = go on; *out is the caller.
- * Write `closed` so that it reads the handle only when it is valid:
- * wf_entry(&t, s != NULL, s && s->closing).
+ * wf_entry_err takes the argument verdict as an errno (0, -EINVAL, or
+ * -EFAULT for a NULL buffer or path, as the kernel says) and says whether
+ * the call is a checkpoint. Write `closed` so that it reads the handle
+ * only when it is valid:
+ * wf_entry(&t, s != NULL, s && s->gate.closing).
  */
-static inline int wf_entry_nowait(struct weft_task **out, bool args_ok,
-                                  bool closed)
+static inline int wf_entry_err(struct weft_task **out, int bad_arg,
+                               bool closed, bool checkpoint)
 {
     struct weft_task *t = wf_self();
     if (wf_unlikely(!t))
         return -EPERM;
-    if (wf_unlikely(!args_ok))
-        return -EINVAL;
+    if (wf_unlikely(bad_arg))
+        return bad_arg;
     if (wf_unlikely(closed))
         return -EBADF;
     *out = t;
+    if (checkpoint && wf_unlikely(t->loop->ncancelled) && wf_cancelled(t))
+        return -ECANCELED;
     return 0;
+}
+
+static inline int wf_entry_nowait(struct weft_task **out, bool args_ok,
+                                  bool closed)
+{
+    return wf_entry_err(out, args_ok ? 0 : -EINVAL, closed, false);
 }
 
 static inline int wf_entry(struct weft_task **out, bool args_ok, bool closed)
 {
-    int rc = wf_entry_nowait(out, args_ok, closed);
-    if (wf_unlikely(rc < 0))
-        return rc;
-    if (wf_unlikely((*out)->loop->ncancelled) && wf_cancelled(*out))
-        return -ECANCELED;
-    return 0;
+    return wf_entry_err(out, args_ok ? 0 : -EINVAL, closed, true);
 }
 
 /* ---- waiter queues of the sync primitives and channels (engine/waitq.c) ---- */

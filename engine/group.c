@@ -58,15 +58,19 @@ static int make_child(struct wf_loop *L, weft_group *g, const char *name,
     return 0;
 }
 
-static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg,
-                 weft_scope *attach, struct weft_task **out)
+/* The arguments of a spawn or start: fn, and g open on this loop. */
+static bool spawn_args_ok(const weft_group *g, weft_fn fn)
 {
-    struct weft_task *self = wf_self();
-    if (!self)
-        return -EPERM;
-    if (!g || !fn || !group_open(g, self->loop))
-        return -EINVAL;
-    return make_child(self->loop, g, name, fn, arg, attach, out);
+    return wf_cur && g && fn && group_open(g, wf_cur);
+}
+
+static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg)
+{
+    struct weft_task *self;
+    int rc = wf_entry_nowait(&self, spawn_args_ok(g, fn), false);
+    if (rc < 0)
+        return rc;
+    return make_child(self->loop, g, name, fn, arg, NULL, NULL);
 }
 
 /* For another thread's call: a child of g made from the scheduler. */
@@ -95,26 +99,26 @@ int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,
 
 WF_EXPORT int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
 {
-    return spawn(g, NULL, fn, arg, NULL, NULL);
+    return spawn(g, NULL, fn, arg);
 }
 
 WF_EXPORT int weft_group_spawn_named(weft_group *g, const char *name,
                                      weft_fn fn, void *arg)
 {
-    return spawn(g, name, fn, arg, NULL, NULL);
+    return spawn(g, name, fn, arg);
 }
 
 WF_EXPORT int weft_group_start_named(weft_group *g, const char *name,
                                      weft_fn fn, void *arg, void **value)
 {
     struct weft_task *self;
-    int rc = wf_check(&self);
+    int rc = wf_entry(&self, spawn_args_ok(g, fn), false);
     if (rc < 0)
         return rc;
     struct wf_start st = {.waiter = self};
     struct weft_task *c;
     /* Until it has started, the task runs under the starter's scopes. */
-    rc = spawn(g, name, fn, arg, self->scope, &c);
+    rc = make_child(self->loop, g, name, fn, arg, self->scope, &c);
     if (rc < 0)
         return rc;
     c->start = &st;

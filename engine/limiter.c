@@ -132,10 +132,9 @@ static int take_now(weft_limiter *l, struct wf_borrow_table *bt,
 static int acquire(weft_limiter *l, const void *b, bool wait)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM || !l || !b)
-        return rc == -EPERM ? rc : -EINVAL;
-    if (rc < 0 && wait)
+    int rc = wait ? wf_entry(&t, l && b, false)
+                  : wf_entry_nowait(&t, l && b, false);
+    if (rc < 0)
         return rc;
     struct wf_borrow_table *bt = &t->loop->borrows;
     rc = take_now(l, bt, b);

@@ -80,14 +80,12 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
                 weft_time deadline, const char *what)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM || !sqe)
-        return rc == -EPERM ? rc : -EINVAL;
-    struct wf_loop *L = t->loop;
-    if (rc < 0) {
-        wf_sqe_drop(L, sqe);
+    int rc = wf_entry(&t, sqe != NULL, false);
+    if (rc == -ECANCELED) /* t is set: the SQE goes back unsubmitted */
+        wf_sqe_drop(t->loop, sqe);
+    if (rc < 0)
         return rc;
-    }
+    struct wf_loop *L = t->loop;
     /* Field by field: the timeout's half is set only when it is used. */
     io->op.fn = op_done;
     io->op.untracked = false;

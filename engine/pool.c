@@ -262,11 +262,9 @@ int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
     struct weft_task *t;
     if (submitted)
         *submitted = false;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, fn && !(flags & ~WEFT_ABANDON_ON_CANCEL), false);
     if (rc < 0)
         return rc;
-    if (!fn || (flags & ~WEFT_ABANDON_ON_CANCEL))
-        return -EINVAL;
     struct wf_loop *L = t->loop;
     rc = wf_mailbox_open(L);
     if (rc < 0)

@@ -32,9 +32,9 @@ WF_EXPORT bool weft_event_is_set(const weft_event *e)
 WF_EXPORT int weft_event_wait(weft_event *e)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0 || !e)
-        return rc < 0 ? rc : -EINVAL;
+    int rc = wf_entry(&t, e != NULL, false);
+    if (rc < 0)
+        return rc;
     if (e->wf_set)
         return 0;
     struct wf_waiter wr = {0};
@@ -59,13 +59,13 @@ WF_EXPORT void weft_lock_init(weft_lock *l)
     l->wf_owner = NULL;
 }
 
+/* cancellable = false: condition_wait's shielded re-acquire. */
 static int lock_acquire(weft_lock *l, bool cancellable)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM || !l)
-        return l ? rc : -EINVAL;
-    if (rc < 0 && cancellable)
+    int rc = cancellable ? wf_entry(&t, l != NULL, false)
+                         : wf_entry_nowait(&t, l != NULL, false);
+    if (rc < 0)
         return rc;
     if (l->wf_owner == t)
         return -EDEADLK;
@@ -86,11 +86,10 @@ WF_EXPORT int weft_lock_acquire(weft_lock *l)
 
 WF_EXPORT int weft_lock_try_acquire(weft_lock *l)
 {
-    struct weft_task *t = wf_self();
-    if (!t)
-        return -EPERM;
-    if (!l)
-        return -EINVAL;
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, l != NULL, false);
+    if (rc < 0)
+        return rc;
     if (l->wf_owner == t)
         return -EDEADLK;
     if (l->wf_owner || l->wf_nwait)
@@ -101,11 +100,10 @@ WF_EXPORT int weft_lock_try_acquire(weft_lock *l)
 
 WF_EXPORT int weft_lock_release(weft_lock *l)
 {
-    struct weft_task *t = wf_self();
-    if (!t)
-        return -EPERM;
-    if (!l)
-        return -EINVAL;
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, l != NULL, false);
+    if (rc < 0)
+        return rc;
     if (l->wf_owner != t)
         return -EPERM;
     struct wf_waiter *next = wf_waiter_first(&l->wf_waiters);
@@ -144,9 +142,9 @@ WF_EXPORT void weft_semaphore_init(weft_semaphore *s, unsigned initial,
 WF_EXPORT int weft_semaphore_acquire(weft_semaphore *s)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0 || !s)
-        return rc < 0 ? rc : -EINVAL;
+    int rc = wf_entry(&t, s != NULL, false);
+    if (rc < 0)
+        return rc;
     if (s->wf_value && !s->wf_nwait) {
         s->wf_value--;
         return 0;
@@ -206,22 +204,23 @@ WF_EXPORT void weft_condition_init(weft_condition *c, weft_lock *l)
 
 WF_EXPORT int weft_condition_acquire(weft_condition *c)
 {
-    return c ? weft_lock_acquire(c->wf_lock) : -EINVAL;
+    return lock_acquire(c ? c->wf_lock : NULL, true);
 }
 
 WF_EXPORT int weft_condition_release(weft_condition *c)
 {
-    return c ? weft_lock_release(c->wf_lock) : -EINVAL;
+    return weft_lock_release(c ? c->wf_lock : NULL);
 }
 
 WF_EXPORT int weft_condition_wait(weft_condition *c)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM || !c)
-        return c ? rc : -EINVAL;
+    int rc = wf_entry_nowait(&t, c != NULL, false);
+    if (rc < 0)
+        return rc;
     if (c->wf_lock->wf_owner != t)
-        return -EPERM;
+        return -EPERM; /* misuse: reported before the checkpoint */
+    rc = wf_entry(&t, true, false);
     if (rc < 0)
         return rc; /* cancelled: the lock stays held */
     weft_lock_release(c->wf_lock);

@@ -8,7 +8,7 @@
 WF_EXPORT int weft_checkpoint(void)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, true, false);
     if (rc < 0)
         return rc;
     wf_yield();
@@ -18,13 +18,15 @@ WF_EXPORT int weft_checkpoint(void)
 WF_EXPORT int weft_checkpoint_if_cancelled(void)
 {
     struct weft_task *t;
-    return wf_check(&t);
+    return wf_entry(&t, true, false);
 }
 
 WF_EXPORT int weft_cancel_shielded_checkpoint(void)
 {
-    if (!wf_self())
-        return -EPERM;
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, true, false);
+    if (rc < 0)
+        return rc;
     wf_yield();
     return 0;
 }
@@ -52,7 +54,7 @@ static void sleep_cancel(struct wf_wait *w)
 WF_EXPORT int weft_sleep_until(weft_time deadline)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, true, false);
     if (rc < 0)
         return rc;
     if (deadline <= 0 || deadline <= weft_now()) {

@@ -32,10 +32,11 @@
 
 /* ---- the bracket around every call ---- */
 
-int wf_file_enter(weft_file *f)
+int wf_file_enter(weft_file *f, int bad_arg)
 {
     struct weft_task *t;
-    int rc = wf_entry(&t, f != NULL, f && f->gate.closing);
+    int rc = wf_entry_err(&t, f ? bad_arg : -EINVAL, f && f->gate.closing,
+                          true);
     if (rc == 0)
         wf_gate_enter(&f->gate);
     return rc;
@@ -185,7 +186,7 @@ static int check_io(const weft_file *f, const void *buf, size_t n, off_t off)
 WF_EXPORT ssize_t weft_file_pread(weft_file *f, void *buf, size_t n,
                                   off_t offset)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, buf || !n ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
     ssize_t r = check_io(f, buf, n, offset);
@@ -198,7 +199,7 @@ WF_EXPORT ssize_t weft_file_pread(weft_file *f, void *buf, size_t n,
 WF_EXPORT ssize_t weft_file_pwrite(weft_file *f, const void *buf, size_t n,
                                    off_t offset)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, buf || !n ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
     size_t done;
@@ -211,7 +212,7 @@ WF_EXPORT ssize_t weft_file_pwrite(weft_file *f, const void *buf, size_t n,
 
 WF_EXPORT ssize_t weft_file_read(weft_file *f, void *buf, size_t n)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, buf || !n ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
     ssize_t r = wf_file_pos_lock(f);
@@ -229,7 +230,7 @@ WF_EXPORT ssize_t weft_file_read(weft_file *f, void *buf, size_t n)
 
 WF_EXPORT ssize_t weft_file_write(weft_file *f, const void *buf, size_t n)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, buf || !n ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
     ssize_t r = wf_file_pos_lock(f);
@@ -267,7 +268,7 @@ static int statx_fd(weft_file *f, unsigned mask, struct statx *st)
 
 WF_EXPORT int weft_file_stat(weft_file *f, struct statx *st)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, st ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
     rc = st ? statx_fd(f, STATX_BASIC_STATS | STATX_BTIME, st) : -EFAULT;
@@ -326,7 +327,7 @@ static off_t seek_locked(weft_file *f, off_t offset, int whence)
 
 WF_EXPORT off_t weft_file_seek(weft_file *f, off_t offset, int whence)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
     off_t r = wf_file_pos_lock(f);
@@ -344,7 +345,7 @@ WF_EXPORT off_t weft_file_seek(weft_file *f, off_t offset, int whence)
 
 static int fsync_file(weft_file *f, unsigned flags, const char *what)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
     struct io_uring_sqe *sqe = weft_uring_sqe();
@@ -378,7 +379,7 @@ static int truncate_worker(void *arg)
 
 WF_EXPORT int weft_file_truncate(weft_file *f, off_t length)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
     if (length < 0) {
@@ -400,7 +401,7 @@ WF_EXPORT int weft_file_truncate(weft_file *f, off_t length)
 WF_EXPORT int weft_file_allocate(weft_file *f, int mode, off_t offset,
                                  off_t len)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
     if (offset < 0 || len <= 0) {
@@ -515,16 +516,12 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
                                   mode_t mode, const weft_file_options *opts)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc == -EPERM)
-        return rc;
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
+    int rc = wf_entry_err(&t, !out ? -EINVAL : !path ? -EFAULT : 0, false,
+                          true);
+    if (out)
+        *out = NULL;
     if (rc < 0)
         return rc;
-    if (!path)
-        return -EFAULT;
     weft_file_options o = opts ? *opts : (weft_file_options){0};
     if (o.flags & ~(WEFT_FILE_DIRECT | WEFT_FILE_FIXED))
         return -EINVAL;

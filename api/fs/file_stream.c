@@ -29,7 +29,7 @@ static struct wf_file_stream *fs(weft_stream *s)
 /* Read once at the position into buf; move the position. */
 static ssize_t read_some(weft_file *f, void *buf, size_t max)
 {
-    int rc = wf_file_enter(f);
+    int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
     ssize_t n = wf_file_pos_lock(f);

@@ -38,9 +38,10 @@ struct weft_file {
     size_t readahead;            /* for weft_file_stream */
 };
 
-/* A call's bracket: -EPERM outside a task, -EINVAL for NULL, -EBADF once
- * closing, -ECANCELED; 0 = entered (leave once done). */
-int wf_file_enter(weft_file *f);
+/* A call's bracket, wf_entry's order: -EPERM outside a task, -EINVAL for
+ * NULL, bad_arg (the caller's verdict on its other arguments), -EBADF
+ * once closing, -ECANCELED; 0 = entered (leave once done). */
+int wf_file_enter(weft_file *f, int bad_arg);
 void wf_file_leave(weft_file *f);
 int wf_file_pos_lock(weft_file *f);
 void wf_file_pos_unlock(weft_file *f);

@@ -20,14 +20,15 @@
 #include <weft/thread.h>
 #include <weft/uring.h>
 
-/* The task check and NULL checks every path call starts with. */
-static int path_check(const char *path)
+/*
+ * The entry check every path call starts with, in wf_entry's order;
+ * `bad` is the argument error, 0 if none: -EFAULT for a NULL path or
+ * buffer (as the kernel says for a bad pointer), -EINVAL for the rest.
+ */
+static int path_entry(int bad)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
-    if (rc < 0)
-        return rc;
-    return path ? 0 : -EFAULT;
+    return wf_entry_err(&t, bad, false, true);
 }
 
 /* ---- the same call on the worker pool, for kernels without the opcode ---- */
@@ -59,11 +60,10 @@ static int sys_worker(void *arg)
 
 static int path_op(struct sys_job *j, const char *what)
 {
-    int rc = path_check(j->a);
+    bool to_ok = j->op != IORING_OP_RENAMEAT || j->b;
+    int rc = path_entry(j->a && to_ok ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
-    if (j->op == IORING_OP_RENAMEAT && !j->b)
-        return -EFAULT;
     if (!weft_uring_has_op(j->op))
         return weft_to_thread(sys_worker, j, NULL, 0);
     struct io_uring_sqe *sqe = weft_uring_sqe();
@@ -111,11 +111,9 @@ WF_EXPORT int weft_path_rename(const char *from, const char *to)
 static int stat_path(const char *path, int flags, unsigned mask,
                      struct statx *st, const char *what)
 {
-    int rc = path_check(path);
+    int rc = path_entry(path && st ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
-    if (!st)
-        return -EFAULT;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_statx(sqe, AT_FDCWD, path, flags, mask, st);
     return wf_await(sqe, what);
@@ -168,11 +166,13 @@ static ssize_t read_to_end(weft_file *f, char **buf, size_t *cap)
 
 WF_EXPORT ssize_t weft_path_read_all(const char *path, void **data)
 {
-    if (!data)
-        return -EINVAL;
-    *data = NULL;
+    if (data)
+        *data = NULL;
+    int rc = path_entry(!data ? -EINVAL : !path ? -EFAULT : 0);
+    if (rc < 0)
+        return rc;
     weft_file *f;
-    int rc = weft_file_open(&f, path, O_RDONLY, 0);
+    rc = weft_file_open(&f, path, O_RDONLY, 0);
     if (rc < 0)
         return rc;
     struct statx st;
@@ -206,10 +206,11 @@ WF_EXPORT ssize_t weft_path_read_all(const char *path, void **data)
 
 WF_EXPORT int weft_path_write_all(const char *path, const void *data, size_t n)
 {
-    if (!data && n)
-        return -EFAULT;
+    int rc = path_entry(path && (data || !n) ? 0 : -EFAULT);
+    if (rc < 0)
+        return rc;
     weft_file *f;
-    int rc = weft_file_open(&f, path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    rc = weft_file_open(&f, path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (rc < 0)
         return rc;
     ssize_t w = n ? weft_file_write(f, data, n) : 0;
@@ -295,11 +296,9 @@ static int list_run(struct list_job *j, int (*each)(const char *, void *),
                     int (*each_st)(const char *, const struct statx *, void *),
                     void *arg)
 {
-    int rc = path_check(j->dir);
+    int rc = path_entry(!j->dir ? -EFAULT : !each && !each_st ? -EINVAL : 0);
     if (rc < 0)
         return rc;
-    if (!each && !each_st)
-        return -EINVAL;
     rc = weft_to_thread(list_worker, j, NULL, 0);
     if (rc == 0)
         rc = weft_checkpoint_if_cancelled(); /* noted while the worker ran */

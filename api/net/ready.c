@@ -10,11 +10,9 @@
 static int wait_poll(int fd, unsigned mask, const char *what)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, true, fd < 0); /* no fd: as a closed one */
     if (rc < 0)
         return rc;
-    if (fd < 0)
-        return -EBADF;
     struct io_uring_sqe *sqe = weft_uring_sqe();
     io_uring_prep_poll_add(sqe, fd, mask);
     rc = wf_await(sqe, what);

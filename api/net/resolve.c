@@ -100,11 +100,9 @@ WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
                                struct addrinfo **res)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, res && (host || service), false);
     if (rc < 0)
         return rc;
-    if (!res || (!host && !service))
-        return -EINVAL;
     *res = NULL;
     /* Numbers need no name service: parse them here, on the loop. */
     struct addrinfo num = {0};

@@ -39,11 +39,9 @@ WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
                                        void *arg, const weft_serve_opts *opts)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, l && handler, l && l->gate.closing);
     if (rc < 0)
         return rc;
-    if (!l || !handler)
-        return -EINVAL;
     struct serve_ctx ctx = {handler, arg, opts};
     weft_group g;
     weft_group_enter(&g);

@@ -138,11 +138,13 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
                                     uint16_t port,
                                     const weft_connect_opts *opts)
 {
-    if (!out || !host)
-        return -EINVAL;
+    struct weft_task *t;
+    int rc = wf_entry(&t, out && host, false);
+    if (rc < 0)
+        return rc;
     *out = NULL;
     struct addrinfo *res;
-    int rc = resolve(host, port, 0, &res);
+    rc = resolve(host, port, 0, &res);
     if (rc < 0)
         return rc;
     struct addrinfo *order[128];
@@ -227,11 +229,9 @@ WF_EXPORT int weft_tcp_listen_opts(weft_listener **out, const char *host,
                                    uint16_t port, const weft_listen_opts *o)
 {
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, out != NULL, false);
     if (rc < 0)
         return rc;
-    if (!out)
-        return -EINVAL;
     struct addrinfo *res;
     rc = resolve(host, port, AI_PASSIVE, &res);
     if (rc < 0)

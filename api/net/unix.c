@@ -31,13 +31,10 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
 static int unix_socket(weft_stream **s, weft_listener **l, const char *path,
                        struct sockaddr_un *sun, socklen_t *len)
 {
+    bool args_ok = (s || l) && unix_addr(path, sun, len) == 0;
     struct weft_task *t;
-    int rc = wf_check(&t);
+    int rc = wf_entry(&t, args_ok, false);
     if (rc < 0)
-        return rc;
-    if (!s && !l)
-        return -EINVAL;
-    if ((rc = unix_addr(path, sun, len)) < 0)
         return rc;
     return wf_new_socket(AF_UNIX, SOCK_STREAM);
 }
@@ -97,11 +94,15 @@ struct fd_cbuf {
 WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
                                  const int *fds, size_t nfds)
 {
-    if (!s || (!msg && len) || (!fds && nfds) || nfds > MAX_FDS || !len)
-        return -EINVAL;
+    struct weft_task *t;
+    bool args_ok = s && msg && len && (fds || !nfds) && nfds <= MAX_FDS;
+    int rc = wf_entry_nowait(&t, args_ok, s && wf_stream_closing(s));
+    if (rc < 0)
+        return rc;
     if (s->ops != &wf_sock_ops)
         return -ENOTSUP;
-    int rc = wf_stream_claim(s, 0, false);
+    /* The claim adds -EBUSY, then the checkpoint's -ECANCELED. */
+    rc = wf_stream_claim(s, 0, false);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
@@ -141,14 +142,17 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
 WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
                                      int *fds, size_t max_fds, size_t *nfds)
 {
-    if (!s || !msg || !max || (!fds && max_fds) || !nfds)
-        return -EINVAL;
+    struct weft_task *t;
+    bool args_ok = s && msg && max && (fds || !max_fds) && nfds;
+    int rc = wf_entry_nowait(&t, args_ok, s && wf_stream_closing(s));
+    if (rc < 0)
+        return rc;
     if (s->ops != &wf_sock_ops)
         return -ENOTSUP;
     *nfds = 0;
     if (s->rlen) /* bytes read ahead carry no fds: hand them out first */
         return weft_stream_recv(s, msg, max);
-    int rc = wf_stream_claim(s, 0, true);
+    rc = wf_stream_claim(s, 0, true);
     if (rc < 0)
         return rc;
     struct wf_sock_stream *ss = (struct wf_sock_stream *)s;
