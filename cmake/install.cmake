@@ -73,6 +73,12 @@ foreach(_weft_dir LIBDIR INCLUDEDIR)
     set(_weft_pc_${_weft_dir} "\${prefix}/${CMAKE_INSTALL_${_weft_dir}}")
   endif()
 endforeach()
+# The compile flags weft exports (the top CMakeLists.txt: stack probes).
+list(JOIN WEFT_USER_CFLAGS " " _weft_pc_flags)
+set(WEFT_PC_CFLAGS "-I\${includedir}")
+if(_weft_pc_flags)
+  string(APPEND WEFT_PC_CFLAGS " ${_weft_pc_flags}")
+endif()
 # The bracket arguments keep the install script from expanding ${prefix}.
 install(CODE "
   set(WEFT_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
@@ -80,6 +86,7 @@ install(CODE "
   set(WEFT_PC_INCLUDEDIR [==[${_weft_pc_INCLUDEDIR}]==])
   set(WEFT_PC_VERSION [==[${PROJECT_VERSION}]==])
   set(WEFT_LIBURING_MIN [==[${WEFT_LIBURING_MIN}]==])
+  set(WEFT_PC_CFLAGS [==[${WEFT_PC_CFLAGS}]==])
   configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
                  [==[${PROJECT_BINARY_DIR}/weft.pc]==] @ONLY)
 " COMPONENT Development)

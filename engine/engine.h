@@ -125,6 +125,8 @@ struct weft_task {
     struct wf_wait *wait;    /* while blocked */
     struct wf_loop *loop;
     uint8_t state;
+    uint32_t deep;           /* bytes below the record at its deepest
+                                suspension (stack.c trims by it) */
     /* the rest */
     weft_scope *scope;       /* innermost scope the task is in */
     weft_scope root;         /* its node in the scope tree */
@@ -140,7 +142,7 @@ struct weft_task {
     uint64_t id;
     int result;
     char name[32];
-    /* its stack: [guard page][stack ... ][this struct] */
+    /* its stack: [guard][stack ... ][this struct] */
     void *map;
     size_t map_len;
     struct weft_task *pool_next;
@@ -223,6 +225,7 @@ struct wf_loop {
     unsigned npool, pool_cap;
     unsigned colour;           /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
+    size_t guard;              /* PROT_NONE bytes below each stack */
     struct weft_task *root;
     int result;                /* the root task's */
     struct wf_borrow_table borrows;
@@ -262,6 +265,10 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
 void wf_task_reclaim(struct wf_loop *L, struct weft_task *t);
 void wf_task_finished(struct weft_task *t);  /* engine/group.c */
 void wf_group_errors_free(struct weft_task *t);
+/* engine/stack.c: PROT_NONE below each stack (reserved, never committed),
+ * and how much of a pooled stack's top it keeps resident. */
+#define WF_GUARD ((size_t)64 * 1024)
+#define WF_STACK_KEEP ((size_t)64 * 1024)
 struct weft_task *wf_stack_get(struct wf_loop *L);
 void wf_stack_put(struct wf_loop *L, struct weft_task *t);
 void wf_stack_pool_drain(struct wf_loop *L);

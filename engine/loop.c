@@ -73,6 +73,11 @@ void wf_suspend(void)
 {
     struct wf_loop *L = wf_cur;
     struct weft_task *self = L->current;
+    /* How deep the task is while it waits: a cheap watermark in the
+     * record's first line, for stack.c to trim deep stacks it pools. */
+    uint32_t deep = (uint32_t)((char *)self - (char *)__builtin_frame_address(0));
+    if (deep > self->deep)
+        self->deep = deep;
     struct weft_task *next = wf_queue_next(&L->ready);
     if (!next && wf_queue_later(&L->ready) &&
         !(L->mailbox && wf_mailbox_pending(L))) {
@@ -271,16 +276,20 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     L->page = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = L->opts.stack_size;
     if (!stack) {
+        /* Room for a 64 KiB buffer on the stack, as in libdill; pages
+         * are committed only when touched. ASan's redzones make frames
+         * several times larger, so it keeps 4x. */
 #ifdef WF_ASAN
-        stack = 256 * 1024;
+        stack = 1024 * 1024;
 #else
-        stack = 64 * 1024;
+        stack = 256 * 1024;
 #endif
     }
     size_t min = 4 * L->page + sizeof(struct weft_task);
     if (stack < min)
         stack = min;
     L->stack_size = (stack + L->page - 1) & ~(L->page - 1);
+    L->guard = (WF_GUARD + L->page - 1) & ~(L->page - 1);
     L->pool_cap = L->opts.stack_cache;
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);

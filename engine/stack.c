@@ -1,9 +1,23 @@
 /*
- * engine/stack.c - task stacks: mmap'd with a guard page below, the task
- * record at the top, recycled through a per-loop free list (a fresh stack
- * costs a few microseconds of syscalls, a pooled one nothing). An
- * overflow hits the guard page; a SIGSEGV handler on an alternate stack
- * names the task before the process dies.
+ * engine/stack.c - task stacks: mmap'd with a guard region below, the
+ * task record at the top, recycled through a per-loop free list (a fresh
+ * stack costs a few microseconds of syscalls, a pooled one nothing).
+ *
+ * Invariants:
+ * - A stack is one mapping [map, map + map_len): L->guard bytes of
+ *   PROT_NONE (WF_GUARD, 64 KiB: address space only), then the usable
+ *   stack, then the task record. MAP_NORESERVE: a page costs memory only
+ *   once touched, so the default size costs nothing until used.
+ * - A pooled stack keeps resident at most its top WF_STACK_KEEP bytes plus
+ *   what tasks touched without ever waiting that deep: a task that waited
+ *   deeper (t->deep) has the rest given back when its stack is pooled, so
+ *   an idle task on a recycled stack costs what it would on a fresh one.
+ * - An overflow faults in the guard (frames of code built with
+ *   -fstack-clash-protection, which weft exports, touch every page from
+ *   the top down) or, from code built without it, somewhere below; the
+ *   SIGSEGV handler, on an alternate stack on every loop thread, names
+ *   the current task when the fault address is in or just below its
+ *   guard, or its stack pointer is below its usable bottom.
  */
 #include "engine/engine.h"
 
@@ -12,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #ifdef WEFT_HAVE_VALGRIND_H
@@ -46,26 +61,26 @@ struct weft_task *wf_stack_get(struct wf_loop *L)
         L->npool--;
 #ifdef WF_ASAN
         /* The last task left its frames' redzones poisoned. */
-        char *lo = (char *)t->map + L->page;
+        char *lo = (char *)t->map + L->guard;
         __asan_unpoison_memory_region(lo, (size_t)((char *)t - lo));
 #endif
         return t;
     }
-    size_t len = L->stack_size + L->page;
+    size_t len = L->stack_size + L->guard;
     char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                      -1, 0);
     if (map == MAP_FAILED)
         return NULL;
     /* Fails with ENOMEM past vm.max_map_count: no stack, no task. */
-    if (mprotect(map, L->page, PROT_NONE) != 0) {
+    if (mprotect(map, L->guard, PROT_NONE) != 0) {
         munmap(map, len);
         return NULL;
     }
     t = (struct weft_task *)(map + task_offset(len, L->colour++));
     t->map = map;
     t->map_len = len;
-    t->vg_id = VALGRIND_STACK_REGISTER(map + L->page, (char *)t);
+    t->vg_id = VALGRIND_STACK_REGISTER(map + L->guard, (char *)t);
     return t;
 }
 
@@ -80,12 +95,28 @@ static void stack_free(struct weft_task *t)
     munmap(t->map, t->map_len);
 }
 
+/*
+ * A task that waited deeper than WF_STACK_KEEP (the old 64 KiB default:
+ * no program that ran before pays) leaves pages that the next, maybe idle,
+ * task on this stack would carry: give them back, one madvise.
+ */
+static void stack_trim(struct wf_loop *L, struct weft_task *t)
+{
+    if (t->deep <= WF_STACK_KEEP)
+        return;
+    char *lo = (char *)t->map + L->guard;
+    uintptr_t keep = ((uintptr_t)t - WF_STACK_KEEP) & ~(uintptr_t)(L->page - 1);
+    if ((char *)keep > lo)
+        madvise(lo, (size_t)((char *)keep - lo), MADV_DONTNEED);
+}
+
 void wf_stack_put(struct wf_loop *L, struct weft_task *t)
 {
     if (L->npool >= L->pool_cap) {
         stack_free(t);
         return;
     }
+    stack_trim(L, t);
     t->pool_next = L->pool;
     L->pool = t;
     L->npool++;
@@ -113,26 +144,60 @@ static void put(const char *s)
     (void)rc;
 }
 
+/* The interrupted stack pointer, from the signal's context. */
+static char *fault_sp(void *uc)
+{
+    ucontext_t *u = uc;
+#if defined(__x86_64__)
+    return (char *)u->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (char *)u->uc_mcontext.sp;
+#endif
+}
+
+/*
+ * Whether a fault on this thread is t's stack overflowing: the address is
+ * in its guard or the page below (a probe, or a frame just past it), or
+ * its stack pointer went below its usable bottom (a frame of code built
+ * without stack probes that skipped the guard: wherever it then faults,
+ * the task is past its stack). WF_OVERFLOW_REACH bounds the latter, so
+ * that a fault on some unrelated stack far below is not blamed on t.
+ */
+#define WF_OVERFLOW_REACH ((size_t)256 * 1024 * 1024)
+
+static bool is_overflow(const struct wf_loop *L, const struct weft_task *t,
+                        const char *addr, const char *sp)
+{
+    const char *map = t->map;
+    const char *bottom = map + L->guard;
+    if (addr >= map - L->page && addr < bottom)
+        return true;
+    return sp < bottom && (size_t)(bottom - sp) <= WF_OVERFLOW_REACH;
+}
+
+static void say_overflow(const struct weft_task *t)
+{
+    char id[24];
+    int n = 0;
+    uint64_t v = t->id;
+    do
+        id[sizeof id - 1 - n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 20);
+    put("weft: stack overflow in task '");
+    /* t->name only: naming an unnamed task is not signal-safe. */
+    put(t->name[0] ? t->name : "(unnamed)");
+    put("' (id ");
+    ssize_t rc = write(2, id + sizeof id - n, n);
+    (void)rc;
+    put("): raise weft_options.stack_size\n");
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
     struct wf_loop *L = wf_cur;
     struct weft_task *t = L ? L->current : NULL;
-    char *addr = si->si_addr;
-    if (t && addr >= (char *)t->map - L->page &&
-        addr < (char *)t->map + L->page) {
-        char id[24];
-        int n = 0;
-        uint64_t v = t->id;
-        do
-            id[sizeof id - 1 - n++] = (char)('0' + v % 10);
-        while ((v /= 10) && n < 20);
-        put("weft: stack overflow in task '");
-        /* t->name only: naming an unnamed task is not signal-safe. */
-        put(t->name[0] ? t->name : "(unnamed)");
-        put("' (id ");
-        ssize_t rc = write(2, id + sizeof id - n, n);
-        (void)rc;
-        put("): raise weft_options.stack_size\n");
+    if (t && is_overflow(L, t, si->si_addr, fault_sp(uc))) {
+        say_overflow(t);
         signal(SIGSEGV, SIG_DFL);
         return; /* the fault repeats and kills the process */
     }

@@ -43,7 +43,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     struct weft_task *t = wf_stack_get(L);
     if (!t)
         return -ENOMEM;
-    char *lo = (char *)t->map + L->page;
+    char *lo = (char *)t->map + L->guard;
     wf_fiber_init(&t->fiber, lo, (size_t)((char *)t - lo), task_entry, t);
     t->loop = L;
     t->scope = &t->root;
@@ -59,6 +59,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     t->id = ++L->next_id;
     t->result = 0;
     t->state = WF_READY;
+    t->deep = 0;
     if (name) {
         size_t n = strnlen(name, sizeof t->name - 1);
         memcpy(t->name, name, n);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum { BUF_MAX = 16384 };
@@ -60,6 +61,17 @@ static int serve(void *arg)
     return rc;
 }
 
+/* Many idle connections (perf/idle-rss) need more fds than the usual
+ * soft limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 int main(int argc, char **argv)
 {
     weft_options o;
@@ -82,6 +94,7 @@ int main(int argc, char **argv)
     if (bufsize == 0 || bufsize > BUF_MAX)
         bufsize = BUF_MAX;
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     int rc = weft_run(serve, NULL, &o);
     if (rc < 0) {
         fprintf(stderr, "echo_weft: %s\n", weft_strerror(rc));

@@ -20,3 +20,7 @@ endforeach()
 foreach(name ${WEFT_NET_URING_PROGRAMS})
   target_link_libraries(${name} PRIVATE PkgConfig::LIBURING)
 endforeach()
+
+# perf/idle-rss's client: holds N idle connections open (plain C).
+add_executable(idle_conns ${CMAKE_CURRENT_LIST_DIR}/idle_conns.c)
+target_compile_definitions(idle_conns PRIVATE _GNU_SOURCE)

@@ -64,7 +64,7 @@ enum weft_ring_mode {
  * means "the default".
  */
 typedef struct weft_options {
-    size_t stack_size;      /* per task; 0 = 64 KiB (256 KiB under ASan) */
+    size_t stack_size;      /* per task; 0 = 256 KiB (1 MiB under ASan) */
     unsigned sq_entries;    /* 0 = 256 */
     unsigned cq_entries;    /* 0 = 64 x sq_entries (room for many idle
                                operations, e.g. one recv per connection) */
