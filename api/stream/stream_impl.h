@@ -32,7 +32,6 @@ struct weft_stream {
     struct weft_task *closer;     /* waiting in close for the above */
     bool closing;
     bool kernel_deadlines;        /* linked timeouts at the deadline */
-    void *serve;                  /* weft_listener_serve's context */
 };
 
 void wf_stream_init(weft_stream *s, const struct wf_stream_ops *ops);
