@@ -352,7 +352,7 @@ static int opts_main(void *arg)
     /* without, no */
     CHECK_EQ(weft_tcp_listen(&l2, "127.0.0.1", (uint16_t)port), -EADDRINUSE);
 
-    weft_connect_opts co = {.local_host = "127.0.0.1", .no_delay_off = true};
+    weft_connect_opts co = {.local_host = "127.0.0.1", .nagle = true};
     if (CHECK_EQ(weft_tcp_connect_opts(&c, "127.0.0.1", (uint16_t)port, &co),
                  0)) {
         int on = 1;

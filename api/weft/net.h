@@ -88,7 +88,7 @@ int weft_tcp_listen_opts(weft_listener **out, const char *host,
 
 typedef struct weft_connect_opts {
     const char *local_host; /* bind before connecting; NULL = any */
-    bool no_delay_off;      /* leave Nagle on (TCP_NODELAY is on) */
+    bool nagle;             /* keep Nagle's algorithm (TCP_NODELAY off) */
     weft_time stagger;      /* Happy Eyeballs delay; 0 = 250 ms */
 } weft_connect_opts;
 
