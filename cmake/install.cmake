@@ -5,6 +5,7 @@
 #   include/weft.h, include/weft/*.h      the public headers (api/)
 #   lib/libweft.a, lib/libweft.so*        both libraries (OUTPUT_NAME weft)
 #   lib/pkgconfig/weft.pc                 for `pkg-config --cflags --libs weft`
+#   lib/pkgconfig/weft-static.pc          the same with libweft.a
 #   lib/cmake/weft/                       for `find_package(weft)`:
 #                                         weft::weft (static), weft::shared
 # (lib/ is CMAKE_INSTALL_LIBDIR: lib/<multiarch> on Debian under /usr.)
@@ -87,8 +88,14 @@ install(CODE "
   set(WEFT_PC_VERSION [==[${PROJECT_VERSION}]==])
   set(WEFT_LIBURING_MIN [==[${WEFT_LIBURING_MIN}]==])
   set(WEFT_PC_CFLAGS [==[${WEFT_PC_CFLAGS}]==])
+  set(WEFT_PC_NAME weft)
+  set(WEFT_PC_LIBS [==[-L\${libdir} -lweft]==])
   configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
                  [==[${PROJECT_BINARY_DIR}/weft.pc]==] @ONLY)
+  set(WEFT_PC_NAME [==[weft (static)]==])
+  set(WEFT_PC_LIBS [==[\${libdir}/libweft.a]==])
+  configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
+                 [==[${PROJECT_BINARY_DIR}/weft-static.pc]==] @ONLY)
 " COMPONENT Development)
-install(FILES ${PROJECT_BINARY_DIR}/weft.pc
+install(FILES ${PROJECT_BINARY_DIR}/weft.pc ${PROJECT_BINARY_DIR}/weft-static.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT Development)

@@ -352,7 +352,7 @@ static int opts_main(void *arg)
     /* without, no */
     CHECK_EQ(weft_tcp_listen(&l2, "127.0.0.1", (uint16_t)port), -EADDRINUSE);
 
-    weft_connect_opts co = {.local_host = "127.0.0.1", .no_delay_off = true};
+    weft_connect_opts co = {.local_host = "127.0.0.1", .nagle = true};
     if (CHECK_EQ(weft_tcp_connect_opts(&c, "127.0.0.1", (uint16_t)port, &co),
                  0)) {
         int on = 1;
@@ -1861,15 +1861,23 @@ struct serve_arg {
     int rc;
     bool returned;
     int errors, last_error;
+    struct sockaddr_storage last_peer; /* on_error's, copied */
+    socklen_t last_peer_len;
+    bool last_peer_null;
     int handlers, active, max_active;
     weft_event all_done; /* clients that hold their connections */
 };
 
-static void count_error(int rc, void *arg)
+static void count_error(int rc, const struct sockaddr *peer,
+                        socklen_t peer_len, void *arg)
 {
     struct serve_arg *sa = arg;
     sa->errors++;
     sa->last_error = rc;
+    sa->last_peer_null = !peer;
+    sa->last_peer_len = peer_len;
+    if (peer && peer_len <= sizeof sa->last_peer)
+        memcpy(&sa->last_peer, peer, peer_len);
 }
 
 static int serve_task(void *arg)
@@ -2047,6 +2055,57 @@ static int serve_fail_main(void *arg)
 static void test_net_serve_survives_failing_handler(void **state)
 {
     run_in_loop(serve_fail_main, NULL);
+}
+
+/* on_error names the failed connection's peer: the client's own address
+ * (its getsockname), taken before the handler ran, still known after
+ * the client has gone. */
+static int serve_error_peer_main(void *arg)
+{
+    const char *host = arg;
+    struct serve_arg sa = {0};
+    weft_stream *c;
+    char buf[8];
+
+    if (!CHECK_EQ(weft_tcp_listen(&sa.l, host, 0), 0))
+        return -EIO;
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, picky_serve_task, &sa), 0);
+    if (CHECK_EQ(weft_tcp_connect(&c, host,
+                                  (uint16_t)weft_listener_port(sa.l)),
+                 0)) {
+        struct sockaddr_storage me;
+        socklen_t me_len = sizeof me;
+        CHECK_EQ(getsockname(weft_stream_fd(c), (struct sockaddr *)&me,
+                             &me_len),
+                 0);
+        nh_send_str(c, "fail\n");
+        ssize_t r = weft_stream_recv(c, buf, sizeof buf);
+        CHECK(r == 0 || r == -ECONNRESET); /* closed by serve */
+        CHECK_EQ(weft_stream_close(c), 0);
+        th_settle(); /* on_error runs after serve closed the connection */
+        CHECK_EQ(sa.errors, 1);
+        CHECK_EQ(sa.last_error, -EIO);
+        CHECK(!sa.last_peer_null);
+        if (CHECK_EQ(sa.last_peer_len, me_len))
+            CHECK_EQ(memcmp(&sa.last_peer, &me, me_len), 0);
+    }
+    weft_group_cancel(&g);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(sa.rc, -ECANCELED);
+    CHECK_EQ(weft_listener_close(sa.l), 0);
+    return 0;
+}
+
+static void test_net_serve_on_error_gets_the_peer_address(void **state)
+{
+    run_in_loop(serve_error_peer_main, "127.0.0.1");
+    if (!nh_have_ipv6_loopback()) {
+        print_message("      no ::1 here: IPv6 not checked\n");
+        return;
+    }
+    run_in_loop(serve_error_peer_main, "::1");
 }
 
 /* Without on_error, a failure is a line on stderr (checked in a child). */
@@ -2425,6 +2484,7 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_serve_returns_ecanceled_when_cancelled),
     NET_TEST(test_net_serve_returns_ebadf_when_listener_closed),
     NET_TEST(test_net_serve_survives_failing_handler),
+    NET_TEST(test_net_serve_on_error_gets_the_peer_address),
     NET_TEST(test_net_serve_failure_without_on_error_goes_to_stderr),
     NET_TEST(test_net_serve_1000_connections),
     NET_TEST(test_net_listener_emfile_recovers),

@@ -502,7 +502,7 @@ static void recv_until_empty_delim_or_huge_max_is_einval_body(weft_stream *a,
 BOTH(recv_until_empty_delim_or_huge_max_is_einval)
 
 /* The stream ends before the delimiter: -ENODATA with bytes (they stay
- * readable), 0 without. */
+ * readable) and without; 0 is an empty record. */
 static void recv_until_end_of_stream_body(weft_stream *a, weft_stream *b)
 {
     char buf[64];
@@ -519,6 +519,44 @@ static void recv_until_end_of_stream_body(weft_stream *a, weft_stream *b)
 }
 
 BOTH(recv_until_end_of_stream)
+
+/* Two requests in one send: recv_until returns the first and keeps the
+ * second in the read-ahead, where weft_stream_buffered sees it while the
+ * fd has nothing left to read, so a server that waits for readability
+ * only when nothing is buffered serves it at once. */
+static void buffered_counts_pipelined_request_body(weft_stream *a,
+                                                   weft_stream *b)
+{
+    static const char two[] = "GET /1\r\n\r\nGET /2\r\n\r\n";
+    char buf[64];
+    int fd = weft_stream_fd(a);
+
+    CHECK_EQ(weft_stream_buffered(NULL), 0);
+    CHECK_EQ(weft_stream_buffered(a), 0);
+    nh_send_str(b, two);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\r\n\r\n", 4), 6);
+    CHECK_EQ(memcmp(buf, "GET /1", 6), 0);
+    CHECK_EQ(weft_stream_buffered(a), strlen("GET /2\r\n\r\n"));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 0); /* waiting for readability would hang */
+    /* the keep-alive loop's test: wait only when nothing is buffered */
+    if (weft_stream_buffered(a) == 0)
+        CHECK_EQ(weft_wait_readable(fd), 0);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\r\n\r\n", 4), 6);
+    CHECK_EQ(memcmp(buf, "GET /2", 6), 0);
+    CHECK_EQ(weft_stream_buffered(a), 0);
+    /* a plain recv takes from the read-ahead too */
+    nh_send_str(b, "x\nyz");
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\n", 1), 1);
+    size_t left = weft_stream_buffered(a);
+    CHECK(left <= 2); /* "yz" may arrive later on TCP */
+    if (left > 0) {
+        CHECK_EQ(weft_stream_recv(a, buf, 1), 1);
+        CHECK_EQ(weft_stream_buffered(a), left - 1);
+    }
+}
+
+BOTH(buffered_counts_pipelined_request)
 
 /* ---- one receiver and one sender at a time ---- */
 
@@ -1421,6 +1459,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_tcp_recv_until_empty_delim_or_huge_max_is_einval),
     NET_TEST(test_stream_pair_recv_until_end_of_stream),
     NET_TEST(test_stream_tcp_recv_until_end_of_stream),
+    NET_TEST(test_stream_pair_buffered_counts_pipelined_request),
+    NET_TEST(test_stream_tcp_buffered_counts_pipelined_request),
     NET_TEST(test_stream_pair_ebusy_receiver),
     NET_TEST(test_stream_tcp_ebusy_receiver),
     NET_TEST(test_stream_pair_ebusy_sender),

@@ -6,6 +6,7 @@
 #include "api/net/net_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 struct serve_ctx {
     int (*handler)(weft_stream *conn, void *arg);
@@ -13,19 +14,48 @@ struct serve_ctx {
     const weft_serve_opts *opts;
 };
 
+/* One connection's task: its stream and its peer's address, taken right
+ * after the accept (a peer that resets before its handler fails leaves
+ * getpeername nothing to say: -ENOTCONN). Freed by the task. */
+struct serve_conn {
+    struct serve_ctx *ctx;
+    weft_stream *conn;
+    socklen_t peer_len; /* 0: unknown */
+    struct sockaddr_storage peer;
+};
+
+static struct serve_conn *serve_conn_new(struct serve_ctx *ctx,
+                                         weft_stream *conn)
+{
+    struct serve_conn *sc = malloc(sizeof *sc);
+    if (!sc)
+        return NULL;
+    sc->ctx = ctx;
+    sc->conn = conn;
+    sc->peer_len = sizeof sc->peer;
+    if (getpeername(weft_stream_fd(conn), (struct sockaddr *)&sc->peer,
+                    &sc->peer_len) < 0)
+        sc->peer_len = 0;
+    return sc;
+}
+
 static int serve_conn(void *p)
 {
-    weft_stream *conn = p;
-    struct serve_ctx *ctx = conn->serve;
-    int rc = ctx->handler(conn, ctx->arg);
-    weft_stream_close(conn);
+    struct serve_conn *sc = p;
+    struct serve_ctx *ctx = sc->ctx;
+    int rc = ctx->handler(sc->conn, ctx->arg);
+    weft_stream_close(sc->conn);
     if (rc < 0 && rc != -ECANCELED) {
         if (ctx->opts && ctx->opts->on_error)
-            ctx->opts->on_error(rc, ctx->arg);
+            ctx->opts->on_error(rc,
+                                sc->peer_len ? (struct sockaddr *)&sc->peer
+                                             : NULL,
+                                sc->peer_len, ctx->arg);
         else
             fprintf(stderr, "weft: connection handler failed: %s\n",
                     weft_strerror(rc));
     }
+    free(sc);
     return 0; /* one connection's failure is not the server's */
 }
 
@@ -62,9 +92,10 @@ WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
         if (rc < 0)
             break;
         backoff = 0;
-        conn->serve = &ctx;
-        rc = weft_group_spawn(&g, serve_conn, conn);
+        struct serve_conn *sc = serve_conn_new(&ctx, conn);
+        rc = sc ? weft_group_spawn(&g, serve_conn, sc) : -ENOMEM;
         if (rc < 0) {
+            free(sc);
             weft_stream_close(conn);
             if (rc != -ENOMEM)
                 break;

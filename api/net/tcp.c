@@ -168,7 +168,7 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
         rc = weft_checkpoint_if_cancelled(); /* the attempts were cancelled */
     if (he.winner < 0)
         return rc < 0 ? rc : (he.first_err ? he.first_err : -ECONNREFUSED);
-    if (!opts || !opts->no_delay_off)
+    if (!opts || !opts->nagle)
         wf_set_nodelay(he.winner);
     return wf_sock_stream_new(he.winner, out);
 }

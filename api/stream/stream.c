@@ -317,3 +317,9 @@ WF_EXPORT void weft_stream_kernel_deadlines(weft_stream *s, bool on)
     if (s)
         s->kernel_deadlines = on;
 }
+
+/* Read by the loop's own thread only, like every field of s: no lock. */
+WF_EXPORT size_t weft_stream_buffered(const weft_stream *s)
+{
+    return s ? s->rlen : 0;
+}

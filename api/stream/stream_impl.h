@@ -33,7 +33,6 @@ struct weft_stream {
     size_t rcap, rpos, rlen;
     struct weft_task *receiver, *sender;
     bool kernel_deadlines;        /* linked timeouts at the deadline */
-    void *serve;                  /* weft_listener_serve's context */
 };
 
 static inline bool wf_stream_closing(const weft_stream *s)

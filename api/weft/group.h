@@ -40,9 +40,15 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg); /* anyio start_soon 
 int weft_group_spawn_named(weft_group *g, const char *name, weft_fn fn, void *arg);
 int weft_group_start(weft_group *g, weft_fn fn, void *arg, void **value); /* anyio start */
 void weft_task_started(void *value); /* task_status.started */
+/* Wait for every child; return the first error (the host body's rc first,
+ * then the children's in the order they failed) other than a cancellation
+ * the group caused; with none, as weft_scope_exit on the group's scope:
+ * an outer cancellation stays -ECANCELED, weft_group_cancel gives 0. */
 int weft_group_exit(weft_group *g, int rc);
 weft_scope *weft_group_scope(weft_group *g); /* tg.cancel_scope */
-void weft_group_cancel(weft_group *g);
+void weft_group_cancel(weft_group *g);       /* caught: exit gives 0 */
+/* Every error kept (after exit too): how many, and the i-th with the name
+ * of its task (task_name may be NULL). */
 size_t weft_group_error_count(const weft_group *g);
 int weft_group_error(const weft_group *g, size_t i, const char **task_name);
 

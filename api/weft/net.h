@@ -88,7 +88,7 @@ int weft_tcp_listen_opts(weft_listener **out, const char *host,
 
 typedef struct weft_connect_opts {
     const char *local_host; /* bind before connecting; NULL = any */
-    bool no_delay_off;      /* leave Nagle on (TCP_NODELAY is on) */
+    bool nagle;             /* keep Nagle's algorithm (TCP_NODELAY off) */
     weft_time stagger;      /* Happy Eyeballs delay; 0 = 250 ms */
 } weft_connect_opts;
 
@@ -96,8 +96,12 @@ int weft_tcp_connect_opts(weft_stream **out, const char *host, uint16_t port,
                           const weft_connect_opts *opts);
 
 typedef struct weft_serve_opts {
-    /* called for each failed handler; NULL = a line on stderr */
-    void (*on_error)(int rc, void *arg);
+    /* Called for each failed handler (rc < 0, not -ECANCELED), after its
+     * connection is closed, with serve's arg and the connection's peer as
+     * getpeername gave it right after the accept (NULL and 0 if it could
+     * not: a peer already gone). NULL = a line on stderr. */
+    void (*on_error)(int rc, const struct sockaddr *peer, socklen_t peer_len,
+                     void *arg);
 } weft_serve_opts;
 
 int weft_listener_serve_opts(weft_listener *l,

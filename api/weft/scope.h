@@ -30,17 +30,39 @@ typedef struct weft_scope {
     uint8_t wf_state;
 } weft_scope;
 
+/* Enter s (declared by the caller, alive until exit) in the calling task;
+ * a deadline already past cancels at the first checkpoint. */
 void weft_scope_enter(weft_scope *s, weft_time deadline); /* WEFT_FOREVER = none */
 void weft_move_on_after(weft_scope *s, weft_time delay);  /* deadline = now + delay */
 void weft_fail_after(weft_scope *s, weft_time delay);     /* same; exit gives -ETIMEDOUT */
+/*
+ * Leave s and return what the code after it should see. It catches only
+ * its own cancellation: if rc == -ECANCELED, s is cancelled (by
+ * weft_scope_cancel or its deadline) and no cancelled scope outside s is
+ * visible (there is none, or s is shielded), then cancelled_caught
+ * becomes true and it returns 0 -- -ETIMEDOUT for weft_fail_after when
+ * the deadline caused it. Otherwise it returns rc unchanged: an inner
+ * scope lets an outer cancellation pass on up to the scope that owns it.
+ * Exit scopes in reverse order of entry, in the task that entered them;
+ * anything else aborts, naming both scopes.
+ */
 int weft_scope_exit(weft_scope *s, int rc);
+/* Cancel s: every checkpoint inside returns -ECANCELED until it exits.
+ * From any task of the loop; after exit it does nothing. Not a checkpoint. */
 void weft_scope_cancel(weft_scope *s);
+/* Takes effect at once, earlier or later (a passed one cancels now). */
 void weft_scope_set_deadline(weft_scope *s, weft_time deadline);
-weft_time weft_scope_deadline(const weft_scope *s);
+weft_time weft_scope_deadline(const weft_scope *s); /* WEFT_FOREVER = none */
+/* A shield hides outer cancellations from the code inside; s's own cancel
+ * and deadline still act. Set it before the first checkpoint inside. */
 void weft_scope_set_shield(weft_scope *s, bool shield);
 bool weft_scope_shield(const weft_scope *s);
+/* Cancelled by weft_scope_cancel or its deadline (not by an outer scope). */
 bool weft_scope_cancel_called(const weft_scope *s);
+/* After exit: exit caught the cancellation (returned 0 or -ETIMEDOUT). */
 bool weft_scope_cancelled_caught(const weft_scope *s);
+/* The earliest deadline of the enclosing scopes up to the nearest shield;
+ * WEFT_FOREVER if none; in the past if a scope is already cancelled. */
 weft_time weft_current_effective_deadline(void);
 
 #ifdef __cplusplus

@@ -42,6 +42,10 @@ int weft_stream_pair(weft_stream **a, weft_stream **b); /* socketpair */
 
 /* Extra: the file descriptor under a socket or file stream, or -ENOTSUP. */
 int weft_stream_fd(const weft_stream *s);
+/* Extra: the bytes read ahead (by recv_until, or an early end of
+ * recv_exactly), which the next receive returns without reading the fd:
+ * check it before weft_wait_readable(weft_stream_fd(s)). 0 for NULL. */
+size_t weft_stream_buffered(const weft_stream *s);
 
 #ifdef __cplusplus
 }

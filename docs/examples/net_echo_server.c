@@ -42,10 +42,17 @@ static int echo_lines(weft_stream *conn, void *arg)
     }
 }
 
-/* A failed connection is the client's problem, not the server's. */
-static void log_error(int rc, void *arg)
+/* A failed connection is the client's problem, not the server's: say
+ * which client (numeric getnameinfo never blocks). */
+static void log_error(int rc, const struct sockaddr *peer, socklen_t peer_len,
+                      void *arg)
 {
-    fprintf(stderr, "echo: a connection ended with %s\n", weft_strerror(rc));
+    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+    if (peer)
+        getnameinfo(peer, peer_len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    fprintf(stderr, "echo: the connection from %s port %s ended with %s\n",
+            host, port, weft_strerror(rc));
 }
 
 static int server(void *arg)
