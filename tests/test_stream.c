@@ -924,7 +924,6 @@ static int between_send_closer(void *arg)
 static int slow_reader_closer(void *arg)
 {
     struct between *w = arg;
-    size_t got = 0;
     char *buf = malloc(BIG_SEND / 16);
 
     if (!CHECK(buf != NULL))
@@ -933,7 +932,6 @@ static int slow_reader_closer(void *arg)
         ssize_t r = weft_stream_recv(w->b, buf, 16384);
         if (!CHECK_GT(r, 0))
             break;
-        got += (size_t)r;
         CHECK_EQ(weft_sleep(2 * WEFT_MSEC), 0);
     }
     /* one large read frees the sender's socket, then the close */

@@ -54,10 +54,11 @@ enum weft_ring_mode {
 };
 
 /* weft_options.flags */
-#define WEFT_OPT_NO_OVERFLOW_HANDLER 1u /* no SIGSEGV handler naming the task */
-#define WEFT_OPT_WAKE_MSG_RING 2u /* workers wake the loop with IORING_OP_MSG_RING
-                                     instead of an eventfd (slower here; see
-                                     docs/guide/threads.md) */
+/* no SIGSEGV handler naming the task */
+#define WEFT_OPT_NO_OVERFLOW_HANDLER 1u
+/* workers wake the loop with IORING_OP_MSG_RING instead of an eventfd
+ * (slower here; see docs/guide/threads.md) */
+#define WEFT_OPT_WAKE_MSG_RING 2u
 
 /*
  * Loop options. Zero-initialise, then set what you need: every zero field
