@@ -485,7 +485,7 @@ static void fixed_install(weft_file *f)
             return;
         /* No table yet (-ENXIO): register a sparse one on this loop's
          * ring. -EBUSY means someone did; then the slot failed for good. */
-        if (wf_files_table(wf_self()->loop, fixed_table_size()) < 0)
+        if (wf_files_table(wf_cur, fixed_table_size()) < 0)
             return;
     }
 }
