@@ -19,5 +19,6 @@
 #include <weft/stream.h>
 #include <weft/file.h>
 #include <weft/net.h>
+#include <weft/testing.h>
 
 #endif

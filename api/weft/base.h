@@ -60,6 +60,12 @@ enum weft_ring_mode {
  * (slower here; see docs/guide/threads.md) */
 #define WEFT_OPT_WAKE_MSG_RING 2u
 
+/* weft_options.clock (API.md, "Test clock"): trio's MockClock. */
+#define WEFT_CLOCK_REAL 0
+#define WEFT_CLOCK_VIRTUAL 1
+
+struct weft_faults;
+
 /*
  * Loop options. Zero-initialise, then set what you need: every zero field
  * means "the default".
@@ -76,6 +82,14 @@ typedef struct weft_options {
     weft_time thread_idle;  /* idle workers retire after this; 0 = 10 s
                                (the pool is per process: the last loop
                                started with a value sets it) */
+    unsigned clock;         /* WEFT_CLOCK_REAL (0) or WEFT_CLOCK_VIRTUAL */
+    weft_time autojump;     /* virtual clock: how long (real time) every
+                               task must stay blocked with no completion
+                               before time jumps to the next timer; 0 =
+                               1 ms, WEFT_FOREVER = never (only
+                               weft_clock_advance moves it) */
+    const struct weft_faults *faults; /* fault injection (weft/testing.h);
+                               NULL = off, unless WEFT_FAULTS is set */
 } weft_options;
 
 /*

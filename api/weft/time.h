@@ -19,6 +19,11 @@ int weft_checkpoint(void);                 /* yield once; -ECANCELED if cancelle
 int weft_checkpoint_if_cancelled(void);    /* no yield */
 int weft_cancel_shielded_checkpoint(void); /* yield, never cancelled */
 
+/* Virtual clock only (weft_options.clock = WEFT_CLOCK_VIRTUAL): move time
+ * forward by delta, firing what falls due. 0; -EPERM outside a loop or on
+ * the real clock; -EINVAL if delta < 0. */
+int weft_clock_advance(weft_time delta);
+
 #ifdef __cplusplus
 }
 #endif
