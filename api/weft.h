@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft.h - structured concurrency for C on Linux io_uring.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake/install.cmake - what `cmake --install` puts where.
 #
 # Included by the top CMakeLists.txt once the targets weft_static and

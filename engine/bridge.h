@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/bridge.h - what the thread bridge's files share (mailbox.c,
  * pool.c, portal.c): one-shot notifications between threads, the spin

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/chan.c - channels (anyio's memory object streams).
  *
@@ -19,7 +20,7 @@ struct wf_chan {
     wf_link senders, receivers;
     size_t nsend, nrecv;
     size_t open_tx, open_rx;
-    struct wf_end *ends;        /* every handle, for the final free */
+    struct wf_end *ends; /* every handle, for the final free */
 };
 
 struct wf_end {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/dump.c - weft_dump_tasks: the loop's scope tree, printed with
  * every group, scope and task, and what each blocked task waits for.
@@ -34,14 +35,12 @@ static void print_node(FILE *out, const weft_scope *s, weft_time now)
     if (s->wf_flags & WF_SCOPE_TASKROOT) {
         const struct weft_task *t = s->wf_task;
         fprintf(out, "task %llu '%s': %s%s\n", (unsigned long long)t->id,
-                weft_task_name(t), t->start ? "starting, " : "",
-                state_name(t));
+                weft_task_name(t), t->start ? "starting, " : "", state_name(t));
         return;
     }
     if (s->wf_flags & WF_SCOPE_GROUP) {
         const weft_group *g = wf_container_of(s, weft_group, wf_scope);
-        fprintf(out, "group %p: %zu children", (const void *)g,
-                g->wf_children);
+        fprintf(out, "group %p: %zu children", (const void *)g, g->wf_children);
     } else {
         fprintf(out, "scope %p", (const void *)s);
     }
@@ -65,8 +64,8 @@ WF_EXPORT void weft_dump_tasks(FILE *out)
         return;
     }
     weft_time now = weft_now();
-    fprintf(out, "weft loop: %zu tasks, %u operations in flight\n",
-            L->ntasks, L->ring.inflight);
+    fprintf(out, "weft loop: %zu tasks, %u operations in flight\n", L->ntasks,
+            L->ring.inflight);
     if (L->root->state != WF_DONE)
         print_tree(out, &L->root->root, now);
     if (!wf_list_empty(&L->system.wf_kids)) {

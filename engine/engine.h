@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/engine.h - the engine's internal declarations: lists, fibers,
  * tasks, wait records, the loop, timers and scopes. Never included by a
@@ -29,8 +30,8 @@
 #endif
 #endif
 
-#define wf_container_of(p, type, member)                                     \
-    ((type *)((char *)(p) - offsetof(type, member)))
+#define wf_container_of(p, type, member)                                       \
+    ((type *)((char *)(p)-offsetof(type, member)))
 #define wf_likely(x) __builtin_expect(!!(x), 1)
 #define wf_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -41,8 +42,14 @@ _Noreturn void wf_panic(const char *fmt, ...)
 
 typedef struct weft__link wf_link;
 
-static inline void wf_list_init(wf_link *h) { h->next = h->prev = h; }
-static inline bool wf_list_empty(const wf_link *h) { return h->next == h; }
+static inline void wf_list_init(wf_link *h)
+{
+    h->next = h->prev = h;
+}
+static inline bool wf_list_empty(const wf_link *h)
+{
+    return h->next == h;
+}
 
 static inline void wf_list_push(wf_link *h, wf_link *n)
 {
@@ -109,7 +116,7 @@ void wf_fiber_destroy(struct wf_fiber *f);
  */
 struct wf_wait {
     void (*cancel)(struct wf_wait *w);
-    const char *what;   /* for weft_dump_tasks */
+    const char *what; /* for weft_dump_tasks */
     struct weft_task *task;
     bool cancelling;
 };
@@ -122,22 +129,23 @@ struct weft_task {
     /* The first cache line (the record is 64-byte aligned) holds what
      * every switch, block and wake touches. */
     struct wf_fiber fiber;
-    struct wf_wait *wait;    /* while blocked */
+    struct wf_wait *wait; /* while blocked */
     struct wf_loop *loop;
     uint8_t state;
-    uint32_t deep;           /* bytes below the record at its deepest
-                                suspension (stack.c trims by it) */
+    uint32_t deep; /* bytes below the record at its deepest
+                      suspension (stack.c trims by it) */
     /* the rest */
-    weft_scope *scope;       /* innermost scope the task is in */
-    weft_scope root;         /* its node in the scope tree */
-    wf_link link;            /* in a loop's list of waiters for room */
+    weft_scope *scope; /* innermost scope the task is in */
+    weft_scope root;   /* its node in the scope tree */
+    wf_link link;      /* in a loop's list of waiters for room */
     weft_fn fn;
     void *arg;
-    weft_group *group;       /* counted in this group, or NULL (root) */
-    struct wf_start *start;  /* while weft_group_start waits for it */
-    unsigned tokens;         /* limiter tokens it took for itself */
+    weft_group *group;      /* counted in this group, or NULL (root) */
+    struct wf_start *start; /* while weft_group_start waits for it */
+    unsigned tokens;        /* limiter tokens it took for itself */
     struct weft__group_more *group_errors; /* its groups' extra errors */
-    void (*on_exit)(struct weft_task *t); /* system tasks: who gets the result */
+    void (*on_exit)(
+        struct weft_task *t); /* system tasks: who gets the result */
     void *exit_arg;
     uint64_t id;
     int result;
@@ -154,7 +162,7 @@ struct wf_borrow_table {
     struct wf_borrow {
         uint64_t id;
         const void *borrower;
-    } *slots;
+    } * slots;
     size_t cap, used, tombs;
 };
 void wf_borrow_table_free(struct wf_borrow_table *bt);
@@ -170,7 +178,7 @@ void wf_limiter_task_ended(struct weft_task *t);
  */
 struct wf_queue {
     struct weft_task **v;
-    size_t cap;              /* a power of two */
+    size_t cap; /* a power of two */
     size_t head, mark, tail;
 };
 
@@ -211,41 +219,42 @@ static inline void wf_queue_new_round(struct wf_queue *q)
 
 struct wf_loop {
     struct wf_ring ring;
-    struct wf_queue ready;     /* this round's tasks, then the next's */
-    struct weft_task *current; /* NULL while the scheduler runs */
-    struct weft_task *dead;    /* finished; its stack is reclaimed next */
-    struct wf_fiber sched;     /* the thread's own stack */
-    struct weft__timer *timers;/* pairing heap of sleeps and deadlines */
-    size_t ntasks;             /* live tasks */
+    struct wf_queue ready;      /* this round's tasks, then the next's */
+    struct weft_task *current;  /* NULL while the scheduler runs */
+    struct weft_task *dead;     /* finished; its stack is reclaimed next */
+    struct wf_fiber sched;      /* the thread's own stack */
+    struct weft__timer *timers; /* pairing heap of sleeps and deadlines */
+    size_t ntasks;              /* live tasks */
     uint64_t next_id;
-    unsigned ncancelled;       /* live scopes whose cancel was called */
-    wf_link room_waiters;      /* tasks waiting for ring capacity */
-    wf_link deferred;          /* struct wf_defer, run after each reap */
-    struct weft_task *pool;    /* recycled stacks */
+    unsigned ncancelled;    /* live scopes whose cancel was called */
+    wf_link room_waiters;   /* tasks waiting for ring capacity */
+    wf_link deferred;       /* struct wf_defer, run after each reap */
+    struct weft_task *pool; /* recycled stacks */
     unsigned npool, pool_cap;
-    unsigned colour;           /* the next fresh stack's (stack.c) */
+    unsigned colour; /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
-    size_t guard;              /* PROT_NONE bytes below each stack */
+    size_t guard; /* PROT_NONE bytes below each stack */
     struct weft_task *root;
-    int result;                /* the root task's */
+    int result; /* the root task's */
     struct wf_borrow_table borrows;
     struct wf_mailbox *mailbox;  /* other threads' way in (engine/mailbox.c) */
     size_t jobs_out;             /* weft_to_thread jobs not yet back */
     weft_limiter thread_limiter; /* weft_default_thread_limiter */
     bool thread_limiter_ready;
-    weft_scope system;           /* where tasks of no group hang */
+    weft_scope system; /* where tasks of no group hang */
     weft_options opts;
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
-extern __thread struct wf_loop *wf_cur __attribute__((tls_model("initial-exec")));
+extern __thread struct wf_loop *wf_cur
+    __attribute__((tls_model("initial-exec")));
 
 static inline struct weft_task *wf_self(void)
 {
     return wf_cur ? wf_cur->current : NULL;
 }
 
-void wf_ready(struct weft_task *t);          /* to the run queue's end */
+void wf_ready(struct weft_task *t); /* to the run queue's end */
 int wf_queues_reserve(struct wf_loop *L, size_t ntasks);
 void wf_block(struct wf_wait *w);            /* suspend until readied */
 void wf_wake(struct weft_task *t);           /* ready a blocked task */
@@ -263,7 +272,7 @@ static inline void wf_room_wait(struct wf_loop *L, unsigned need)
 int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
                 struct weft_task **out);
 void wf_task_reclaim(struct wf_loop *L, struct weft_task *t);
-void wf_task_finished(struct weft_task *t);  /* engine/group.c */
+void wf_task_finished(struct weft_task *t); /* engine/group.c */
 void wf_group_errors_free(struct weft_task *t);
 /* engine/stack.c: PROT_NONE below each stack (reserved, never committed),
  * and how much of a pooled stack's top it keeps resident. */
@@ -315,8 +324,8 @@ void wf_mailbox_close(struct wf_loop *L);
 void wf_pool_set_idle(weft_time idle);
 /* weft_to_thread, saying whether the job reached a worker (a cancel can
  * also come while it waits for a limiter token, before it is submitted). */
-int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
-                 unsigned flags, bool *submitted);
+int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
+                 bool *submitted);
 
 /* ---- timers (engine/timer.c): a pairing heap, no allocation ---- */
 
@@ -339,11 +348,11 @@ static inline weft_time wf_timer_next(const struct wf_loop *L)
 
 enum {
     WF_SCOPE_SHIELD = 1,
-    WF_SCOPE_CANCELLED = 2,  /* cancel called (or deadline passed) */
+    WF_SCOPE_CANCELLED = 2, /* cancel called (or deadline passed) */
     WF_SCOPE_CAUGHT = 4,
-    WF_SCOPE_FAIL = 8,       /* weft_fail_after */
-    WF_SCOPE_TASKROOT = 16,  /* a task's root node */
-    WF_SCOPE_GROUP = 32,     /* a group's scope */
+    WF_SCOPE_FAIL = 8,      /* weft_fail_after */
+    WF_SCOPE_TASKROOT = 16, /* a task's root node */
+    WF_SCOPE_GROUP = 32,    /* a group's scope */
 };
 enum { WF_SCOPE_LIVE = 1, WF_SCOPE_EXITED = 2 };
 enum { WF_REASON_NONE, WF_REASON_CANCEL, WF_REASON_DEADLINE };
@@ -386,8 +395,8 @@ static inline int wf_check(struct weft_task **out)
  * only when it is valid:
  * wf_entry(&t, s != NULL, s && s->gate.closing).
  */
-static inline int wf_entry_err(struct weft_task **out, int bad_arg,
-                               bool closed, bool checkpoint)
+static inline int wf_entry_err(struct weft_task **out, int bad_arg, bool closed,
+                               bool checkpoint)
 {
     struct weft_task *t = wf_self();
     if (wf_unlikely(!t))
@@ -413,7 +422,8 @@ static inline int wf_entry(struct weft_task **out, bool args_ok, bool closed)
     return wf_entry_err(out, args_ok ? 0 : -EINVAL, closed, true);
 }
 
-/* ---- waiter queues of the sync primitives and channels (engine/waitq.c) ---- */
+/* ---- waiter queues of the sync primitives and channels (engine/waitq.c) ----
+ */
 
 /*
  * A task waiting on a primitive, on its own stack. Whoever grants it
@@ -426,9 +436,9 @@ static inline int wf_entry(struct weft_task **out, bool args_ok, bool closed)
 struct wf_waiter {
     struct wf_wait wait;
     wf_link node;
-    size_t *count;      /* the queue's length counter */
-    void *item;         /* a channel's item */
-    const void *key;    /* a limiter's borrower, a channel's handle */
+    size_t *count;   /* the queue's length counter */
+    void *item;      /* a channel's item */
+    const void *key; /* a limiter's borrower, a channel's handle */
     int res;
 };
 
@@ -456,14 +466,14 @@ struct wf_io {
     struct wf_wait wait;
     int res, tres;
     unsigned cqe_flags;
-    unsigned pending;             /* CQEs still owed; 0 once returned */
-    bool killed;                  /* wf_io_kill sent its cancel */
+    unsigned pending; /* CQEs still owed; 0 once returned */
+    bool killed;      /* wf_io_kill sent its cancel */
 };
 
 /* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline
  * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT). */
-int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
-                weft_time deadline, const char *what);
+int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
+                const char *what);
 /* The same with the record on the stack and no deadline. */
 int wf_await(struct io_uring_sqe *sqe, const char *what);
 /* An SQE taken but not to be submitted (its task was cancelled or its
@@ -483,10 +493,10 @@ void wf_io_kill(struct wf_io *io);
  * + wait (until every call has left); then the object may be freed.
  */
 struct wf_gate {
-    unsigned users;            /* calls inside, armed standing operations */
+    unsigned users; /* calls inside, armed standing operations */
     bool closing;
-    wf_link ops;               /* struct wf_gate_op, in flight */
-    struct weft_task *closer;  /* waiting in wf_gate_wait */
+    wf_link ops;                     /* struct wf_gate_op, in flight */
+    struct weft_task *closer;        /* waiting in wf_gate_wait */
     void (*kill)(struct wf_gate *g); /* the object's own cancellations */
 };
 

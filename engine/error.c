@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/error.c - names for error codes, the reason a loop could not
  * start, and the one way weft reports misuse it cannot return: wf_panic.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/fiber.c - fibers over the assembly switch, and the sanitizers'
  * view of them: ASan and TSan are told of every switch so that both work
@@ -12,8 +13,7 @@
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
                                     size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save,
-                                     const void **bottom_old,
-                                     size_t *size_old);
+                                     const void **bottom_old, size_t *size_old);
 #endif
 #ifdef WF_TSAN
 void *__tsan_get_current_fiber(void);
@@ -43,8 +43,8 @@ void wf_fiber_init(struct wf_fiber *f, void *stack_lo, size_t size,
 #elif defined(__aarch64__)
     sp -= 22; /* 176 bytes: x19-x30, d8-d15 */
     memset(sp, 0, 176);
-    sp[0] = arg;               /* x19 */
-    sp[1] = (void *)entry;     /* x20 */
+    sp[0] = arg;                  /* x19 */
+    sp[1] = (void *)entry;        /* x20 */
     sp[11] = (void *)wf_ctx_boot; /* x30 */
 #else
 #error "weft supports x86-64 and aarch64"
@@ -94,8 +94,7 @@ void wf_fiber_started(struct wf_fiber *self)
     (void)self;
 }
 
-void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
-                     bool from_dies)
+void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to, bool from_dies)
 {
 #ifdef WF_ASAN
     /* A dying fiber passes NULL so ASan frees its fake stack. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/gate.c - closing an object while tasks use it (Seastar's gate),
  * once for every object that needs it: streams, listeners, UDP sockets,
@@ -76,7 +77,8 @@ void wf_gate_wait(struct wf_gate *g, const char *what)
     struct weft_task *t = wf_self();
     if (!t)
         wf_panic("%s: calls under way on the object and no task to wait "
-                 "for them (close it inside the loop)", what);
+                 "for them (close it inside the loop)",
+                 what);
     while (g->users) {
         struct wf_wait w = {.what = what};
         g->closer = t;

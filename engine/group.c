@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/group.c - task groups: spawn and start, the end of every task,
  * and the errors a group keeps (anyio's ExceptionGroup).

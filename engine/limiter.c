@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/limiter.c - anyio's CapacityLimiter: a number of tokens, each
  * held by one borrower (a task, or any pointer the caller names).
@@ -42,8 +43,7 @@ static struct wf_borrow *find(struct wf_borrow_table *bt, uint64_t id,
     }
 }
 
-static void put(struct wf_borrow *slots, size_t cap, uint64_t id,
-                const void *b)
+static void put(struct wf_borrow *slots, size_t cap, uint64_t id, const void *b)
 {
     size_t mask = cap - 1;
     size_t i = slot_of(id, b, mask);
@@ -105,8 +105,8 @@ WF_EXPORT void weft_limiter_init(weft_limiter *l, unsigned total_tokens)
     l->wf_nwait = 0;
     l->wf_total = total_tokens ? total_tokens : 1;
     l->wf_borrowed = 0;
-    l->wf_id = atomic_fetch_add_explicit(&next_limiter_id, 1,
-                                         memory_order_relaxed);
+    l->wf_id =
+        atomic_fetch_add_explicit(&next_limiter_id, 1, memory_order_relaxed);
 }
 
 static struct wf_borrow_table *table(void)
@@ -115,8 +115,7 @@ static struct wf_borrow_table *table(void)
 }
 
 /* Take a token for b now, or say why not (-EAGAIN: none free). */
-static int take_now(weft_limiter *l, struct wf_borrow_table *bt,
-                    const void *b)
+static int take_now(weft_limiter *l, struct wf_borrow_table *bt, const void *b)
 {
     if (find(bt, l->wf_id, b))
         return -EDEADLK;
@@ -132,8 +131,8 @@ static int take_now(weft_limiter *l, struct wf_borrow_table *bt,
 static int acquire(weft_limiter *l, const void *b, bool wait)
 {
     struct weft_task *t;
-    int rc = wait ? wf_entry(&t, l && b, false)
-                  : wf_entry_nowait(&t, l && b, false);
+    int rc =
+        wait ? wf_entry(&t, l && b, false) : wf_entry_nowait(&t, l && b, false);
     if (rc < 0)
         return rc;
     struct wf_borrow_table *bt = &t->loop->borrows;
@@ -260,8 +259,7 @@ WF_EXPORT unsigned weft_limiter_borrowed_tokens(const weft_limiter *l)
 
 WF_EXPORT unsigned weft_limiter_available_tokens(const weft_limiter *l)
 {
-    return l && l->wf_total > l->wf_borrowed ? l->wf_total - l->wf_borrowed
-                                               : 0;
+    return l && l->wf_total > l->wf_borrowed ? l->wf_total - l->wf_borrowed : 0;
 }
 
 WF_EXPORT int weft_limiter_statistics(const weft_limiter *l,

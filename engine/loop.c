@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/loop.c - weft_run and the scheduler loop.
  *
@@ -75,7 +76,8 @@ void wf_suspend(void)
     struct weft_task *self = L->current;
     /* How deep the task is while it waits: a cheap watermark in the
      * record's first line, for stack.c to trim deep stacks it pools. */
-    uint32_t deep = (uint32_t)((char *)self - (char *)__builtin_frame_address(0));
+    uint32_t deep =
+        (uint32_t)((char *)self - (char *)__builtin_frame_address(0));
     if (deep > self->deep)
         self->deep = deep;
     struct weft_task *next = wf_queue_next(&L->ready);
@@ -144,8 +146,7 @@ void wf_room_wait_slow(struct wf_loop *L, unsigned need)
     struct weft_task *t = L->current;
     while (L->ring.inflight + need > L->ring.max_inflight &&
            !(L->ncancelled && wf_cancelled(t))) {
-        struct wf_wait w = {.cancel = room_cancel,
-                            .what = "room in the ring"};
+        struct wf_wait w = {.cancel = room_cancel, .what = "room in the ring"};
         wf_list_push(&L->room_waiters, &t->link);
         wf_block(&w);
     }

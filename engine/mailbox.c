@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/mailbox.c - each loop's mailbox: the lock-free way in from other
  * threads (workers, portal callers), and how they wake a sleeping loop.
@@ -29,9 +30,9 @@ struct wf_mailbox {
     _Atomic int sleeping;
     _Atomic unsigned refs;
     int efd;
-    int ring_fd;              /* a dup of the loop's ring, for MSG_RING */
+    int ring_fd; /* a dup of the loop's ring, for MSG_RING */
     bool msg_ring;
-    bool armed;               /* the eventfd poll is in the ring */
+    bool armed; /* the eventfd poll is in the ring */
     struct wf_completion poll;
     struct wf_completion msg;
 };
@@ -231,8 +232,8 @@ void wf_mailbox_drain(struct wf_loop *L)
     struct wf_mailbox *mb = L->mailbox;
     atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
     if (atomic_load_explicit(&mb->head, memory_order_relaxed))
-        run_msgs(L, atomic_exchange_explicit(&mb->head, NULL,
-                                             memory_order_acquire));
+        run_msgs(
+            L, atomic_exchange_explicit(&mb->head, NULL, memory_order_acquire));
     arm(L);
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/op.c - ring operations awaited by tasks, and weft/uring.h.
  *
@@ -76,8 +77,8 @@ static bool cancel_result(int res)
     return res == -ECANCELED || res == -EINTR;
 }
 
-int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe,
-                weft_time deadline, const char *what)
+int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
+                const char *what)
 {
     struct weft_task *t;
     int rc = wf_entry(&t, sqe != NULL, false);

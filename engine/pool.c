@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/pool.c - the thread bridge: the per-process worker pool,
  * weft_to_thread and weft_from_thread_*.
@@ -20,7 +21,7 @@
 struct wf_job_wait;
 
 struct wf_job {
-    struct wf_msg msg;        /* "done", to the loop */
+    struct wf_msg msg; /* "done", to the loop */
     weft_fn fn;
     void *arg;
     int result;
@@ -28,9 +29,9 @@ struct wf_job {
     weft_limiter *limiter;
     struct wf_job_wait *waiter; /* on the waiting task's stack; NULL once
                                    abandoned (loop thread only) */
-    struct wf_job *qnext;     /* in the pool's queue */
+    struct wf_job *qnext;       /* in the pool's queue */
     _Atomic int cancelled;
-    bool abandon;             /* the job is on the heap, and may be left */
+    bool abandon; /* the job is on the heap, and may be left */
 };
 
 /* The waiting task's side, on its stack: after an abandon the task reads
@@ -46,10 +47,10 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct wf_job *head, *tail;
-    _Atomic size_t queued;       /* read without the lock by spinners */
+    _Atomic size_t queued; /* read without the lock by spinners */
     unsigned nthreads;
-    unsigned nidle;              /* workers free for a job (each takes one) */
-    unsigned nwaiting;           /* of those, asleep on cv (the rest spin) */
+    unsigned nidle;    /* workers free for a job (each takes one) */
+    unsigned nwaiting; /* of those, asleep on cv (the rest spin) */
     weft_time idle;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle = 10 * WEFT_SEC};
 
@@ -256,8 +257,8 @@ WF_EXPORT int weft_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
     return wf_to_thread(fn, arg, limiter, flags, NULL);
 }
 
-int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
-                 unsigned flags, bool *submitted)
+int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
+                 bool *submitted)
 {
     struct weft_task *t;
     if (submitted)
@@ -281,9 +282,8 @@ int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter,
     job->limiter = limiter ? limiter : weft_default_thread_limiter();
     job->abandon = abandon;
     atomic_init(&job->cancelled, 0);
-    struct wf_job_wait jw = {.wait = {.cancel = job_cancel,
-                                      .what = "weft_to_thread"},
-                             .job = job};
+    struct wf_job_wait jw = {
+        .wait = {.cancel = job_cancel, .what = "weft_to_thread"}, .job = job};
     job->waiter = &jw;
     rc = weft_limiter_acquire_on_behalf_of(job->limiter, job);
     if (rc == 0) {
@@ -342,8 +342,8 @@ static void call_run(struct wf_loop *L, struct wf_msg *m)
     /* Under the waiting task's scopes, so its cancellation reaches fn; an
      * abandonable call's task may leave those scopes, so it hangs apart. */
     struct wf_job *job = c->job;
-    weft_scope *attach = !job->abandon ? job->waiter->wait.task->scope
-                                       : &L->system;
+    weft_scope *attach =
+        !job->abandon ? job->waiter->wait.task->scope : &L->system;
     int rc = wf_spawn_system(L, c->fn, c->arg, attach, call_exit, c);
     if (rc < 0) {
         c->result = rc;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/portal.c - portals (anyio's BlockingPortal): a loop on a thread
  * of its own that any thread may call into; close waits for the calls
@@ -16,11 +17,11 @@ struct weft_portal {
     pthread_cond_t cv;
     unsigned inflight;
     bool closing, started;
-    int rc;                  /* weft_run's, if the loop did not start */
+    int rc; /* weft_run's, if the loop did not start */
     struct wf_loop *loop;
     struct wf_mailbox *mb;
     weft_group *group;
-    bool stop;               /* set by the close message */
+    bool stop; /* set by the close message */
     struct weft_task *root;
     weft_options opts;
     bool has_opts;

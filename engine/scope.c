@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/scope.c - cancel scopes, level-triggered as in trio.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/stack.c - task stacks: mmap'd with a guard region below, the
  * task record at the top, recycled through a per-loop free list (a fresh
@@ -67,9 +68,9 @@ struct weft_task *wf_stack_get(struct wf_loop *L)
         return t;
     }
     size_t len = L->stack_size + L->guard;
-    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
+    char *map =
+        mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
         return NULL;
     /* Fails with ENOMEM past vm.max_map_count: no stack, no task. */

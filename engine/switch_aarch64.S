@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/switch_aarch64.S - the context switch for AAPCS64: save x19-x30
  * and d8-d15 on the current stack, store sp, load the other one, restore.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/switch_x86_64.S - the context switch: save the callee-saved
  * registers (rbx, rbp, r12-r15) on the current stack, store its stack

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/sync.c - Event, Lock, Semaphore and Condition (anyio's), over the
  * waiter queue of waitq.c. Uncontended paths touch only the primitive:
@@ -38,8 +39,8 @@ WF_EXPORT int weft_event_wait(weft_event *e)
     if (e->wf_set)
         return 0;
     struct wf_waiter wr = {0};
-    return wf_waiter_block(&wr, &e->wf_waiters, &e->wf_nwait,
-                           "weft_event_wait", true);
+    return wf_waiter_block(&wr, &e->wf_waiters, &e->wf_nwait, "weft_event_wait",
+                           true);
 }
 
 WF_EXPORT int weft_event_statistics(const weft_event *e, weft_event_stats *st)

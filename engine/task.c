@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/task.c - a task's life: made on a pooled stack, run from its
  * fiber's entry, finished (group bookkeeping in group.c), and reclaimed by

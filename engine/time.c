@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/time.c - sleeping and checkpoints. A sleep is a node in the
  * loop's timer heap and a wait record on the sleeper's stack: no SQE, no

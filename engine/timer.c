@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/timer.c - the per-loop timer heap: every sleep and every scope
  * deadline is a node here, and the earliest bounds the ring wait.

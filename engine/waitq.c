@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine/waitq.c - the waiter queue every sync primitive and channel
  * shares: FIFO, on the waiters' stacks, with the hand-off rule of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // perf/bench_core.cc - weft's core hot paths, each next to its baseline.
 //
 // Every benchmark reports items_per_second and per_item (per NOP, per
@@ -140,29 +141,29 @@ void BM_nop_weft_64tasks(benchmark::State &state)
     in_weft(
         state,
         [&state]() -> int {
-        NopShared sh;
-        weft_group g;
-        weft_group_enter(&g);
-        for (int i = 1; i < kNopTasks; i++)
-            weft_group_spawn(&g, nop_worker, &sh);
-        label_ring(state, weft_uring_setup_flags());
-        int err = 0;
-        for (auto _ : state) {
-            int rc = nop_once();
-            if (rc < 0) {
-                err = rc;
-                break;
+            NopShared sh;
+            weft_group g;
+            weft_group_enter(&g);
+            for (int i = 1; i < kNopTasks; i++)
+                weft_group_spawn(&g, nop_worker, &sh);
+            label_ring(state, weft_uring_setup_flags());
+            int err = 0;
+            for (auto _ : state) {
+                int rc = nop_once();
+                if (rc < 0) {
+                    err = rc;
+                    break;
+                }
             }
-        }
-        double done = double(state.iterations()) + double(sh.ops);
-        sh.stop = true;
-        weft_group_exit(&g, 0);
-        if (err || sh.err) {
-            state.SkipWithError("a NOP failed");
+            double done = double(state.iterations()) + double(sh.ops);
+            sh.stop = true;
+            weft_group_exit(&g, 0);
+            if (err || sh.err) {
+                state.SkipWithError("a NOP failed");
+                return 0;
+            }
+            report_items(state, done);
             return 0;
-        }
-        report_items(state, done);
-        return 0;
         },
         unsigned(state.range(0)));
 }
@@ -264,8 +265,8 @@ void BM_checkpoint_pingpong(benchmark::State &state)
         uint64_t before = sh.checkpoints;
         for (auto _ : state)
             weft_checkpoint();
-        double done = double(state.iterations()) +
-                      double(sh.checkpoints - before);
+        double done =
+            double(state.iterations()) + double(sh.checkpoints - before);
         sh.stop = true;
         weft_group_exit(&g, 0);
         report_items(state, done);
@@ -291,12 +292,13 @@ void *g_main_sp, *g_bounce_sp;
 // then rbp, rbx, r12, r13, r14, r15.
 void *bare_frame(void *stack, size_t size)
 {
-    uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+    uintptr_t top =
+        (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
     void **sp = reinterpret_cast<void **>(top);
-    *--sp = nullptr;                              // pad: bounce's "caller"
-    *--sp = reinterpret_cast<void *>(&bounce);    // ret lands here
+    *--sp = nullptr;                           // pad: bounce's "caller"
+    *--sp = reinterpret_cast<void *>(&bounce); // ret lands here
     for (int i = 0; i < 6; i++)
-        *--sp = nullptr;                          // rbp rbx r12 r13 r14 r15
+        *--sp = nullptr; // rbp rbx r12 r13 r14 r15
     return sp;
 }
 #endif
@@ -323,7 +325,10 @@ void BM_switch_bare(benchmark::State &state)
 
 // ---- 3. spawn + run + join of empty tasks ----
 
-int empty_task(void *) { return 0; }
+int empty_task(void *)
+{
+    return 0;
+}
 
 int spawn_batch(int n)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/bench_file.c - file throughput programs for perf/file-bench (plain
  * C, not Google Benchmark: the baselines are other programs, fio and cp).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // perf/bench_sync.cc - the sync primitives and channels, each next to its
 // baseline measured in the same run.
 //
@@ -38,8 +39,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace
-{
+namespace {
 
 // Items per second, and its inverse: the console shows per_item=12.3ns.
 void report_items(benchmark::State &state, double items)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // perf/bench_thread.cc - the thread bridge, each figure next to its baseline.
 //
 //   to_thread_roundtrip             weft_to_thread on an empty function from
@@ -108,8 +109,7 @@ weft_options bench_options(unsigned flags)
     return o;
 }
 
-template <class F>
-void in_weft(benchmark::State &state, unsigned flags, F body)
+template <class F> void in_weft(benchmark::State &state, unsigned flags, F body)
 {
     weft_options o = bench_options(flags);
     skip_on_error(state, "weft_run", weft_run(call_body<F>, &body, &o));
@@ -131,7 +131,10 @@ bool need_msg_ring(benchmark::State &state)
     return has;
 }
 
-int empty_fn(void *) { return 0; }
+int empty_fn(void *)
+{
+    return 0;
+}
 
 // ---- 1. one weft_to_thread at a time ----
 
@@ -195,8 +198,8 @@ void to_thread_wake(benchmark::State &state, unsigned flags)
             wake_total += static_cast<double>(back - probe.end);
         }
         report_items(state, static_cast<double>(state.iterations()));
-        state.counters["wake_ns"] = benchmark::Counter(
-            wake_total, benchmark::Counter::kAvgIterations);
+        state.counters["wake_ns"] =
+            benchmark::Counter(wake_total, benchmark::Counter::kAvgIterations);
         return 0;
     });
 }
@@ -315,8 +318,9 @@ void BM_wake_raw_uring_poll(benchmark::State &state)
 {
     struct io_uring ring;
     // The ring set-up weft prefers, else a plain one.
-    if (io_uring_queue_init(64, &ring, IORING_SETUP_SINGLE_ISSUER |
-                                           IORING_SETUP_DEFER_TASKRUN) < 0 &&
+    if (io_uring_queue_init(64, &ring,
+                            IORING_SETUP_SINGLE_ISSUER |
+                                IORING_SETUP_DEFER_TASKRUN) < 0 &&
         io_uring_queue_init(64, &ring, 0) < 0) {
         state.SkipWithError("io_uring_queue_init failed");
         return;
@@ -378,9 +382,9 @@ void spaced(benchmark::State &state, bool call)
                 break;
             }
         }
-        state.counters["proc_cpu_ns"] = benchmark::Counter(
-            static_cast<double>(process_cpu() - cpu0),
-            benchmark::Counter::kAvgIterations);
+        state.counters["proc_cpu_ns"] =
+            benchmark::Counter(static_cast<double>(process_cpu() - cpu0),
+                               benchmark::Counter::kAvgIterations);
         return 0;
     });
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/echo_epoll.c - the baseline a competent person writes by hand: one
  * thread, non-blocking sockets, level-triggered epoll, one read then one
@@ -133,9 +134,15 @@ int main(int argc, char **argv)
     int port = 7001, c;
     while ((c = getopt(argc, argv, "H:p:b:")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'b': bufsize = strtoul(optarg, NULL, 0); break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'b':
+            bufsize = strtoul(optarg, NULL, 0);
+            break;
         default:
             fprintf(stderr, "usage: echo_epoll [-H host] [-p port] "
                             "[-b bufsize]\n");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/echo_uring.c - the raw liburing baseline: no fibers, a state
  * machine per connection, one io_uring set up as a liburing expert would
@@ -47,7 +48,7 @@ struct conn {
     int fd;
     unsigned inflight; /* operations the kernel still owes a CQE for */
     bool closing;
-    size_t off, len;   /* the send under way: bytes done, bytes in all */
+    size_t off, len; /* the send under way: bytes done, bytes in all */
     /* -m: received pieces waiting to be sent, by buffer id */
     uint16_t qbid[QN];
     uint32_t qlen[QN];
@@ -283,11 +284,21 @@ int main(int argc, char **argv)
     int port = 7002, c;
     while ((c = getopt(argc, argv, "H:p:b:mP")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'b': bufsize = strtoul(optarg, NULL, 0); break;
-        case 'm': multishot = true; break;
-        case 'P': poll_first = true; break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'b':
+            bufsize = strtoul(optarg, NULL, 0);
+            break;
+        case 'm':
+            multishot = true;
+            break;
+        case 'P':
+            poll_first = true;
+            break;
         default:
             fprintf(stderr, "usage: echo_uring [-H host] [-p port] "
                             "[-b bufsize] [-m] [-P]\n");
@@ -304,8 +315,7 @@ int main(int argc, char **argv)
     p.cq_entries = CQ_ENTRIES;
     int rc = io_uring_queue_init_params(SQ_ENTRIES, &ring, &p);
     if (rc < 0) {
-        fprintf(stderr, "echo_uring: io_uring_queue_init: %s\n",
-                strerror(-rc));
+        fprintf(stderr, "echo_uring: io_uring_queue_init: %s\n", strerror(-rc));
         return 1;
     }
     io_uring_register_ring_fd(&ring);
@@ -331,9 +341,15 @@ int main(int argc, char **argv)
             uint64_t ud = io_uring_cqe_get_data64(cqe);
             struct conn *cn = (struct conn *)(uintptr_t)(ud & ~(uint64_t)7);
             switch (ud & T_MASK) {
-            case T_ACCEPT: on_accept(cqe->res, cqe->flags); break;
-            case T_RECV: on_recv(cn, cqe->res, cqe->flags); break;
-            case T_SEND: on_send(cn, cqe->res); break;
+            case T_ACCEPT:
+                on_accept(cqe->res, cqe->flags);
+                break;
+            case T_RECV:
+                on_recv(cn, cqe->res, cqe->flags);
+                break;
+            case T_SEND:
+                on_send(cn, cqe->res);
+                break;
             }
         }
         io_uring_cq_advance(&ring, n);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/echo_weft.c - the echo server written with weft, as a user would:
  * one task per connection (weft_listener_serve), straight-line code that
@@ -79,12 +80,24 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "H:p:b:s:c:k:")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'b': bufsize = strtoul(optarg, NULL, 0); break;
-        case 's': o.sq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
-        case 'c': o.cq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
-        case 'k': o.stack_size = strtoul(optarg, NULL, 0); break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'b':
+            bufsize = strtoul(optarg, NULL, 0);
+            break;
+        case 's':
+            o.sq_entries = (unsigned)strtoul(optarg, NULL, 0);
+            break;
+        case 'c':
+            o.cq_entries = (unsigned)strtoul(optarg, NULL, 0);
+            break;
+        case 'k':
+            o.stack_size = strtoul(optarg, NULL, 0);
+            break;
         default:
             fprintf(stderr, "usage: echo_weft [-H host] [-p port] "
                             "[-b bufsize] [-s sq] [-c cq] [-k stack]\n");

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # perf/file.cmake - the file throughput programs (issue 7), run by
 # perf/file-bench. Plain C: they need no Google Benchmark, so
 # perf/CMakeLists.txt includes this file before it looks for it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/http_weft.c - a minimal keep-alive HTTP/1.1 "hello" server written
  * with weft: one task per connection reads each request's head with
@@ -117,10 +118,18 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "H:p:s:c:")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 's': o.sq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
-        case 'c': o.cq_entries = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 's':
+            o.sq_entries = (unsigned)strtoul(optarg, NULL, 0);
+            break;
+        case 'c':
+            o.cq_entries = (unsigned)strtoul(optarg, NULL, 0);
+            break;
         default:
             fprintf(stderr,
                     "usage: http_weft [-H host] [-p port] [-s sq] [-c cq]\n");

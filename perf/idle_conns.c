@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/idle_conns.c - what an idle connection costs a server: open N
  * connections, echo 64 bytes once on each (so that each has a task that
@@ -65,9 +66,15 @@ int main(int argc, char **argv)
     int port = 0, n = 0, c;
     while ((c = getopt(argc, argv, "H:p:n:")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'n': n = atoi(optarg); break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            n = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: idle_conns [-H host] -p port -n conns\n");
             return 2;

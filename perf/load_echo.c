@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/load_echo.c - the closed-loop load generator of the echo
  * benchmarks: N connections, each sends a message, waits for all of its
@@ -46,10 +47,10 @@
 #include <unistd.h>
 
 enum {
-    BUFSZ = 16384,   /* receive buffer size */
-    NBUF = 4096,     /* provided buffers (a power of two) */
+    BUFSZ = 16384, /* receive buffer size */
+    NBUF = 4096,   /* provided buffers (a power of two) */
     BGID = 3,
-    SUB = 32,        /* histogram: 32 buckets per power of two */
+    SUB = 32, /* histogram: 32 buckets per power of two */
     NBUCKET = 64 * SUB,
     MAXCPU = 64,
 };
@@ -149,8 +150,8 @@ static void cpu_read(struct cpustat *s)
     while (fgets(line, sizeof line, f)) {
         unsigned long long v[10] = {0};
         int cpu;
-        if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-                   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+        if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu,
+                   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
                    &v[7]) < 9 ||
             cpu < 0 || cpu >= MAXCPU)
             continue;
@@ -279,8 +280,8 @@ static void on_send(int i, int res)
 
 static int setup_buffers(void)
 {
-    br = mmap(NULL, NBUF * sizeof(struct io_uring_buf),
-              PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     bufs = mmap(NULL, (size_t)NBUF * BUFSZ, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (br == MAP_FAILED || bufs == MAP_FAILED)
@@ -320,8 +321,10 @@ static int connect_all(const char *host, int port)
         }
         while (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
             if (errno != ECONNREFUSED || clock_ns() > give_up) {
-                fprintf(stderr, "load_echo: connect %s:%d (connection %d): "
-                                "%s\n", host, port, i, strerror(errno));
+                fprintf(stderr,
+                        "load_echo: connect %s:%d (connection %d): "
+                        "%s\n",
+                        host, port, i, strerror(errno));
                 return -1;
             }
             close(fd);
@@ -352,17 +355,38 @@ int main(int argc, char **argv)
     double secs = 8, warm = 1;
     while ((c = getopt(argc, argv, "H:p:c:s:d:w:P:MSi")) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'c': nconn = atoi(optarg); break;
-        case 's': msgsize = strtoul(optarg, NULL, 0); break;
-        case 'd': secs = atof(optarg); break;
-        case 'w': warm = atof(optarg); break;
-        case 'P': srv_pid = optarg; break;
-        case 'M': oneshot = true; break;
-        case 'S': sleepy = true; break;
-        case 'i': every_second = true; break;
-        default: usage();
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'c':
+            nconn = atoi(optarg);
+            break;
+        case 's':
+            msgsize = strtoul(optarg, NULL, 0);
+            break;
+        case 'd':
+            secs = atof(optarg);
+            break;
+        case 'w':
+            warm = atof(optarg);
+            break;
+        case 'P':
+            srv_pid = optarg;
+            break;
+        case 'M':
+            oneshot = true;
+            break;
+        case 'S':
+            sleepy = true;
+            break;
+        case 'i':
+            every_second = true;
+            break;
+        default:
+            usage();
         }
     }
     if (nconn < 1 || msgsize < 1 || secs <= 0 || warm < 0)
@@ -467,8 +491,8 @@ int main(int argc, char **argv)
     printf("load_echo: %d conns x %zu B: %.0f msgs/s (%.1f MB/s each way), "
            "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.0f us, "
            "%llu errors\n",
-           nconn, msgsize, rate, rate * (double)msgsize / 1e6, p50, p99,
-           p999, mx, (unsigned long long)errors);
+           nconn, msgsize, rate, rate * (double)msgsize / 1e6, p50, p99, p999,
+           mx, (unsigned long long)errors);
     printf("RESULT rate=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
            "max_us=%.0f msgs=%llu secs=%.3f conns=%d size=%zu errors=%llu",
            rate, p50, p99, p999, mx, (unsigned long long)done_msgs, el, nconn,

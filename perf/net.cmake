@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # perf/net.cmake - the throughput programs of perf/net-bench: echo servers
 # (weft, hand-written epoll, raw liburing), the echo load generator, and
 # the weft HTTP "hello" server (compared with nginx under wrk).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf/net_sendzc.c - does IORING_OP_SEND_ZC pay for large sends? One
  * weft task sends SIZE-byte buffers over loopback TCP to a sink task, with
@@ -35,8 +36,8 @@ static int send_all(int fd, const char *buf)
     for (size_t off = 0; off < size;) {
         struct io_uring_sqe *sqe = weft_uring_sqe();
         if (zero_copy)
-            io_uring_prep_send_zc(sqe, fd, buf + off, size - off,
-                                  MSG_NOSIGNAL, 0);
+            io_uring_prep_send_zc(sqe, fd, buf + off, size - off, MSG_NOSIGNAL,
+                                  0);
         else
             io_uring_prep_send(sqe, fd, buf + off, size - off, MSG_NOSIGNAL);
         int r = weft_uring_await(sqe);
@@ -57,7 +58,8 @@ static int run(void *arg)
     weft_group_enter(&g);
     weft_group_spawn(&g, sink, NULL);
     weft_stream *s;
-    rc = weft_tcp_connect(&s, "127.0.0.1", (uint16_t)weft_listener_port(listener));
+    rc = weft_tcp_connect(&s, "127.0.0.1",
+                          (uint16_t)weft_listener_port(listener));
     char *buf = malloc(size);
     if (rc == 0 && buf) {
         memset(buf, 'x', size);

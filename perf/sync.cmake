@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_sync: event ping-pong, uncontended lock (semaphore, limiter), and
 # channel throughput at capacity 0, 1 and 64, each next to its pthread
 # baseline (mutex + condvar between two threads, an uncontended mutex) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_thread: the thread bridge's round trips (eventfd and MSG_RING
 # wake-ups), 1,000 concurrent calls, a portal call, next to a mutex +
 # condvar hand-off between two threads. Included from perf/CMakeLists.txt

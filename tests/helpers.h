@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/helpers.h - what every suite shares: checks that are safe inside
  * tasks, running a loop and asserting its result, a hang guard, pipes and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/net_helpers.h - what test_stream.c and test_net.c share: counting
  * the process's file descriptors around every test (no test may leak

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/stack_noprobe.c - a frame far larger than a task's stack, built
  * WITHOUT stack probes (-fno-stack-clash-protection, set on this file in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_chan.c - channels (API.md "Channels", weft/chan.h): anyio's
  * memory object streams with capacity 0 (rendezvous), 1, 64 and
@@ -41,7 +42,6 @@ static size_t recv_waiting(const void *tx)
 {
     return tx_stats(tx).tasks_waiting_receive;
 }
-
 
 /*
  * A task that sends or receives once in its own scope (which the test task

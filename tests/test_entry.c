@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_entry.c - the one order of entry checks (docs/reference
  * README, "One order of checks"): every public call that can block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_file.c - files and paths (API.md "Files"): round trips of
  * many sizes, the position and seek, read_all/write_all, concurrent

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_group.c - task groups (API.md "Task groups"): spawn order,
  * waiting, the first error cancelling the rest, every error kept, which

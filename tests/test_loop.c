@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_loop.c - weft_run (API.md "Running"): the result of main,
  * waiting for every task, options and ring modes, independent loops on two

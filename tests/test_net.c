@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_net.c - networking (API.md "Networking", weft/net.h) over
  * loopback and Unix sockets only: TCP connect and listen on both
@@ -1658,7 +1659,8 @@ static void test_net_listener_close_while_accepter_handed_oneshot(void **state)
     run_in_loop(close_while_handed_main, &oneshot);
 }
 
-static void test_net_listener_close_while_accepter_handed_multishot(void **state)
+static void
+test_net_listener_close_while_accepter_handed_multishot(void **state)
 {
     bool oneshot = false;
     run_in_loop(close_while_handed_main, &oneshot);
@@ -1679,8 +1681,7 @@ static int flood(int *cl, int n, const struct sockaddr_in *sin)
 {
     for (int i = 0; i < n; i++) {
         cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (!CHECK_EQ(connect(cl[i], (const struct sockaddr *)sin,
-                              sizeof *sin),
+        if (!CHECK_EQ(connect(cl[i], (const struct sockaddr *)sin, sizeof *sin),
                       0)) {
             close(cl[i]);
             return i;
@@ -1868,8 +1869,8 @@ struct serve_arg {
     weft_event all_done; /* clients that hold their connections */
 };
 
-static void count_error(int rc, const struct sockaddr *peer,
-                        socklen_t peer_len, void *arg)
+static void count_error(int rc, const struct sockaddr *peer, socklen_t peer_len,
+                        void *arg)
 {
     struct serve_arg *sa = arg;
     sa->errors++;
@@ -2072,14 +2073,12 @@ static int serve_error_peer_main(void *arg)
     weft_group g;
     weft_group_enter(&g);
     CHECK_EQ(weft_group_spawn(&g, picky_serve_task, &sa), 0);
-    if (CHECK_EQ(weft_tcp_connect(&c, host,
-                                  (uint16_t)weft_listener_port(sa.l)),
+    if (CHECK_EQ(weft_tcp_connect(&c, host, (uint16_t)weft_listener_port(sa.l)),
                  0)) {
         struct sockaddr_storage me;
         socklen_t me_len = sizeof me;
-        CHECK_EQ(getsockname(weft_stream_fd(c), (struct sockaddr *)&me,
-                             &me_len),
-                 0);
+        CHECK_EQ(
+            getsockname(weft_stream_fd(c), (struct sockaddr *)&me, &me_len), 0);
         nh_send_str(c, "fail\n");
         ssize_t r = weft_stream_recv(c, buf, sizeof buf);
         CHECK(r == 0 || r == -ECONNRESET); /* closed by serve */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_scope.c - cancel scopes (API.md "Cancel scopes"): level-
  * triggered cancellation, which scope catches, fail_after/move_on_after,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stack.c - task stacks that forgive: the default stack holds
  * a 64 KiB buffer in a connection handler; a task that overruns its
@@ -55,8 +56,9 @@ static int big_buffer_main(void *arg)
         return -EIO;
     weft_group_enter(&g);
     CHECK_EQ(weft_group_spawn(&g, big_serve, l), 0);
-    if (CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1",
-                                  (uint16_t)weft_listener_port(l)), 0)) {
+    if (CHECK_EQ(
+            weft_tcp_connect(&c, "127.0.0.1", (uint16_t)weft_listener_port(l)),
+            0)) {
         nh_send_str(c, "a frame of 64 KiB");
         nh_expect(c, "a frame of 64 KiB");
         CHECK_EQ(weft_stream_close(c), 0);

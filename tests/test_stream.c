@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stream.c - byte streams (API.md "Byte streams", weft/stream.h)
  * over the two socket transports: weft_stream_pair (AF_UNIX socketpair)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_sync.c - Event, Lock, Semaphore, Condition and CapacityLimiter
  * (API.md "Synchronisation", weft/sync.h): what each call returns, FIFO
@@ -15,7 +16,6 @@
 #include "helpers.h"
 
 /* ---- shared helpers ---- */
-
 
 static size_t event_waiting(const void *o)
 {

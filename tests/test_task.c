@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_task.c - introspection (API.md "Introspection"): the current
  * task, ids and names, the task dump, and a stack overflow that must be

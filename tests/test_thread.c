@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_thread.c - the thread bridge (API.md "Thread bridge"):
  * weft_to_thread on pool workers, limiters (the loop's default of 40
@@ -40,7 +41,7 @@ const char *__asan_default_options(void)
 }
 #endif
 
-#define GUARD_S 10 /* bound of every wait for another thread's flag */
+#define GUARD_S 10  /* bound of every wait for another thread's flag */
 #define BARRIER_S 5 /* bound of a wait for calls that must run at once */
 
 /* ---- helpers ---- */
@@ -224,8 +225,8 @@ static void round_trip(unsigned flags)
     run_in_loop_opts(round_trip_main, NULL, &o, 0);
 }
 
-static void test_to_thread_runs_fn_on_another_thread_and_returns_result(
-    void **state)
+static void
+test_to_thread_runs_fn_on_another_thread_and_returns_result(void **state)
 {
     round_trip(0);
 }
@@ -283,9 +284,9 @@ static void test_default_thread_limiter_has_40_tokens_per_loop(void **state)
 
 struct cap {
     atomic_int running, max;
-    int limit;              /* what max must reach, and not pass */
+    int limit; /* what max must reach, and not pass */
     int ntasks;
-    weft_limiter *limiter;  /* NULL = the loop's default */
+    weft_limiter *limiter; /* NULL = the loop's default */
     int ok;
 };
 
@@ -419,7 +420,7 @@ static int pair_of_calls(void)
 
 static int spin_burst_main(void *arg)
 {
-    CHECK_EQ(pair_of_calls(), 0);           /* two workers exist */
+    CHECK_EQ(pair_of_calls(), 0);            /* two workers exist */
     CHECK_EQ(weft_sleep(10 * WEFT_MSEC), 0); /* both idle in the pool */
     for (int i = 0; i < 10; i++) {
         /* this call's worker spins for the next job as it returns ... */
@@ -431,8 +432,7 @@ static int spin_burst_main(void *arg)
     return 0;
 }
 
-static void test_calls_made_while_a_worker_spins_each_get_a_worker(
-    void **state)
+static void test_calls_made_while_a_worker_spins_each_get_a_worker(void **state)
 {
     run_in_loop(spin_burst_main, NULL);
 }
@@ -466,12 +466,12 @@ static int shielded_main(void *arg)
 
     weft_move_on_after(&sc, 10 * WEFT_MSEC);
     int rc = weft_to_thread(shielded_worker, &s, NULL, 0);
-    CHECK_EQ(rc, 42);                     /* the worker's result */
-    CHECK_EQ(atomic_load(&s.done), 1);    /* it waited for the worker */
+    CHECK_EQ(rc, 42);                  /* the worker's result */
+    CHECK_EQ(atomic_load(&s.done), 1); /* it waited for the worker */
     CHECK_EQ(s.seen, -ECANCELED);
     CHECK(weft_scope_cancel_called(&sc));
     CHECK_EQ(weft_checkpoint_if_cancelled(), -ECANCELED);
-    rc = weft_checkpoint();               /* the next checkpoint reports it */
+    rc = weft_checkpoint(); /* the next checkpoint reports it */
     CHECK_EQ(rc, -ECANCELED);
     CHECK_EQ(weft_scope_exit(&sc, rc), 0);
     CHECK(weft_scope_cancelled_caught(&sc));
@@ -618,7 +618,8 @@ static void abandon(unsigned flags)
     run_in_loop_opts(abandon_main, NULL, &o, 0);
 }
 
-static void test_abandoned_call_returns_at_once_and_holds_token_until_worker_ends(
+static void
+test_abandoned_call_returns_at_once_and_holds_token_until_worker_ends(
     void **state)
 {
     abandon(0);
@@ -725,14 +726,15 @@ static void posted(unsigned flags)
     run_in_loop_opts(posted_main, NULL, &o, 0);
 }
 
-static void test_abandoned_call_cancelled_after_result_posted_reads_nothing_freed(
+static void
+test_abandoned_call_cancelled_after_result_posted_reads_nothing_freed(
     void **state)
 {
     posted(0);
 }
 
-static void test_abandoned_call_cancelled_after_result_posted_msg_ring(
-    void **state)
+static void
+test_abandoned_call_cancelled_after_result_posted_msg_ring(void **state)
 {
     with_msg_ring(posted);
 }
@@ -777,8 +779,11 @@ static int back_main(void *arg)
 {
     unsigned flags[] = {0, WEFT_ABANDON_ON_CANCEL};
     for (int i = 0; i < 2; i++) {
-        struct back b = {.loop = pthread_self(), .run_rc = 1, .sync_rc = 1,
-                         .null_rc = 1, .sync_sleep_rc = 1};
+        struct back b = {.loop = pthread_self(),
+                         .run_rc = 1,
+                         .sync_rc = 1,
+                         .null_rc = 1,
+                         .sync_sleep_rc = 1};
         CHECK_EQ(weft_to_thread(back_worker, &b, NULL, flags[i]), 0);
         CHECK(!pthread_equal(b.worker, b.loop));
         CHECK_EQ(b.run_rc, 7);
@@ -798,8 +803,8 @@ static void back(unsigned flags)
     run_in_loop_opts(back_main, NULL, &o, 0);
 }
 
-static void test_from_thread_run_and_run_sync_call_back_into_the_loop(
-    void **state)
+static void
+test_from_thread_run_and_run_sync_call_back_into_the_loop(void **state)
 {
     back(0);
 }
@@ -840,8 +845,7 @@ static int scoped_back_main(void *arg)
     return 0;
 }
 
-static void test_from_thread_run_task_is_inside_the_callers_scopes(
-    void **state)
+static void test_from_thread_run_task_is_inside_the_callers_scopes(void **state)
 {
     run_in_loop(scoped_back_main, NULL);
 }
@@ -899,16 +903,15 @@ static void test_from_thread_off_a_worker_is_eperm(void **state)
 static void test_to_thread_outside_a_loop_is_eperm(void **state)
 {
     assert_rc(weft_to_thread(th_task_return, NULL, NULL, 0), -EPERM);
-    assert_rc(weft_to_thread(th_task_return, NULL, NULL,
-                             WEFT_ABANDON_ON_CANCEL),
-              -EPERM);
+    assert_rc(
+        weft_to_thread(th_task_return, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
+        -EPERM);
 }
 
 static int einval_main(void *arg)
 {
     CHECK_EQ(weft_to_thread(NULL, NULL, NULL, 0), -EINVAL);
-    CHECK_EQ(weft_to_thread(NULL, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
-             -EINVAL);
+    CHECK_EQ(weft_to_thread(NULL, NULL, NULL, WEFT_ABANDON_ON_CANCEL), -EINVAL);
     CHECK_EQ(weft_to_thread(th_task_return, NULL, NULL, 0x80), -EINVAL);
     CHECK_EQ(borrowed(weft_default_thread_limiter()), 0);
     return 0;
@@ -1039,10 +1042,9 @@ static void hammer(unsigned flags)
     struct hammer h[HAMMER_THREADS];
     pthread_t th[HAMMER_THREADS];
     for (int i = 0; i < HAMMER_THREADS; i++) {
-        h[i] = (struct hammer){
-            .p = t.p, .portal_thread = t.first.seen, .idx = i};
-        assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]),
-                         0);
+        h[i] =
+            (struct hammer){.p = t.p, .portal_thread = t.first.seen, .idx = i};
+        assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
     }
     for (int i = 0; i < HAMMER_THREADS; i++)
         pthread_join(th[i], NULL);
@@ -1057,7 +1059,8 @@ static void hammer(unsigned flags)
     if (now != fds) {
         print_error("open descriptors: %d before the portal, %d after its "
                     "close (made, like every call, by threads that have "
-                    "exited)\n", fds, now);
+                    "exited)\n",
+                    fds, now);
         fail();
     }
 }
@@ -1191,8 +1194,8 @@ static int sleep_then_return(void *arg)
     return rc < 0 ? rc : (int)(intptr_t)arg;
 }
 
-static void test_portal_failed_call_returns_its_error_and_portal_serves_on(
-    void **state)
+static void
+test_portal_failed_call_returns_its_error_and_portal_serves_on(void **state)
 {
     weft_portal *p;
 
@@ -1200,9 +1203,9 @@ static void test_portal_failed_call_returns_its_error_and_portal_serves_on(
     assert_rc(weft_portal_call(p, th_task_return, (void *)(intptr_t)-EIO),
               -EIO);
     assert_rc(weft_portal_call(p, sleep_then_return, (void *)6), 6);
-    assert_rc(weft_portal_call(p, sleep_then_return,
-                               (void *)(intptr_t)-ECONNRESET),
-              -ECONNRESET);
+    assert_rc(
+        weft_portal_call(p, sleep_then_return, (void *)(intptr_t)-ECONNRESET),
+        -ECONNRESET);
     assert_rc(weft_portal_call(p, th_task_return, (void *)8), 8);
     assert_rc(weft_portal_close(p), 0);
 }
@@ -1430,7 +1433,8 @@ static void test_thread_idle_forever_idle_worker_uses_no_cpu(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_to_thread_runs_fn_on_another_thread_and_returns_result),
+    cmocka_unit_test(
+        test_to_thread_runs_fn_on_another_thread_and_returns_result),
     cmocka_unit_test(test_to_thread_runs_fn_on_another_thread_msg_ring),
     cmocka_unit_test(test_default_thread_limiter_has_40_tokens_per_loop),
     cmocka_unit_test(test_default_limiter_caps_concurrency_at_40),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_time.c - the clock, sleeping and checkpoints (API.md "Time and
  * checkpoints"). Durations are checked as lower bounds only; upper bounds

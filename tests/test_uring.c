@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_uring.c - raw io_uring from tasks (API.md "Raw io_uring"):
  * weft_uring_sqe / weft_uring_await / weft_uring_await_until, their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uring/ring.c - ring set-up with the best task-run mode the kernel has,
  * SQE supply that flushes instead of failing, and the one pump that
@@ -89,14 +90,16 @@ static void probe_ops(struct wf_ring *r)
 static void explain(int rc, char *why, unsigned len)
 {
     if (rc == -EOPNOTSUPP) {
-        snprintf(why, len, "io_uring unavailable: the kernel's io_uring "
-                           "lacks NODROP, SUBMIT_STABLE, FAST_POLL or "
-                           "EXT_ARG (Linux 5.11 or later is needed)");
+        snprintf(why, len,
+                 "io_uring unavailable: the kernel's io_uring "
+                 "lacks NODROP, SUBMIT_STABLE, FAST_POLL or "
+                 "EXT_ARG (Linux 5.11 or later is needed)");
         return;
     }
     if (rc == -ENOMEM) {
-        snprintf(why, len, "io_uring unavailable: out of memory making the "
-                           "ring (RLIMIT_MEMLOCK, or too many rings)");
+        snprintf(why, len,
+                 "io_uring unavailable: out of memory making the "
+                 "ring (RLIMIT_MEMLOCK, or too many rings)");
         return;
     }
     int disabled = -1;
@@ -116,17 +119,20 @@ static void explain(int rc, char *why, unsigned len)
         fclose(f);
     }
     if (disabled > 0)
-        snprintf(why, len, "io_uring unavailable (%s): disabled by the "
-                           "sysctl kernel.io_uring_disabled=%d",
+        snprintf(why, len,
+                 "io_uring unavailable (%s): disabled by the "
+                 "sysctl kernel.io_uring_disabled=%d",
                  strerror(-rc), disabled);
     else if (seccomp)
-        snprintf(why, len, "io_uring unavailable (%s): io_uring_setup is "
-                           "blocked by a seccomp filter (a container's "
-                           "default profile does this)",
+        snprintf(why, len,
+                 "io_uring unavailable (%s): io_uring_setup is "
+                 "blocked by a seccomp filter (a container's "
+                 "default profile does this)",
                  strerror(-rc));
     else
-        snprintf(why, len, "io_uring unavailable (%s): io_uring_setup "
-                           "failed; the kernel may lack CONFIG_IO_URING",
+        snprintf(why, len,
+                 "io_uring unavailable (%s): io_uring_setup "
+                 "failed; the kernel may lack CONFIG_IO_URING",
                  strerror(-rc));
 }
 
@@ -149,8 +155,9 @@ int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
     }
     if (rc < 0) {
         if (rc == -EINVAL)
-            snprintf(why, whylen, "io_uring: the kernel refused the ring "
-                                  "set-up (mode %u, %u/%u entries)",
+            snprintf(why, whylen,
+                     "io_uring: the kernel refused the ring "
+                     "set-up (mode %u, %u/%u entries)",
                      mode, sq, cq);
         else
             explain(rc, why, whylen);
@@ -282,10 +289,9 @@ static bool events_pending(const struct wf_ring *r)
     if (sq_flags(r) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
         return true;
     /* Without TASKRUN_FLAG the kernel does not say; ask if anything is out. */
-    return r->inflight &&
-           (r->setup_flags & (IORING_SETUP_DEFER_TASKRUN |
-                              IORING_SETUP_TASKRUN_FLAG)) ==
-               IORING_SETUP_DEFER_TASKRUN;
+    return r->inflight && (r->setup_flags & (IORING_SETUP_DEFER_TASKRUN |
+                                             IORING_SETUP_TASKRUN_FLAG)) ==
+                              IORING_SETUP_DEFER_TASKRUN;
 }
 
 int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
@@ -300,8 +306,7 @@ int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
                 .tv_sec = timeout_ns / 1000000000,
                 .tv_nsec = timeout_ns % 1000000000,
             };
-            rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
-                                                  NULL);
+            rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
         }
     } else if (io_uring_sq_ready(&r->ring) || events_pending(r)) {
         rc = io_uring_submit_and_get_events(&r->ring);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uring/ring.h - the io_uring layer: ring set-up and feature probing, SQE
  * supply, completion dispatch and kernel-side cancellation.
@@ -22,12 +23,12 @@ enum { WF_RING_WHY = 200 };
 
 struct wf_ring {
     struct io_uring ring;
-    unsigned setup_flags;   /* IORING_SETUP_* in force */
+    unsigned setup_flags; /* IORING_SETUP_* in force */
     unsigned sq_entries, cq_entries;
-    unsigned inflight;      /* CQEs still owed to a wf_completion */
-    unsigned max_inflight;  /* admission bound for new operations */
-    unsigned in_handler;    /* a completion handler runs: no SQEs now */
-    uint64_t ops[4];        /* supported opcodes, a bit each */
+    unsigned inflight;     /* CQEs still owed to a wf_completion */
+    unsigned max_inflight; /* admission bound for new operations */
+    unsigned in_handler;   /* a completion handler runs: no SQEs now */
+    uint64_t ops[4];       /* supported opcodes, a bit each */
 };
 
 /* The ring's table of registered (fixed) files: made sparse, n slots, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/fs/file.c - open files on io_uring: weft_file_* (OPENAT, READ, WRITE,
  * FSYNC, STATX, FALLOCATE, FTRUNCATE, CLOSE), the position weft keeps,
@@ -8,9 +9,9 @@
  *   cancelled meanwhile is closed at once; every failure after the open
  *   closes the fd; close closes even when cancelled.
  * - Close never frees the file under another task: calls under way are
- *   inside the file's gate (engine/gate.c) and close waits for them. On a regular file their
- *   operations finish by themselves; on a pipe, FIFO, socket or device
- *   they may never, so close cancels them (they return -EBADF).
+ *   inside the file's gate (engine/gate.c) and close waits for them. On a
+ * regular file their operations finish by themselves; on a pipe, FIFO, socket
+ * or device they may never, so close cancels them (they return -EBADF).
  * - read/write/seek take the file's position lock, so concurrent calls
  *   that use the position take turns as they do on one struct file in
  *   the kernel; pread/pwrite do not take it.
@@ -35,8 +36,8 @@
 int wf_file_enter(weft_file *f, int bad_arg)
 {
     struct weft_task *t;
-    int rc = wf_entry_err(&t, f ? bad_arg : -EINVAL, f && f->gate.closing,
-                          true);
+    int rc =
+        wf_entry_err(&t, f ? bad_arg : -EINVAL, f && f->gate.closing, true);
     if (rc == 0)
         wf_gate_enter(&f->gate);
     return rc;
@@ -516,8 +517,11 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
                                   mode_t mode, const weft_file_options *opts)
 {
     struct weft_task *t;
-    int rc = wf_entry_err(&t, !out ? -EINVAL : !path ? -EFAULT : 0, false,
-                          true);
+    int rc = wf_entry_err(&t,
+                          !out    ? -EINVAL
+                          : !path ? -EFAULT
+                                  : 0,
+                          false, true);
     if (out)
         *out = NULL;
     if (rc < 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/fs/file_stream.c - a weft_file as a weft_stream, so that files and
  * sockets compose (copy a file to a connection with the same calls).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/fs/fs_impl.h - what api/fs/file.c shares with the file stream
  * (file_stream.c) and the path calls (path.c). Internal.
@@ -28,11 +29,11 @@ enum wf_file_kind {
 struct weft_file {
     int fd;   /* the descriptor, always open until close */
     int slot; /* its index in the ring's fixed-file table, or -1 */
-    struct wf_loop *slot_loop; /* the loop whose ring has that table */
-    off_t pos;                 /* weft's file position */
-    int oflags;                /* the open flags */
-    uint8_t kind;              /* enum wf_file_kind, found out when needed */
-    struct wf_gate gate;       /* calls under way; close waits for them */
+    struct wf_loop *slot_loop;   /* the loop whose ring has that table */
+    off_t pos;                   /* weft's file position */
+    int oflags;                  /* the open flags */
+    uint8_t kind;                /* enum wf_file_kind, found out when needed */
+    struct wf_gate gate;         /* calls under way; close waits for them */
     weft_lock poslock;           /* taken by the calls that use the position */
     size_t mem_align, off_align; /* O_DIRECT's, else 1 */
     size_t readahead;            /* for weft_file_stream */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/fs/path.c - paths on io_uring (anyio's Path): stat, exists, mkdir,
  * unlink, rmdir, rename (STATX, MKDIRAT, UNLINKAT, RENAMEAT), whole-file

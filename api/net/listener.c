@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/listener.c - listeners: accepting, queueing and closing.
  *

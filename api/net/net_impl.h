@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/net_impl.h - what the files of api/net/ share: the listener,
  * resolving, sockets. Internal.
@@ -23,13 +24,13 @@ struct weft_listener {
     int nacc;
     int port;
     bool tcp, multishot;
-    struct wf_gate gate;     /* accepts and armed operations inside */
-    int err;                 /* an accept error to report once */
-    int *q;                  /* accepted, not yet taken */
+    struct wf_gate gate; /* accepts and armed operations inside */
+    int err;             /* an accept error to report once */
+    int *q;              /* accepted, not yet taken */
     size_t qcap, qhead, qlen;
     wf_link waiters;
     size_t nwait;
-    struct wf_defer pause;   /* stop multishot: too many queued */
+    struct wf_defer pause; /* stop multishot: too many queued */
 };
 
 /* listener.c: a listener of no socket yet; add one (taking fd) per

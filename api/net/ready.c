@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/ready.c - waiting for a descriptor to be readable or writable
  * (POLL_ADD), for descriptors weft does not wrap.

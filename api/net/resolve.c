@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/resolve.c - name resolution: weft_getaddrinfo on the worker
  * pool (numbers parsed on the loop), abandoned without leaks when the
@@ -116,8 +117,7 @@ WF_EXPORT int weft_getaddrinfo(const char *host, const char *service,
     if (!c)
         return -ENOMEM;
     bool submitted;
-    rc = wf_to_thread(gai_worker, c, NULL, WEFT_ABANDON_ON_CANCEL,
-                      &submitted);
+    rc = wf_to_thread(gai_worker, c, NULL, WEFT_ABANDON_ON_CANCEL, &submitted);
     if (rc < 0 && !submitted) { /* the job never ran */
         gai_free(c);
         return rc;

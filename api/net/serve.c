@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/serve.c - weft_listener_serve: a task per connection in a group
  * the call owns; a failed handler is reported, never fatal; out of fds,
@@ -47,10 +48,9 @@ static int serve_conn(void *p)
     weft_stream_close(sc->conn);
     if (rc < 0 && rc != -ECANCELED) {
         if (ctx->opts && ctx->opts->on_error)
-            ctx->opts->on_error(rc,
-                                sc->peer_len ? (struct sockaddr *)&sc->peer
-                                             : NULL,
-                                sc->peer_len, ctx->arg);
+            ctx->opts->on_error(
+                rc, sc->peer_len ? (struct sockaddr *)&sc->peer : NULL,
+                sc->peer_len, ctx->arg);
         else
             fprintf(stderr, "weft: connection handler failed: %s\n",
                     weft_strerror(rc));

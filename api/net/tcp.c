@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/tcp.c - TCP: connect with Happy Eyeballs (RFC 8305) and
  * listening sockets on every address of a host, over io_uring CONNECT.
@@ -41,7 +42,7 @@ struct he {
     weft_group *group;
     struct sockaddr_storage local;
     socklen_t local_len;
-    int winner;              /* the connected fd, or -1 */
+    int winner; /* the connected fd, or -1 */
     int first_err;
 };
 
@@ -57,8 +58,7 @@ static int he_try(void *arg)
     const struct addrinfo *ai = he->addrs[a->i];
     int fd = wf_new_socket(ai->ai_family, SOCK_STREAM);
     int rc = fd;
-    if (fd >= 0 && he->local_len &&
-        he->local.ss_family == ai->ai_family &&
+    if (fd >= 0 && he->local_len && he->local.ss_family == ai->ai_family &&
         bind(fd, (struct sockaddr *)&he->local, he->local_len) < 0)
         rc = -errno;
     if (rc >= 0) {
@@ -155,8 +155,8 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
     if (rc == 0 && he.n == 0)
         rc = -EADDRNOTAVAIL;
     if (rc == 0) {
-        weft_time stagger = opts && opts->stagger ? opts->stagger
-                                                  : 250 * WEFT_MSEC;
+        weft_time stagger =
+            opts && opts->stagger ? opts->stagger : 250 * WEFT_MSEC;
         rc = he_run(&he, he.n, stagger);
     }
     freeaddrinfo(res);

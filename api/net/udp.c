@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/udp.c - UDP sockets, bound and connected, over SENDMSG/RECVMSG.
  * Datagrams are whole, so many tasks may send and receive on one socket
@@ -17,7 +18,7 @@
 struct weft_udp {
     int fd;
     int family;
-    struct wf_gate gate;      /* the calls of every task on fd */
+    struct wf_gate gate; /* the calls of every task on fd */
 };
 
 static int udp_resolve(const char *host, uint16_t port, int flags,

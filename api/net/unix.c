@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/net/unix.c - Unix stream sockets (paths and abstract "@names") and
  * descriptor passing over them (SCM_RIGHTS through SENDMSG/RECVMSG).
@@ -124,8 +125,8 @@ WF_EXPORT int weft_unix_send_fds(weft_stream *s, const void *msg, size_t len,
         return -EBADF;
     }
     io_uring_prep_sendmsg(sqe, ss->fd, &mh, MSG_NOSIGNAL);
-    ssize_t r = wf_gate_await(&s->gate, sqe, WEFT_FOREVER,
-                              "weft_unix_send_fds");
+    ssize_t r =
+        wf_gate_await(&s->gate, sqe, WEFT_FOREVER, "weft_unix_send_fds");
     size_t sent = r > 0 ? (size_t)r : 0;
     /* The fds went with the first byte; the rest is ordinary data. */
     if (r > 0 && sent < len) {
@@ -168,8 +169,8 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
         return -EBADF;
     }
     io_uring_prep_recvmsg(sqe, ss->fd, &mh, MSG_CMSG_CLOEXEC);
-    ssize_t r = wf_gate_await(&s->gate, sqe, WEFT_FOREVER,
-                              "weft_unix_recv_fds");
+    ssize_t r =
+        wf_gate_await(&s->gate, sqe, WEFT_FOREVER, "weft_unix_recv_fds");
     /* The fds that arrived are ours to hand out or close. */
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r >= 0 && cm;
          cm = CMSG_NXTHDR(&mh, cm)) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/stream/socket.c - the socket transport (TCP, Unix, socketpair): an
  * fd and the two ring operations that may be in flight on it, one recv

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/stream/stream.c - the byte-stream layer over any transport: the
  * busy rules, the read-ahead buffer of recv_exactly/recv_until, closing
@@ -155,8 +156,7 @@ static int ahead_unread(weft_stream *s, const void *buf, size_t n)
     return 0;
 }
 
-WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf,
-                                           size_t n)
+WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n)
 {
     int rc = wf_stream_claim(s, buf || !n ? 0 : -EFAULT, true);
     if (rc < 0)
@@ -200,9 +200,8 @@ static const char *find(const char *hay, size_t n, const char *d, size_t dn)
     return NULL;
 }
 
-WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
-                                         size_t max, const void *delim,
-                                         size_t delim_len)
+WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
+                                         const void *delim, size_t delim_len)
 {
     int bad = !delim_len || max > SSIZE_MAX - delim_len ? -EINVAL
               : (!buf && max) || !delim                 ? -EFAULT
@@ -213,8 +212,8 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
     ssize_t r;
     size_t scanned = 0; /* no match starts before this */
     for (;;) {
-        const char *hit = find(s->rbuf + s->rpos + scanned,
-                               s->rlen - scanned, delim, delim_len);
+        const char *hit = find(s->rbuf + s->rpos + scanned, s->rlen - scanned,
+                               delim, delim_len);
         if (hit) {
             size_t len = (size_t)(hit - (s->rbuf + s->rpos));
             if (len > max) {
@@ -254,8 +253,7 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf,
     return r;
 }
 
-WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf,
-                                   size_t len)
+WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf, size_t len)
 {
     int rc = wf_stream_claim(s, buf || !len ? 0 : -EFAULT, false);
     if (rc < 0)

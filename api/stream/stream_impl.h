@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api/stream/stream_impl.h - what a transport implements to be a
  * weft_stream, and the fd-backed socket transport (TCP, Unix,
@@ -27,12 +28,12 @@ struct wf_stream_ops {
 
 struct weft_stream {
     const struct wf_stream_ops *ops;
-    struct wf_gate gate;          /* close waits for the calls inside */
+    struct wf_gate gate; /* close waits for the calls inside */
     /* read-ahead, for recv_exactly / recv_until */
     char *rbuf;
     size_t rcap, rpos, rlen;
     struct weft_task *receiver, *sender;
-    bool kernel_deadlines;        /* linked timeouts at the deadline */
+    bool kernel_deadlines; /* linked timeouts at the deadline */
 };
 
 static inline bool wf_stream_closing(const weft_stream *s)

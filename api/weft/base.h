@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/base.h - what every part of weft shares: time, errors, task
  * functions, loop options and weft_run.
@@ -71,23 +72,23 @@ struct weft_faults;
  * means "the default".
  */
 typedef struct weft_options {
-    size_t stack_size;      /* per task; 0 = 256 KiB (1 MiB under ASan) */
-    unsigned sq_entries;    /* 0 = 256 */
-    unsigned cq_entries;    /* 0 = 64 x sq_entries (room for many idle
-                               operations, e.g. one recv per connection) */
-    unsigned max_inflight;  /* operations in flight; 0 = cq - sq entries */
-    unsigned stack_cache;   /* stacks kept for reuse; 0 = 1024 */
-    unsigned ring_mode;     /* enum weft_ring_mode */
-    unsigned flags;         /* WEFT_OPT_* */
-    weft_time thread_idle;  /* idle workers retire after this; 0 = 10 s
-                               (the pool is per process: the last loop
-                               started with a value sets it) */
-    unsigned clock;         /* WEFT_CLOCK_REAL (0) or WEFT_CLOCK_VIRTUAL */
-    weft_time autojump;     /* virtual clock: how long (real time) every
-                               task must stay blocked with no completion
-                               before time jumps to the next timer; 0 =
-                               1 ms, WEFT_FOREVER = never (only
-                               weft_clock_advance moves it) */
+    size_t stack_size;     /* per task; 0 = 256 KiB (1 MiB under ASan) */
+    unsigned sq_entries;   /* 0 = 256 */
+    unsigned cq_entries;   /* 0 = 64 x sq_entries (room for many idle
+                              operations, e.g. one recv per connection) */
+    unsigned max_inflight; /* operations in flight; 0 = cq - sq entries */
+    unsigned stack_cache;  /* stacks kept for reuse; 0 = 1024 */
+    unsigned ring_mode;    /* enum weft_ring_mode */
+    unsigned flags;        /* WEFT_OPT_* */
+    weft_time thread_idle; /* idle workers retire after this; 0 = 10 s
+                              (the pool is per process: the last loop
+                              started with a value sets it) */
+    unsigned clock;        /* WEFT_CLOCK_REAL (0) or WEFT_CLOCK_VIRTUAL */
+    weft_time autojump;    /* virtual clock: how long (real time) every
+                              task must stay blocked with no completion
+                              before time jumps to the next timer; 0 =
+                              1 ms, WEFT_FOREVER = never (only
+                              weft_clock_advance moves it) */
     const struct weft_faults *faults; /* fault injection (weft/testing.h);
                                NULL = off, unless WEFT_FAULTS is set */
 } weft_options;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/chan.h - channels: anyio's memory object streams.
  *
@@ -46,7 +47,7 @@ int weft_chan_try_send(weft_chan_tx *tx, void *item); /* also -EAGAIN */
 /* 1 item, 0 end of stream, -EBADF, -ECANCELED */
 int weft_chan_recv(weft_chan_rx *rx, void **item);
 int weft_chan_try_recv(weft_chan_rx *rx, void **item); /* also -EAGAIN */
-weft_chan_tx *weft_chan_tx_clone(weft_chan_tx *tx); /* NULL if closed */
+weft_chan_tx *weft_chan_tx_clone(weft_chan_tx *tx);    /* NULL if closed */
 weft_chan_rx *weft_chan_rx_clone(weft_chan_rx *rx);
 void weft_chan_tx_close(weft_chan_tx *tx);
 void weft_chan_rx_close(weft_chan_rx *rx);

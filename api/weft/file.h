@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/file.h - files and paths on io_uring (anyio's open_file,
  * AsyncFile and Path).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/group.h - task groups (anyio.create_task_group).
  *
@@ -24,10 +25,10 @@ struct weft__group_more;
 typedef struct weft_group {
     /* private */
     weft_scope wf_scope;
-    struct weft_task *wf_host;   /* waiting in weft_group_exit, or NULL */
-    size_t wf_children;          /* live children, started or not */
-    size_t wf_nerr;              /* errors seen (may exceed those kept) */
-    bool wf_child_cancelled;     /* a child ended with -ECANCELED */
+    struct weft_task *wf_host; /* waiting in weft_group_exit, or NULL */
+    size_t wf_children;        /* live children, started or not */
+    size_t wf_nerr;            /* errors seen (may exceed those kept) */
+    bool wf_child_cancelled;   /* a child ended with -ECANCELED */
     struct {
         int rc;
         char name[28];
@@ -36,9 +37,12 @@ typedef struct weft_group {
 } weft_group;
 
 void weft_group_enter(weft_group *g);
-int weft_group_spawn(weft_group *g, weft_fn fn, void *arg); /* anyio start_soon */
-int weft_group_spawn_named(weft_group *g, const char *name, weft_fn fn, void *arg);
-int weft_group_start(weft_group *g, weft_fn fn, void *arg, void **value); /* anyio start */
+int weft_group_spawn(weft_group *g, weft_fn fn,
+                     void *arg); /* anyio start_soon */
+int weft_group_spawn_named(weft_group *g, const char *name, weft_fn fn,
+                           void *arg);
+int weft_group_start(weft_group *g, weft_fn fn, void *arg,
+                     void **value);  /* anyio start */
 void weft_task_started(void *value); /* task_status.started */
 /* Wait for every child; return the first error (the host body's rc first,
  * then the children's in the order they failed) other than a cancellation

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/net.h - networking (anyio's connect_tcp, create_tcp_listener,
  * create_udp_socket, connect_unix, create_unix_listener, fd passing).
@@ -78,13 +79,13 @@ int weft_udp_close(weft_udp *u);
 /* ---- options (extras) ---- */
 
 typedef struct weft_listen_opts {
-    int backlog;          /* 0 = SOMAXCONN */
-    bool reuse_port;      /* SO_REUSEPORT, for one listener per core */
-    bool no_multishot;    /* one-shot accepts even where multishot works */
+    int backlog;       /* 0 = SOMAXCONN */
+    bool reuse_port;   /* SO_REUSEPORT, for one listener per core */
+    bool no_multishot; /* one-shot accepts even where multishot works */
 } weft_listen_opts;
 
-int weft_tcp_listen_opts(weft_listener **out, const char *host,
-                         uint16_t port, const weft_listen_opts *opts);
+int weft_tcp_listen_opts(weft_listener **out, const char *host, uint16_t port,
+                         const weft_listen_opts *opts);
 
 typedef struct weft_connect_opts {
     const char *local_host; /* bind before connecting; NULL = any */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/scope.h - cancel scopes (anyio.CancelScope, move_on_after,
  * fail_after), level-triggered as in trio.
@@ -19,11 +20,11 @@ extern "C" {
 
 typedef struct weft_scope {
     /* private */
-    struct weft_scope *wf_parent;   /* enclosing scope */
-    struct weft__link wf_node;      /* in wf_parent's wf_kids */
-    struct weft__link wf_kids;      /* nested scopes and tasks' roots */
-    struct weft_task *wf_task;      /* the task that entered it */
-    struct weft__timer wf_timer;    /* the deadline */
+    struct weft_scope *wf_parent; /* enclosing scope */
+    struct weft__link wf_node;    /* in wf_parent's wf_kids */
+    struct weft__link wf_kids;    /* nested scopes and tasks' roots */
+    struct weft_task *wf_task;    /* the task that entered it */
+    struct weft__timer wf_timer;  /* the deadline */
     uint32_t wf_magic;
     uint16_t wf_flags;
     uint8_t wf_reason;
@@ -32,9 +33,12 @@ typedef struct weft_scope {
 
 /* Enter s (declared by the caller, alive until exit) in the calling task;
  * a deadline already past cancels at the first checkpoint. */
-void weft_scope_enter(weft_scope *s, weft_time deadline); /* WEFT_FOREVER = none */
-void weft_move_on_after(weft_scope *s, weft_time delay);  /* deadline = now + delay */
-void weft_fail_after(weft_scope *s, weft_time delay);     /* same; exit gives -ETIMEDOUT */
+void weft_scope_enter(weft_scope *s,
+                      weft_time deadline); /* WEFT_FOREVER = none */
+void weft_move_on_after(weft_scope *s,
+                        weft_time delay); /* deadline = now + delay */
+void weft_fail_after(weft_scope *s,
+                     weft_time delay); /* same; exit gives -ETIMEDOUT */
 /*
  * Leave s and return what the code after it should see. It catches only
  * its own cancellation: if rc == -ECANCELED, s is cancelled (by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/stream.h - byte streams (anyio's ByteStream and
  * BufferedByteReceiveStream): TCP, Unix, socketpair and file streams

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/sync.h - anyio's synchronisation primitives: Event, Lock,
  * Semaphore, Condition and CapacityLimiter, all cancellation-safe.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/testing.h - tools for testing programs built on weft (and weft
  * itself): fault injection, a cancellation sweep, an in-memory stream
@@ -20,13 +21,14 @@ extern "C" {
 
 /* ---- fault injection (seeded, reproducible; off and free by default) ---- */
 
-#define WEFT_FAULT_ERRORS 1u /* completions replaced by errors the kernel
-                                could return for that operation
-                                (-ECONNRESET, -EPIPE, -EIO, -ENOMEM,
-                                -EAGAIN, -EINTR) */
-#define WEFT_FAULT_SHORT 2u  /* reads and writes cut short */
-#define WEFT_FAULT_DELAY 4u  /* completions held back for a round */
-#define WEFT_FAULT_ALLOC 8u  /* weft's own allocations fail (-ENOMEM) */
+#define WEFT_FAULT_ERRORS                                                      \
+    1u                      /* completions replaced by errors the kernel       \
+                               could return for that operation                 \
+                               (-ECONNRESET, -EPIPE, -EIO, -ENOMEM,            \
+                               -EAGAIN, -EINTR) */
+#define WEFT_FAULT_SHORT 2u /* reads and writes cut short */
+#define WEFT_FAULT_DELAY 4u /* completions held back for a round */
+#define WEFT_FAULT_ALLOC 8u /* weft's own allocations fail (-ENOMEM) */
 #define WEFT_FAULT_ALL 15u
 
 /*
@@ -37,9 +39,9 @@ extern "C" {
  * an error, so that the run can be replayed.
  */
 typedef struct weft_faults {
-    uint64_t seed;   /* 0 = one from the clock (printed) */
-    unsigned kinds;  /* WEFT_FAULT_*; 0 = all */
-    unsigned rate;   /* faults per million eligible events; 0 = 10,000 */
+    uint64_t seed;  /* 0 = one from the clock (printed) */
+    unsigned kinds; /* WEFT_FAULT_*; 0 = all */
+    unsigned rate;  /* faults per million eligible events; 0 = 10,000 */
 } weft_faults;
 
 /* The current loop's fault seed (0 if faults are off), and how many
@@ -72,16 +74,16 @@ typedef struct weft_sweep_opts {
     uint64_t first_seed;      /* the first of them; 0 = 1 */
     const int *allowed;       /* other results a run may end with */
     size_t nallowed;
-    bool verbose;             /* a line per failing run on stderr */
+    bool verbose; /* a line per failing run on stderr */
 } weft_sweep_opts;
 
 typedef struct weft_sweep_result {
-    uint64_t checkpoints;     /* in the uncancelled run */
-    uint64_t points;          /* cancellation points tried */
-    uint64_t seeds;           /* fault seeds tried */
+    uint64_t checkpoints; /* in the uncancelled run */
+    uint64_t points;      /* cancellation points tried */
+    uint64_t seeds;       /* fault seeds tried */
     uint64_t runs;
-    uint64_t leaks;           /* runs that left something behind */
-    uint64_t failures;        /* runs with a result not allowed */
+    uint64_t leaks;               /* runs that left something behind */
+    uint64_t failures;            /* runs with a result not allowed */
     uint64_t first_failing_point; /* 0 if none */
     uint64_t first_failing_seed;  /* 0 if none */
 } weft_sweep_result;
@@ -98,10 +100,10 @@ int weft_sweep(weft_fn scenario, void *arg, const weft_sweep_opts *opts,
  * loop's clock, so a virtual clock makes it free).
  */
 typedef struct weft_memstream_opts {
-    size_t chunk;     /* 0 = no cap */
-    weft_time delay;  /* 0 = none */
-    size_t capacity;  /* bytes buffered per direction before send waits;
-                         0 = 64 KiB */
+    size_t chunk;    /* 0 = no cap */
+    weft_time delay; /* 0 = none */
+    size_t capacity; /* bytes buffered per direction before send waits;
+                        0 = 64 KiB */
 } weft_memstream_opts;
 int weft_memstream_pair(weft_stream **a, weft_stream **b,
                         const weft_memstream_opts *opts);
@@ -122,7 +124,7 @@ int weft_free_port(void);
  * (-EPIPE), as in trio.
  */
 typedef struct weft_sequencer {
-    unsigned next;           /* members are weft's */
+    unsigned next; /* members are weft's */
     bool broken;
     struct weft__link wf_waiters;
     size_t wf_nwait;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/thread.h - the thread bridge (anyio.to_thread, anyio.from_thread,
  * BlockingPortal).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/time.h - the clock, sleeping and checkpoints (anyio.current_time,
  * anyio.sleep, anyio.lowlevel.checkpoint*).
@@ -11,11 +12,11 @@
 extern "C" {
 #endif
 
-weft_time weft_now(void);                  /* CLOCK_MONOTONIC in ns */
-int weft_sleep(weft_time delay);           /* 0, or -ECANCELED */
-int weft_sleep_until(weft_time deadline);  /* 0, or -ECANCELED */
-int weft_sleep_forever(void);              /* returns only -ECANCELED */
-int weft_checkpoint(void);                 /* yield once; -ECANCELED if cancelled */
+weft_time weft_now(void);                 /* CLOCK_MONOTONIC in ns */
+int weft_sleep(weft_time delay);          /* 0, or -ECANCELED */
+int weft_sleep_until(weft_time deadline); /* 0, or -ECANCELED */
+int weft_sleep_forever(void);             /* returns only -ECANCELED */
+int weft_checkpoint(void); /* yield once; -ECANCELED if cancelled */
 int weft_checkpoint_if_cancelled(void);    /* no yield */
 int weft_cancel_shielded_checkpoint(void); /* yield, never cancelled */
 

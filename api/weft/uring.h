@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft/uring.h - raw io_uring access from a task (not included by weft.h:
  * it pulls in <liburing.h>).

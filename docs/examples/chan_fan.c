@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_fan.c - producers and consumers on one channel: fan-in and fan-out.
  *

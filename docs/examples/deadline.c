@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deadline.c - time limits: weft_move_on_after, weft_fail_after, moving a
  * deadline, and the effective deadline of nested scopes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * file_basics.c - files and paths: open, write, seek, read, stat; whole
  * files with read_all/write_all; directories; a file as a byte stream;

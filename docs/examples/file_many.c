@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * file_many.c - many files at once, with bounded concurrency: write
  * 1000 small files, then read them all back and add up their bytes, at

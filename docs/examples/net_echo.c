@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net_echo.c - the echo server of net_echo_server.c and the client of
  * net_echo_client.c in one loop: the server listens on a free port (port

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net_echo_client.c - the client of net_echo_server.c: sends each
  * argument as a line and prints what comes back.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net_echo_server.c - a line echo server: every line a client sends comes
  * back to it.

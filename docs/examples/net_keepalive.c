@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net_keepalive.c - a keep-alive server with an idle timeout that serves
  * pipelined requests, and a client that tries it, in one loop.
@@ -25,8 +26,8 @@
 #include <string.h>
 #include <weft.h>
 
-#define IDLE (500 * WEFT_MSEC)   /* between two requests */
-#define REQUEST (2 * WEFT_SEC)   /* from a request's first byte to its end */
+#define IDLE (500 * WEFT_MSEC) /* between two requests */
+#define REQUEST (2 * WEFT_SEC) /* from a request's first byte to its end */
 #define MAX_REQUEST 8192
 
 static const char response[] =

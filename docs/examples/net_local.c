@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net_local.c - the other ways to talk, all on this machine: a name
  * resolved on the worker pool, UDP datagrams (bound, then connected), a

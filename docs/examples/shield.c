@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shield.c - clean up under a shielded scope.
  *

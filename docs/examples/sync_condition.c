@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync_condition.c - a Condition: wait until a counter is high enough.
  *

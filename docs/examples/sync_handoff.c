@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync_handoff.c - the hand-off guarantee, both ways round.
  *

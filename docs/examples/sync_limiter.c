@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync_limiter.c - a CapacityLimiter bounding concurrent work.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync_lock.c - a Lock around a read-modify-write that checkpoints.
  *

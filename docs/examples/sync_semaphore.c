@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync_semaphore.c - a Semaphore as a pool of two connections.
  *

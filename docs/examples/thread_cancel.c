@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_cancel.c - a cancelled weft_to_thread: shielded, or abandoned.
  *
@@ -51,10 +52,11 @@ static int shielded(void)
     int done = weft_to_thread(chunked_work, NULL, NULL, 0);
     int next = weft_checkpoint(); /* -ECANCELED: the deadline has passed */
     printf("shielded: worker did %d of 100 chunks; result back; "
-           "next checkpoint: %d\n", done, next);
+           "next checkpoint: %d\n",
+           done, next);
     int rc = weft_scope_exit(&s, next); /* 0: the scope caught its deadline */
-    return rc == 0 && done >= 0 && done < 100 && next == -ECANCELED
-               ? 0 : -EPROTO;
+    return rc == 0 && done >= 0 && done < 100 && next == -ECANCELED ? 0
+                                                                    : -EPROTO;
 }
 
 /* 2. Work that cannot stop early. It owns its argument. */
@@ -83,8 +85,8 @@ static int abandoned(void)
 
     weft_scope s;
     weft_move_on_after(&s, 10 * WEFT_MSEC);
-    int rc = weft_to_thread(uninterruptible, req, &limiter,
-                            WEFT_ABANDON_ON_CANCEL);
+    int rc =
+        weft_to_thread(uninterruptible, req, &limiter, WEFT_ABANDON_ON_CANCEL);
     printf("abandoned: returned %d at once; tokens borrowed: %u\n", rc,
            weft_limiter_borrowed_tokens(&limiter));
     bool early = rc == -ECANCELED && !atomic_load(&finished);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_from_thread.c - a worker that calls back into its loop.
  *
@@ -30,8 +31,8 @@
 struct pipeline {
     weft_chan_tx *tx;
     weft_chan_rx *rx;
-    weft_event half;   /* set by note_progress, on the loop's thread */
-    int progress;      /* owned by the loop: touched only there */
+    weft_event half; /* set by note_progress, on the loop's thread */
+    int progress;    /* owned by the loop: touched only there */
 };
 
 struct record {
@@ -83,7 +84,8 @@ static int consumer(void *arg)
     }
     printf("consumer: %d records, sum %d\n", n, sum);
     return rc == 0 && n == RECORDS && sum == RECORDS * (RECORDS + 1) / 2
-               ? 0 : -EPROTO;
+               ? 0
+               : -EPROTO;
 }
 
 static int watcher(void *arg)

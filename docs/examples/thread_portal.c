@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_portal.c - calling weft from threads it did not start.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_to_thread.c - blocking code on worker threads, under a limiter.
  *

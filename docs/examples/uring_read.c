@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uring_read.c - any io_uring operation from a task, under weft's
  * cancellation and deadlines.

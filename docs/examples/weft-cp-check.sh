@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # weft-cp-check.sh WEFT_CP - copy a small tree with weft-cp and check the
 # copy: the same entries with the same bytes (diff -r), the same modes and
 # types (find -printf), a link copied as a link; then a single file into

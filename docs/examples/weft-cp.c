@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-cp.c - copy a file or a directory tree, many files at once.
  *
