@@ -226,8 +226,10 @@ struct wf_loop {
     unsigned colour;           /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
     size_t guard;              /* PROT_NONE bytes below each stack */
-    struct weft_task *root;
-    int result;                /* the root task's */
+    struct weft_task *root;    /* the root task while it lives, then NULL
+                                  (its record is recycled once it ends) */
+    uint64_t root_id;          /* its id: identifies it, unlike the record */
+    int result;                /* the root task's, kept by value */
     struct wf_borrow_table borrows;
     struct wf_mailbox *mailbox;  /* other threads' way in (engine/mailbox.c) */
     size_t jobs_out;             /* weft_to_thread jobs not yet back */

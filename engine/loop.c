@@ -328,6 +328,7 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
     rc = wf_task_new(L, main, arg, "main", &root);
     if (rc == 0) {
         L->root = root;
+        L->root_id = root->id;
         wf_scope_link(&root->root, NULL, root, WF_SCOPE_TASKROOT);
         wf_ready(root);
         loop_run(L);
