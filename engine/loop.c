@@ -9,6 +9,8 @@
  */
 #include "engine/engine.h"
 
+#include <stdatomic.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -258,8 +260,12 @@ static void options_resolve(weft_options *o, const weft_options *in)
         o->thread_idle = 10 * WEFT_SEC;
 }
 
+static _Atomic uint64_t next_loop_serial = 1;
+
 static int loop_open(struct wf_loop *L, const weft_options *in)
 {
+    L->serial = atomic_fetch_add_explicit(&next_loop_serial, 1,
+                                          memory_order_relaxed);
     options_resolve(&L->opts, in);
     char why[WF_RING_WHY] = "";
     int rc = wf_ring_init(&L->ring, L->opts.sq_entries, L->opts.cq_entries,
