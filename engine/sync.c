@@ -5,6 +5,8 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
+
 /* ---- Event ---- */
 
 WF_EXPORT void weft_event_init(weft_event *e)
@@ -185,6 +187,8 @@ WF_EXPORT int weft_semaphore_release(weft_semaphore *s)
     if (!s)
         return -EINVAL;
     if (s->wf_max && s->wf_value >= s->wf_max)
+        return -EOVERFLOW;
+    if (s->wf_value == UINT_MAX) /* no maximum: never wrap to 0 */
         return -EOVERFLOW;
     struct wf_waiter *next = wf_waiter_first(&s->wf_waiters);
     if (next)

@@ -14,6 +14,8 @@
  */
 #include "helpers.h"
 
+#include <limits.h>
+
 /* ---- shared helpers ---- */
 
 
@@ -1962,6 +1964,20 @@ static void test_limiter_on_behalf_of_current_task_is_its_own(void **s)
     run_in_loop(self_behalf_main, NULL);
 }
 
+/* With no maximum, release at UINT_MAX is -EOVERFLOW and the value stays
+ * (repros/semaphore_wrap.c). Needs no loop. */
+static void test_semaphore_without_max_does_not_wrap(void **s)
+{
+    weft_semaphore sem;
+    weft_semaphore_init(&sem, UINT_MAX - 1, 0);
+    assert_rc(weft_semaphore_release(&sem), 0);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX);
+    assert_rc(weft_semaphore_release(&sem), -EOVERFLOW);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX);
+    assert_rc(weft_semaphore_try_acquire(&sem), 0);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX - 1);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_event_set_wakes_every_waiter),
     cmocka_unit_test(test_event_wait_after_set_returns_at_once),
@@ -1999,6 +2015,7 @@ static const struct CMUnitTest tests[] = {
         test_lock_held_in_an_ended_loop_is_not_owned_by_a_later_loop),
     cmocka_unit_test(test_limiter_ended_task_pointer_is_not_the_next_tasks_borrower),
     cmocka_unit_test(test_limiter_on_behalf_of_current_task_is_its_own),
+    cmocka_unit_test(test_semaphore_without_max_does_not_wrap),
     cmocka_unit_test(test_sync_calls_outside_a_loop_are_eperm),
     cmocka_unit_test(test_sync_random_stress),
 };
