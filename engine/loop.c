@@ -316,10 +316,11 @@ static void loop_close(struct wf_loop *L)
 
 WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
 {
-    if (!main)
-        return -EINVAL;
     if (wf_cur)
         return -EBUSY; /* a loop already runs on this thread */
+    wf_run_error_set(0, NULL); /* an earlier failure's reason is over */
+    if (!main)
+        return -EINVAL;
     struct wf_loop *L = calloc(1, sizeof *L);
     if (!L)
         return -ENOMEM;

@@ -6,6 +6,8 @@
  */
 #include "helpers.h"
 
+#include <limits.h>
+
 #include <dirent.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -573,6 +575,37 @@ static void test_strerror_inside_loop(void **state)
     run_in_loop(strerror_in_loop, NULL);
 }
 
+/* INT_MIN is no errno; negating it would overflow
+ * (repros/strerror_int_min.c, UBSan in the sanitizer build). */
+static void test_strerror_int_min_is_unknown(void **state)
+{
+    assert_string_equal(weft_strerror(INT_MIN), "unknown error");
+    assert_string_equal(weft_strerror(-99999), "unknown error");
+}
+
+/* The reason a weft_run could not start is given once: a later error with
+ * the same code is not described as that failure
+ * (repros/strerror_stale.c). */
+static void test_strerror_run_reason_is_given_once(void **state)
+{
+    weft_options o;
+    memset(&o, 0, sizeof o);
+    o.ring_mode = 99;
+    int rc = weft_run(main_returns, &(int){0}, &o);
+    assert_rc(rc, -EINVAL);
+    const char *why = weft_strerror(rc);
+    assert_non_null(strstr(why, "ring_mode"));
+    assert_rc(weft_chan_open(0, NULL, NULL), -EINVAL);
+    assert_string_equal(weft_strerror(-EINVAL), strerror(EINVAL));
+    assert_non_null(strstr(why, "ring_mode")); /* the text stays */
+    /* A later weft_run forgets it, whatever its outcome. */
+    rc = weft_run(main_returns, &(int){0}, &o);
+    assert_rc(rc, -EINVAL);
+    rc = weft_run(NULL, NULL, NULL);
+    assert_rc(rc, -EINVAL);
+    assert_string_equal(weft_strerror(rc), strerror(EINVAL));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_returns_main_result),
     cmocka_unit_test(test_run_returns_main_result_not_childs),
@@ -593,6 +626,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_leaves_no_fd_open),
     cmocka_unit_test(test_strerror_names_codes),
     cmocka_unit_test(test_strerror_inside_loop),
+    cmocka_unit_test(test_strerror_int_min_is_unknown),
+    cmocka_unit_test(test_strerror_run_reason_is_given_once),
 };
 
 TH_MAIN(tests)
