@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include <limits.h>
+#include <sys/resource.h>
 
 #include <dirent.h>
 #include <linux/audit.h>
@@ -606,6 +607,39 @@ static void test_strerror_run_reason_is_given_once(void **state)
     assert_string_equal(weft_strerror(rc), strerror(EINVAL));
 }
 
+/* With no file descriptor free, weft_run fails with -EMFILE and says the
+ * process is out of file descriptors, not that io_uring is missing
+ * (repros/run_emfile_message.c). In a child: it lowers RLIMIT_NOFILE. */
+static void emfile_child(void *arg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(10);
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(11);
+    while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) {
+    }
+    if (errno != EMFILE)
+        _exit(12);
+    int rc = weft_run(main_returns, &(int){0}, NULL);
+    const char *msg = weft_strerror(rc);
+    fprintf(stderr, "weft_run: %d: %s\n", rc, msg);
+    if (rc != -EMFILE)
+        _exit(13);
+    if (!strstr(msg, "file descriptors") || !strstr(msg, "RLIMIT_NOFILE"))
+        _exit(14);
+    if (strstr(msg, "CONFIG_IO_URING") || strstr(msg, "seccomp"))
+        _exit(15);
+}
+
+static void test_run_out_of_fds_says_so(void **state)
+{
+    struct th_child c;
+    th_run_child(emfile_child, NULL, &c);
+    th_assert_child_ok(&c);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_returns_main_result),
     cmocka_unit_test(test_run_returns_main_result_not_childs),
@@ -628,6 +662,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_strerror_inside_loop),
     cmocka_unit_test(test_strerror_int_min_is_unknown),
     cmocka_unit_test(test_strerror_run_reason_is_given_once),
+    cmocka_unit_test(test_run_out_of_fds_says_so),
 };
 
 TH_MAIN(tests)
