@@ -59,14 +59,14 @@ WF_EXPORT void weft_dump_tasks(FILE *out)
     struct wf_loop *L = wf_cur;
     if (!out)
         out = stderr;
-    if (!L || !L->root) {
+    if (!L) {
         fputs("weft: no loop runs on this thread\n", out);
         return;
     }
     weft_time now = weft_now();
     fprintf(out, "weft loop: %zu tasks, %u operations in flight\n", L->ntasks,
             L->ring.inflight);
-    if (L->root->state != WF_DONE)
+    if (L->root) /* NULL once main has returned */
         print_tree(out, &L->root->root, now);
     if (!wf_list_empty(&L->system.wf_kids)) {
         fputs("tasks of no group (calls from other threads):\n", out);

@@ -160,8 +160,9 @@ struct weft_task {
 /* Borrowers of limiters: one table per loop (engine/limiter.c). */
 struct wf_borrow_table {
     struct wf_borrow {
-        uint64_t id;
-        const void *borrower;
+        uint64_t id;          /* the limiter's */
+        const void *borrower; /* a named borrower, or NULL for a task: */
+        uint64_t task;        /* a task's id (records are reused) */
     } * slots;
     size_t cap, used, tombs;
 };
@@ -225,17 +226,20 @@ struct wf_loop {
     struct wf_fiber sched;      /* the thread's own stack */
     struct weft__timer *timers; /* pairing heap of sleeps and deadlines */
     size_t ntasks;              /* live tasks */
-    uint64_t next_id;
-    unsigned ncancelled;    /* live scopes whose cancel was called */
-    wf_link room_waiters;   /* tasks waiting for ring capacity */
-    wf_link deferred;       /* struct wf_defer, run after each reap */
-    struct weft_task *pool; /* recycled stacks */
+    uint64_t next_id;           /* task ids: unique in this loop */
+    uint64_t serial;            /* unique per loop in the process, from 1 */
+    unsigned ncancelled;        /* live scopes whose cancel was called */
+    wf_link room_waiters;       /* tasks waiting for ring capacity */
+    wf_link deferred;           /* struct wf_defer, run after each reap */
+    struct weft_task *pool;     /* recycled stacks */
     unsigned npool, pool_cap;
     unsigned colour; /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
-    size_t guard; /* PROT_NONE bytes below each stack */
-    struct weft_task *root;
-    int result; /* the root task's */
+    size_t guard;           /* PROT_NONE bytes below each stack */
+    struct weft_task *root; /* the root task while it lives, then NULL
+                               (its record is recycled once it ends) */
+    uint64_t root_id;       /* its id: identifies it, unlike the record */
+    int result;             /* the root task's, kept by value */
     struct wf_borrow_table borrows;
     struct wf_mailbox *mailbox;  /* other threads' way in (engine/mailbox.c) */
     size_t jobs_out;             /* weft_to_thread jobs not yet back */
@@ -252,6 +256,17 @@ extern __thread struct wf_loop *wf_cur
 static inline struct weft_task *wf_self(void)
 {
     return wf_cur ? wf_cur->current : NULL;
+}
+
+/*
+ * Objects that outlive a task (a lock's owner, a limiter's borrower) name
+ * it by its id and its loop's serial number, never by its record's
+ * address: records are reused by later tasks.
+ */
+static inline bool wf_task_is(const struct weft_task *t, uint64_t id,
+                              uint64_t loop)
+{
+    return t->id == id && t->loop->serial == loop;
 }
 
 void wf_ready(struct weft_task *t); /* to the run queue's end */

@@ -5,12 +5,15 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Why this thread's last weft_run failed to start its loop. */
+/* Why this thread's last weft_run failed to start its loop: run_rc is the
+ * code it returned, until weft_strerror has given the reason once (the
+ * text stays until the next weft_run, for a caller that still holds it). */
 static __thread int run_rc;
 static __thread char run_why[WF_RING_WHY];
 
@@ -49,8 +52,14 @@ WF_EXPORT const char *weft_strerror(int rc)
 {
     if (rc >= 0)
         return "success";
-    if (rc == run_rc && run_why[0])
+    if (rc == INT_MIN) /* -rc would overflow; no errno is that large */
+        return "unknown error";
+    if (rc == run_rc && run_why[0]) {
+        /* Given once: a later call with the same code is about a later
+         * error, not the failed start (repros/strerror_stale.c). */
+        run_rc = 0;
         return run_why;
+    }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (names[i].code == -rc)
             return names[i].text;

@@ -267,8 +267,10 @@ void wf_task_finished(struct weft_task *t)
             wf_scope_do_cancel(&g->wf_scope, WF_REASON_CANCEL);
         }
     }
-    if (t == L->root)
+    if (t->id == L->root_id) {
         L->result = rc;
+        L->root = NULL; /* the record goes back to the pool */
+    }
     if (t->on_exit)
         t->on_exit(t);
     wf_list_del(&t->root.wf_node);

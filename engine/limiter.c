@@ -5,7 +5,10 @@
  *
  * A limiter lives on its user's stack and has no destroy call, so it owns
  * no memory: its borrowers are kept in one hash table per loop, keyed by
- * the limiter's id (unique per weft_limiter_init) and the borrower. The
+ * the limiter's id (unique per weft_limiter_init) and the borrower: a
+ * pointer the caller names, or a task, named by its id (unique in the
+ * loop; a task's record is reused by later tasks, so never its address).
+ * The
  * table grows by doubling and is freed with the loop, so steady-state
  * acquire/release allocate nothing.
  */
@@ -18,39 +21,56 @@
 
 static _Atomic uint64_t next_limiter_id = 1;
 
-static size_t slot_of(uint64_t id, const void *b, size_t mask)
+/* A borrower: b, or (b NULL) the task with id task. */
+struct key {
+    const void *b;
+    uint64_t task;
+};
+
+/* The borrower that a call naming b means: the calling task t itself
+ * (weft_limiter_acquire, or on_behalf_of the current task) is its id. */
+static struct key key_of(const void *b, const struct weft_task *t)
 {
-    uint64_t h = id * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)b;
+    if (t && b == t)
+        return (struct key){NULL, t->id};
+    return (struct key){b, 0};
+}
+
+static size_t slot_of(uint64_t id, struct key k, size_t mask)
+{
+    uint64_t h = id * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)k.b ^
+                 k.task * 0xd6e8feb86659fd93ull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
     return (size_t)h & mask;
 }
 
-/* The slot holding (id, b), or NULL. */
+/* The slot holding (id, k), or NULL. */
 static struct wf_borrow *find(struct wf_borrow_table *bt, uint64_t id,
-                              const void *b)
+                              struct key k)
 {
     if (!bt->cap)
         return NULL;
     size_t mask = bt->cap - 1;
-    for (size_t i = slot_of(id, b, mask);; i = (i + 1) & mask) {
+    for (size_t i = slot_of(id, k, mask);; i = (i + 1) & mask) {
         struct wf_borrow *s = &bt->slots[i];
         if (s->id == 0)
             return NULL;
-        if (s->id == id && s->borrower == b)
+        if (s->id == id && s->borrower == k.b && s->task == k.task)
             return s;
     }
 }
 
-static void put(struct wf_borrow *slots, size_t cap, uint64_t id, const void *b)
+static void put(struct wf_borrow *slots, size_t cap, uint64_t id, struct key k)
 {
     size_t mask = cap - 1;
-    size_t i = slot_of(id, b, mask);
+    size_t i = slot_of(id, k, mask);
     while (slots[i].id != 0 && slots[i].id != TOMB)
         i = (i + 1) & mask;
     slots[i].id = id;
-    slots[i].borrower = b;
+    slots[i].borrower = k.b;
+    slots[i].task = k.task;
 }
 
 static int grow(struct wf_borrow_table *bt)
@@ -63,7 +83,8 @@ static int grow(struct wf_borrow_table *bt)
         return -ENOMEM;
     for (size_t i = 0; i < bt->cap; i++)
         if (bt->slots[i].id != 0 && bt->slots[i].id != TOMB)
-            put(slots, cap, bt->slots[i].id, bt->slots[i].borrower);
+            put(slots, cap, bt->slots[i].id,
+                (struct key){bt->slots[i].borrower, bt->slots[i].task});
     free(bt->slots);
     bt->slots = slots;
     bt->cap = cap;
@@ -71,7 +92,7 @@ static int grow(struct wf_borrow_table *bt)
     return 0;
 }
 
-static int insert(struct wf_borrow_table *bt, uint64_t id, const void *b)
+static int insert(struct wf_borrow_table *bt, uint64_t id, struct key k)
 {
     /* Keep a quarter free, tombstones counted, so probes stay short. */
     if ((bt->used + bt->tombs + 1) * 4 > bt->cap * 3) {
@@ -79,7 +100,7 @@ static int insert(struct wf_borrow_table *bt, uint64_t id, const void *b)
         if (rc < 0)
             return rc;
     }
-    put(bt->slots, bt->cap, id, b);
+    put(bt->slots, bt->cap, id, k);
     bt->used++;
     return 0;
 }
@@ -88,6 +109,7 @@ static void erase(struct wf_borrow_table *bt, struct wf_borrow *s)
 {
     s->id = TOMB;
     s->borrower = NULL;
+    s->task = 0;
     bt->used--;
     bt->tombs++;
 }
@@ -115,17 +137,24 @@ static struct wf_borrow_table *table(void)
 }
 
 /* Take a token for b now, or say why not (-EAGAIN: none free). */
-static int take_now(weft_limiter *l, struct wf_borrow_table *bt, const void *b)
+static int take_now(weft_limiter *l, struct wf_borrow_table *bt, struct key k)
 {
-    if (find(bt, l->wf_id, b))
+    if (find(bt, l->wf_id, k))
         return -EDEADLK;
     if (l->wf_borrowed >= l->wf_total || l->wf_nwait)
         return -EAGAIN;
-    int rc = insert(bt, l->wf_id, b);
+    int rc = insert(bt, l->wf_id, k);
     if (rc < 0)
         return rc;
     l->wf_borrowed++;
     return 0;
+}
+
+/* A waiter's borrower: its key, or (NULL) the waiting task itself. */
+static struct key waiter_key(const struct wf_waiter *wr)
+{
+    return wr->key ? (struct key){wr->key, 0}
+                   : (struct key){NULL, wr->wait.task->id};
 }
 
 static int acquire(weft_limiter *l, const void *b, bool wait)
@@ -136,10 +165,11 @@ static int acquire(weft_limiter *l, const void *b, bool wait)
     if (rc < 0)
         return rc;
     struct wf_borrow_table *bt = &t->loop->borrows;
-    rc = take_now(l, bt, b);
+    struct key k = key_of(b, t);
+    rc = take_now(l, bt, k);
     if (rc == -EAGAIN && wait) {
-        /* The releaser records b as a borrower before it wakes us. */
-        struct wf_waiter wr = {.key = b};
+        /* The releaser records k as a borrower before it wakes us. */
+        struct wf_waiter wr = {.key = k.b};
         rc = wf_waiter_block(&wr, &l->wf_waiters, &l->wf_nwait,
                              "weft_limiter_acquire", true);
     }
@@ -154,11 +184,12 @@ static void hand_on(weft_limiter *l, struct wf_borrow_table *bt)
     struct wf_waiter *wr;
     while (l->wf_borrowed < l->wf_total &&
            (wr = wf_waiter_first(&l->wf_waiters))) {
-        if (find(bt, l->wf_id, wr->key)) { /* it got one meanwhile */
+        struct key k = waiter_key(wr);
+        if (find(bt, l->wf_id, k)) { /* it got one meanwhile */
             wf_waiter_grant(wr, -EDEADLK);
             continue;
         }
-        if (insert(bt, l->wf_id, wr->key) < 0) {
+        if (insert(bt, l->wf_id, k) < 0) {
             wf_waiter_grant(wr, -ENOMEM);
             continue;
         }
@@ -174,12 +205,12 @@ static int release(weft_limiter *l, const void *b)
         return -EPERM;
     if (!l || !b)
         return -EINVAL;
-    struct wf_borrow *s = find(bt, l->wf_id, b);
+    struct weft_task *t = wf_self();
+    struct wf_borrow *s = find(bt, l->wf_id, key_of(b, t));
     if (!s)
         return -EPERM;
     erase(bt, s);
     l->wf_borrowed--;
-    struct weft_task *t = wf_self();
     if (t && b == t && t->tokens)
         t->tokens--;
     hand_on(l, bt);
@@ -188,15 +219,16 @@ static int release(weft_limiter *l, const void *b)
 
 /*
  * A task that ends holding tokens it took for itself is a bug that would
- * otherwise show up far away: the tokens stay borrowed, and the next task
- * that gets the same (recycled) task record would look like their holder.
+ * otherwise show up far away: the tokens would stay borrowed for good (no
+ * call can name the ended task to release them), and the limiter would
+ * slowly run dry. It ends the program with a message that names the task.
  */
 void wf_limiter_task_ended(struct weft_task *t)
 {
     struct wf_borrow_table *bt = &t->loop->borrows;
     for (size_t i = 0; i < bt->cap; i++) {
         struct wf_borrow *s = &bt->slots[i];
-        if (s->id != 0 && s->id != TOMB && s->borrower == t)
+        if (s->id != 0 && s->id != TOMB && !s->borrower && s->task == t->id)
             wf_panic("task '%s' (id %llu) ended holding a limiter token: "
                      "release it (weft_limiter_release) before returning",
                      weft_task_name(t), (unsigned long long)t->id);

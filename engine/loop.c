@@ -10,6 +10,8 @@
  */
 #include "engine/engine.h"
 
+#include <stdatomic.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -259,8 +261,12 @@ static void options_resolve(weft_options *o, const weft_options *in)
         o->thread_idle = 10 * WEFT_SEC;
 }
 
+static _Atomic uint64_t next_loop_serial = 1;
+
 static int loop_open(struct wf_loop *L, const weft_options *in)
 {
+    L->serial =
+        atomic_fetch_add_explicit(&next_loop_serial, 1, memory_order_relaxed);
     options_resolve(&L->opts, in);
     char why[WF_RING_WHY] = "";
     int rc = wf_ring_init(&L->ring, L->opts.sq_entries, L->opts.cq_entries,
@@ -311,10 +317,11 @@ static void loop_close(struct wf_loop *L)
 
 WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
 {
+    if (wf_cur)
+        return -EBUSY;         /* a loop already runs on this thread */
+    wf_run_error_set(0, NULL); /* an earlier failure's reason is over */
     if (!main)
         return -EINVAL;
-    if (wf_cur)
-        return -EBUSY; /* a loop already runs on this thread */
     struct wf_loop *L = calloc(1, sizeof *L);
     if (!L)
         return -ENOMEM;
@@ -329,6 +336,7 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
     rc = wf_task_new(L, main, arg, "main", &root);
     if (rc == 0) {
         L->root = root;
+        L->root_id = root->id;
         wf_scope_link(&root->root, NULL, root, WF_SCOPE_TASKROOT);
         wf_ready(root);
         loop_run(L);

@@ -174,10 +174,15 @@ static void wake(struct wf_mailbox *mb)
     (void)n;
 }
 
-/* From any thread. -ESHUTDOWN once the loop has ended. */
+/*
+ * From any thread. -ESHUTDOWN once the loop has ended. The load that sees
+ * DEAD is an acquire (pairing with wf_mailbox_close's exchange), so what
+ * the loop thread did before it closed (a cancelled job's last writes) is
+ * visible to a caller that then frees the message (pool.c run_job).
+ */
 int wf_mailbox_post(struct wf_mailbox *mb, struct wf_msg *m)
 {
-    struct wf_msg *h = atomic_load_explicit(&mb->head, memory_order_relaxed);
+    struct wf_msg *h = atomic_load_explicit(&mb->head, memory_order_acquire);
     do {
         if (h == DEAD)
             return -ESHUTDOWN;

@@ -6,6 +6,8 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
+
 /* ---- Event ---- */
 
 WF_EXPORT void weft_event_init(weft_event *e)
@@ -58,6 +60,21 @@ WF_EXPORT void weft_lock_init(weft_lock *l)
     wf_list_init(&l->wf_waiters);
     l->wf_nwait = 0;
     l->wf_owner = NULL;
+    l->wf_owner_id = 0;
+    l->wf_owner_loop = 0;
+}
+
+/* Owners are named by task id and loop (wf_task_is), not by record. */
+static bool lock_owned_by(const weft_lock *l, const struct weft_task *t)
+{
+    return l->wf_owner_id && wf_task_is(t, l->wf_owner_id, l->wf_owner_loop);
+}
+
+static void lock_set_owner(weft_lock *l, struct weft_task *t)
+{
+    l->wf_owner = t;
+    l->wf_owner_id = t ? t->id : 0;
+    l->wf_owner_loop = t ? t->loop->serial : 0;
 }
 
 /* cancellable = false: condition_wait's shielded re-acquire. */
@@ -68,10 +85,10 @@ static int lock_acquire(weft_lock *l, bool cancellable)
                          : wf_entry_nowait(&t, l != NULL, false);
     if (rc < 0)
         return rc;
-    if (l->wf_owner == t)
+    if (lock_owned_by(l, t))
         return -EDEADLK;
-    if (!l->wf_owner && !l->wf_nwait) {
-        l->wf_owner = t;
+    if (!l->wf_owner_id && !l->wf_nwait) {
+        lock_set_owner(l, t);
         return 0;
     }
     struct wf_waiter wr = {0};
@@ -91,11 +108,11 @@ WF_EXPORT int weft_lock_try_acquire(weft_lock *l)
     int rc = wf_entry_nowait(&t, l != NULL, false);
     if (rc < 0)
         return rc;
-    if (l->wf_owner == t)
+    if (lock_owned_by(l, t))
         return -EDEADLK;
-    if (l->wf_owner || l->wf_nwait)
+    if (l->wf_owner_id || l->wf_nwait)
         return -EAGAIN;
-    l->wf_owner = t;
+    lock_set_owner(l, t);
     return 0;
 }
 
@@ -105,10 +122,10 @@ WF_EXPORT int weft_lock_release(weft_lock *l)
     int rc = wf_entry_nowait(&t, l != NULL, false);
     if (rc < 0)
         return rc;
-    if (l->wf_owner != t)
+    if (!lock_owned_by(l, t))
         return -EPERM;
     struct wf_waiter *next = wf_waiter_first(&l->wf_waiters);
-    l->wf_owner = next ? next->wait.task : NULL;
+    lock_set_owner(l, next ? next->wait.task : NULL);
     if (next)
         wf_waiter_grant(next, 0);
     return 0;
@@ -116,15 +133,16 @@ WF_EXPORT int weft_lock_release(weft_lock *l)
 
 WF_EXPORT bool weft_lock_locked(const weft_lock *l)
 {
-    return l && l->wf_owner;
+    return l && l->wf_owner_id;
 }
 
 WF_EXPORT int weft_lock_statistics(const weft_lock *l, weft_lock_stats *st)
 {
     if (!l || !st)
         return -EINVAL;
-    st->locked = l->wf_owner != NULL;
+    st->locked = l->wf_owner_id != 0;
     st->owner = l->wf_owner;
+    st->owner_id = l->wf_owner_id;
     st->tasks_waiting = l->wf_nwait;
     return 0;
 }
@@ -170,6 +188,8 @@ WF_EXPORT int weft_semaphore_release(weft_semaphore *s)
     if (!s)
         return -EINVAL;
     if (s->wf_max && s->wf_value >= s->wf_max)
+        return -EOVERFLOW;
+    if (s->wf_value == UINT_MAX) /* no maximum: never wrap to 0 */
         return -EOVERFLOW;
     struct wf_waiter *next = wf_waiter_first(&s->wf_waiters);
     if (next)
@@ -219,7 +239,7 @@ WF_EXPORT int weft_condition_wait(weft_condition *c)
     int rc = wf_entry_nowait(&t, c != NULL, false);
     if (rc < 0)
         return rc;
-    if (c->wf_lock->wf_owner != t)
+    if (!lock_owned_by(c->wf_lock, t))
         return -EPERM; /* misuse: reported before the checkpoint */
     rc = wf_entry(&t, true, false);
     if (rc < 0)

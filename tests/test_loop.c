@@ -7,6 +7,9 @@
  */
 #include "helpers.h"
 
+#include <limits.h>
+#include <sys/resource.h>
+
 #include <dirent.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -574,6 +577,70 @@ static void test_strerror_inside_loop(void **state)
     run_in_loop(strerror_in_loop, NULL);
 }
 
+/* INT_MIN is no errno; negating it would overflow
+ * (repros/strerror_int_min.c, UBSan in the sanitizer build). */
+static void test_strerror_int_min_is_unknown(void **state)
+{
+    assert_string_equal(weft_strerror(INT_MIN), "unknown error");
+    assert_string_equal(weft_strerror(-99999), "unknown error");
+}
+
+/* The reason a weft_run could not start is given once: a later error with
+ * the same code is not described as that failure
+ * (repros/strerror_stale.c). */
+static void test_strerror_run_reason_is_given_once(void **state)
+{
+    weft_options o;
+    memset(&o, 0, sizeof o);
+    o.ring_mode = 99;
+    int rc = weft_run(main_returns, &(int){0}, &o);
+    assert_rc(rc, -EINVAL);
+    const char *why = weft_strerror(rc);
+    assert_non_null(strstr(why, "ring_mode"));
+    assert_rc(weft_chan_open(0, NULL, NULL), -EINVAL);
+    assert_string_equal(weft_strerror(-EINVAL), strerror(EINVAL));
+    assert_non_null(strstr(why, "ring_mode")); /* the text stays */
+    /* A later weft_run forgets it, whatever its outcome. */
+    rc = weft_run(main_returns, &(int){0}, &o);
+    assert_rc(rc, -EINVAL);
+    rc = weft_run(NULL, NULL, NULL);
+    assert_rc(rc, -EINVAL);
+    assert_string_equal(weft_strerror(rc), strerror(EINVAL));
+}
+
+/* With no file descriptor free, weft_run fails with -EMFILE and says the
+ * process is out of file descriptors, not that io_uring is missing
+ * (repros/run_emfile_message.c). In a child: it lowers RLIMIT_NOFILE. */
+static void emfile_child(void *arg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(10);
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(11);
+    while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) {
+    }
+    if (errno != EMFILE)
+        _exit(12);
+    int rc = weft_run(main_returns, &(int){0}, NULL);
+    const char *msg = weft_strerror(rc);
+    fprintf(stderr, "weft_run: %d: %s\n", rc, msg);
+    if (rc != -EMFILE)
+        _exit(13);
+    if (!strstr(msg, "file descriptors") || !strstr(msg, "RLIMIT_NOFILE"))
+        _exit(14);
+    if (strstr(msg, "CONFIG_IO_URING") || strstr(msg, "seccomp"))
+        _exit(15);
+}
+
+static void test_run_out_of_fds_says_so(void **state)
+{
+    struct th_child c;
+    th_run_child(emfile_child, NULL, &c);
+    th_assert_child_ok(&c);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_returns_main_result),
     cmocka_unit_test(test_run_returns_main_result_not_childs),
@@ -594,6 +661,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_leaves_no_fd_open),
     cmocka_unit_test(test_strerror_names_codes),
     cmocka_unit_test(test_strerror_inside_loop),
+    cmocka_unit_test(test_strerror_int_min_is_unknown),
+    cmocka_unit_test(test_strerror_run_reason_is_given_once),
+    cmocka_unit_test(test_run_out_of_fds_says_so),
 };
 
 TH_MAIN(tests)

@@ -15,6 +15,8 @@
  */
 #include "helpers.h"
 
+#include <limits.h>
+
 /* ---- shared helpers ---- */
 
 static size_t event_waiting(const void *o)
@@ -1838,6 +1840,144 @@ static void test_sync_random_stress(void **state)
                   st.deadlines);
 }
 
+/* ---- owners are tasks, not their (reused) records ---- */
+
+/* A lock left held by a task that ended is not owned by the next task,
+ * which gets the same record (repros/lock_owner_recycled.c). */
+static weft_lock recyc_lock;
+static weft_task *recyc_first;
+
+static int recyc_taker(void *arg)
+{
+    recyc_first = weft_task_current();
+    return weft_lock_acquire(&recyc_lock); /* keeps it */
+}
+
+static int recyc_other(void *arg)
+{
+    CHECK_EQ(weft_task_current(), recyc_first); /* the record is reused */
+    CHECK_EQ(weft_lock_try_acquire(&recyc_lock), -EAGAIN);
+    CHECK_EQ(weft_lock_release(&recyc_lock), -EPERM);
+    CHECK(weft_lock_locked(&recyc_lock));
+    weft_lock_stats st;
+    CHECK_EQ(weft_lock_statistics(&recyc_lock, &st), 0);
+    CHECK_NE(st.owner_id, weft_task_id(weft_task_current()));
+    CHECK_NE(st.owner_id, 0);
+    return 0;
+}
+
+static int recyc_lock_main(void *arg)
+{
+    weft_lock_init(&recyc_lock);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, recyc_taker, NULL), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, recyc_other, NULL), 0);
+    return weft_group_exit(&g, 0);
+}
+
+static void test_lock_held_by_ended_task_is_not_owned_by_next_task(void **s)
+{
+    run_in_loop(recyc_lock_main, NULL);
+}
+
+/* A lock held by an ended task of an earlier loop is not owned by the task
+ * with the same id in a later loop on the same thread. */
+static int recyc_loop_other(void *arg)
+{
+    CHECK_EQ(weft_lock_try_acquire(&recyc_lock), -EAGAIN);
+    CHECK_EQ(weft_lock_release(&recyc_lock), -EPERM);
+    return 0;
+}
+
+static void
+test_lock_held_in_an_ended_loop_is_not_owned_by_a_later_loop(void **s)
+{
+    weft_lock_init(&recyc_lock);
+    run_in_loop(recyc_taker, NULL);      /* main (id 1) keeps it */
+    run_in_loop(recyc_loop_other, NULL); /* main again, id 1 */
+}
+
+/* A token borrowed on behalf of a task (by its pointer) that then ended
+ * is not the token of the next task, which gets the same record: that
+ * task's own tokens are keyed by its id. */
+static weft_limiter recyc_lim;
+static weft_task *recyc_named;
+
+static int recyc_named_task(void *arg)
+{
+    recyc_named = weft_task_current();
+    return 0;
+}
+
+static int recyc_lim_other(void *arg)
+{
+    CHECK_EQ(weft_task_current(), recyc_named); /* the record is reused */
+    CHECK_EQ(weft_limiter_release(&recyc_lim), -EPERM);
+    CHECK_EQ(weft_limiter_try_acquire(&recyc_lim), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(&recyc_lim), 2);
+    CHECK_EQ(weft_limiter_release(&recyc_lim), 0);
+    return 0;
+}
+
+static int recyc_lim_main(void *arg)
+{
+    weft_limiter_init(&recyc_lim, 2);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, recyc_named_task, NULL), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    /* the ended task's pointer, as a named borrower */
+    CHECK_EQ(weft_limiter_try_acquire_on_behalf_of(&recyc_lim, recyc_named), 0);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, recyc_lim_other, NULL), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(&recyc_lim), 1);
+    CHECK_EQ(weft_limiter_release_on_behalf_of(&recyc_lim, recyc_named), 0);
+    return 0;
+}
+
+static void
+test_limiter_ended_task_pointer_is_not_the_next_tasks_borrower(void **s)
+{
+    run_in_loop(recyc_lim_main, NULL);
+}
+
+/* acquire_on_behalf_of(the current task) is the task's own token. */
+static int self_behalf_main(void *arg)
+{
+    weft_limiter l;
+    weft_limiter_init(&l, 1);
+    CHECK_EQ(weft_limiter_acquire_on_behalf_of(&l, weft_task_current()), 0);
+    CHECK_EQ(weft_limiter_try_acquire(&l), -EDEADLK);
+    CHECK_EQ(weft_limiter_release(&l), 0);
+    CHECK_EQ(weft_limiter_acquire(&l), 0);
+    CHECK_EQ(weft_limiter_release_on_behalf_of(&l, weft_task_current()), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(&l), 0);
+    return 0;
+}
+
+static void test_limiter_on_behalf_of_current_task_is_its_own(void **s)
+{
+    run_in_loop(self_behalf_main, NULL);
+}
+
+/* With no maximum, release at UINT_MAX is -EOVERFLOW and the value stays
+ * (repros/semaphore_wrap.c). Needs no loop. */
+static void test_semaphore_without_max_does_not_wrap(void **s)
+{
+    weft_semaphore sem;
+    weft_semaphore_init(&sem, UINT_MAX - 1, 0);
+    assert_rc(weft_semaphore_release(&sem), 0);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX);
+    assert_rc(weft_semaphore_release(&sem), -EOVERFLOW);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX);
+    assert_rc(weft_semaphore_try_acquire(&sem), 0);
+    assert_true(weft_semaphore_value(&sem) == UINT_MAX - 1);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_event_set_wakes_every_waiter),
     cmocka_unit_test(test_event_wait_after_set_returns_at_once),
@@ -1870,6 +2010,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_limiter_second_waiter_for_same_borrower_is_edeadlk),
     cmocka_unit_test(test_limiter_released_then_cancelled_waiter_keeps_token),
     cmocka_unit_test(test_limiter_cancelled_then_released_goes_to_next),
+    cmocka_unit_test(test_lock_held_by_ended_task_is_not_owned_by_next_task),
+    cmocka_unit_test(
+        test_lock_held_in_an_ended_loop_is_not_owned_by_a_later_loop),
+    cmocka_unit_test(
+        test_limiter_ended_task_pointer_is_not_the_next_tasks_borrower),
+    cmocka_unit_test(test_limiter_on_behalf_of_current_task_is_its_own),
+    cmocka_unit_test(test_semaphore_without_max_does_not_wrap),
     cmocka_unit_test(test_sync_calls_outside_a_loop_are_eperm),
     cmocka_unit_test(test_sync_random_stress),
 };

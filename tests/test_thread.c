@@ -1385,6 +1385,96 @@ static void idle_forever_body(void)
     CHECK_GT(count_threads(), threads); /* the worker is still there */
 }
 
+/* weft_run returns main's result even when main's task record is reused
+ * after main returned, by a task made for another thread's call
+ * (repros/weft_run_wrong_result.c). */
+static struct {
+    atomic_int main_done, fail_done, long_done, worker2_done;
+} recyc;
+
+static int recyc_long(void *arg)
+{
+    /* keeps the loop alive after main returns, until fail_fn ran */
+    return task_wait_flag(&recyc.fail_done) ? 0 : -EIO;
+}
+
+static int recyc_worker1(void *arg)
+{
+    int rc = weft_from_thread_run(recyc_long, NULL);
+    CHECK_EQ(rc, 0);
+    atomic_store(&recyc.long_done, 1);
+    return 0;
+}
+
+static int recyc_worker2(void *arg)
+{
+    wait_flag(&recyc.main_done);
+    sleep_ms(20); /* main's record is back in the pool by now */
+    CHECK_EQ(weft_from_thread_run(th_task_return, (void *)(intptr_t)-EIO),
+             -EIO);
+    atomic_store(&recyc.fail_done, 1);
+    atomic_store(&recyc.worker2_done, 1);
+    return 0;
+}
+
+static int recyc_main(void *arg)
+{
+    weft_scope s;
+    weft_move_on_after(&s, 1 * WEFT_MSEC);
+    CHECK_EQ(weft_to_thread(recyc_worker1, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
+             -ECANCELED);
+    weft_scope_exit(&s, 0);
+    weft_move_on_after(&s, 1 * WEFT_MSEC);
+    CHECK_EQ(weft_to_thread(recyc_worker2, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
+             -ECANCELED);
+    weft_scope_exit(&s, 0);
+    atomic_store(&recyc.main_done, 1);
+    return 0;
+}
+
+static void test_run_result_is_mains_when_its_record_is_reused(void **state)
+{
+    memset(&recyc, 0, sizeof recyc);
+    run_in_loop(recyc_main, NULL);
+    assert_true(wait_flag(&recyc.long_done));
+    assert_true(wait_flag(&recyc.worker2_done));
+    th_assert_clean();
+}
+
+/* A worker that frees its abandoned job after the loop ended does so
+ * after the loop thread's last writes to the job: no data race under TSan
+ * (repros/abandon_free_race.c; this suite runs under TSan: label thread). */
+static atomic_int freed_jobs;
+
+static int freed_slow(void *arg)
+{
+    sleep_ms(20);
+    atomic_fetch_add(&freed_jobs, 1);
+    return 0;
+}
+
+static int freed_main(void *arg)
+{
+    weft_scope s;
+    weft_move_on_after(&s, 1 * WEFT_MSEC);
+    int rc = weft_to_thread(freed_slow, NULL, NULL, WEFT_ABANDON_ON_CANCEL);
+    CHECK_EQ(rc, -ECANCELED);
+    weft_scope_exit(&s, rc);
+    return 0; /* the loop ends before the worker returns */
+}
+
+static void test_abandoned_job_freed_after_loop_ended_is_ordered(void **state)
+{
+    atomic_store(&freed_jobs, 0);
+    for (int i = 0; i < 20; i++)
+        run_in_loop(freed_main, NULL);
+    weft_time end = th_clock() + GUARD_S * WEFT_SEC;
+    while (atomic_load(&freed_jobs) < 20 && th_clock() < end)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&freed_jobs), 20);
+    sleep_ms(20); /* the workers free their jobs after fn returns */
+}
+
 static const struct th_exec_entry children[] = {
     {"orphan", orphan_eventfd},
     {"orphan_msg_ring", orphan_msg_ring},
@@ -1471,6 +1561,8 @@ static const struct CMUnitTest tests[] = {
         test_portal_failed_call_returns_its_error_and_portal_serves_on),
     cmocka_unit_test(test_portal_bad_arguments_are_einval),
     cmocka_unit_test(test_loop_exit_while_abandoned_worker_runs_is_clean),
+    cmocka_unit_test(test_run_result_is_mains_when_its_record_is_reused),
+    cmocka_unit_test(test_abandoned_job_freed_after_loop_ended_is_ordered),
     cmocka_unit_test(test_loop_exit_while_abandoned_worker_runs_msg_ring),
     cmocka_unit_test(test_idle_workers_retire_after_thread_idle),
     cmocka_unit_test(test_idle_workers_retire_msg_ring),

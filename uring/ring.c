@@ -102,6 +102,22 @@ static void explain(int rc, char *why, unsigned len)
                  "ring (RLIMIT_MEMLOCK, or too many rings)");
         return;
     }
+    /* The ring is a file descriptor: io_uring works, fds ran out. */
+    if (rc == -EMFILE) {
+        snprintf(why, len,
+                 "cannot make the ring (%s): the process is out "
+                 "of file descriptors (RLIMIT_NOFILE, see "
+                 "ulimit -n; close some or raise the limit)",
+                 strerror(-rc));
+        return;
+    }
+    if (rc == -ENFILE) {
+        snprintf(why, len,
+                 "cannot make the ring (%s): the system is out "
+                 "of file descriptors (the sysctl fs.file-max)",
+                 strerror(-rc));
+        return;
+    }
     int disabled = -1;
     FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
     if (f) {

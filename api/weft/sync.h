@@ -45,12 +45,17 @@ typedef struct weft_lock {
     /* private */
     struct weft__link wf_waiters;
     size_t wf_nwait;
-    struct weft_task *wf_owner;
+    struct weft_task *wf_owner; /* for statistics only: records are reused */
+    uint64_t wf_owner_id;       /* the owner's task id, 0 when unlocked */
+    uint64_t wf_owner_loop;     /* and its loop's serial number */
 } weft_lock;
 
 typedef struct weft_lock_stats {
     bool locked;
-    struct weft_task *owner; /* NULL when unlocked */
+    /* NULL when unlocked; once the owner has ended, a stale pointer:
+     * compare it, never dereference it */
+    struct weft_task *owner;
+    uint64_t owner_id; /* weft_task_id of the owner, 0 when unlocked */
     size_t tasks_waiting;
 } weft_lock_stats;
 
