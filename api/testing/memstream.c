@@ -48,6 +48,7 @@ struct mem_pipe {
     bool eof;               /* the writer sent EOF or closed its end */
     bool reader_gone;       /* the reading end is closed: sends fail */
     struct mem_mark *marks; /* with a delay: a FIFO ring of mcap */
+    uint64_t due_end;       /* bytes before this have come due */
     size_t mhead, mlen, mcap;
     struct mem_wait *reader, *writer;
 };
@@ -136,27 +137,25 @@ static size_t pipe_len(const struct mem_pipe *p)
     return (size_t)(p->wrote - p->read);
 }
 
-/* Bytes readable now; *due is when more become readable (or FOREVER). */
+/* Bytes readable now; *due is when more become readable (or FOREVER).
+ * Marks that have come due are dropped as they are passed: each is
+ * looked at once. */
 static size_t pipe_readable(struct mem_pipe *p, weft_time *due)
 {
     *due = WEFT_FOREVER;
     if (!p->mcap)
         return pipe_len(p);
-    weft_time now = 0;
-    uint64_t upto = p->read;
-    for (size_t i = 0; i < p->mlen; i++) {
-        const struct mem_mark *mk = &p->marks[(p->mhead + i) % p->mcap];
-        if (mk->end <= p->read)
-            continue;
-        if (!now)
-            now = weft_now();
-        if (mk->due > now) {
-            *due = mk->due;
-            break;
+    if (p->mlen) {
+        weft_time now = weft_now();
+        while (p->mlen && p->marks[p->mhead].due <= now) {
+            p->due_end = p->marks[p->mhead].end;
+            p->mhead = (p->mhead + 1) % p->mcap;
+            p->mlen--;
         }
-        upto = mk->end;
+        if (p->mlen)
+            *due = p->marks[p->mhead].due;
     }
-    return (size_t)(upto - p->read);
+    return (size_t)(p->due_end - p->read);
 }
 
 static void pipe_copy_out(struct mem_pipe *p, char *dst, size_t n)
@@ -166,10 +165,6 @@ static void pipe_copy_out(struct mem_pipe *p, char *dst, size_t n)
     memcpy(dst, p->buf + at, first);
     memcpy(dst + first, p->buf, n - first);
     p->read += n;
-    while (p->mlen && p->marks[p->mhead].end <= p->read) {
-        p->mhead = (p->mhead + 1) % p->mcap;
-        p->mlen--;
-    }
 }
 
 static int pipe_copy_in(struct mem_pipe *p, const char *src, size_t n,
