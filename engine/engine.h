@@ -246,6 +246,10 @@ struct wf_loop {
     weft_limiter thread_limiter; /* weft_default_thread_limiter */
     bool thread_limiter_ready;
     weft_scope system; /* where tasks of no group hang */
+    /* Tasks in weft_wait_all_tasks_blocked (engine/testing.c): while
+     * any wait, the loop looks for completions without sleeping. */
+    wf_link idle_waiters;
+    size_t nidle;
     weft_options opts;
 };
 
@@ -310,6 +314,8 @@ struct wf_defer {
 };
 void wf_defer(struct wf_loop *L, struct wf_defer *d);
 void wf_defer_cancel(struct wf_defer *d);
+/* Wake every task in weft_wait_all_tasks_blocked (engine/testing.c). */
+void wf_idle_wake(struct wf_loop *L);
 
 /* engine/group.c: a task of no group, e.g. for another thread's call */
 int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,

@@ -221,11 +221,13 @@ static void between_rounds(struct wf_loop *L, bool drain)
         weft_time now = weft_now();
         timeout = next > now ? next - now : 0;
     }
-    bool wait = idle && timeout != 0;
+    /* A task waiting for every other to block needs a look, not a nap. */
+    bool wait = idle && timeout != 0 && !L->nidle;
     /* Other threads must wake a loop that sleeps in the ring. */
     if (wait && L->mailbox && !wf_mailbox_may_sleep(L))
         wait = false;
-    wf_ring_pump(&L->ring, wait, timeout);
+    int reaped = wf_ring_pump(&L->ring, wait, timeout);
+    bool quiet = idle && reaped == 0 && wf_list_empty(&L->deferred);
     if (!wf_list_empty(&L->deferred))
         run_deferred(L);
     if (L->mailbox && drain)
@@ -234,6 +236,9 @@ static void between_rounds(struct wf_loop *L, bool drain)
         wf_timers_expire(L, weft_now());
     if (!wf_list_empty(&L->room_waiters))
         wake_room_waiters(L);
+    /* Nothing ran, nothing completed, nothing woke: all are blocked. */
+    if (L->nidle && quiet && wf_queue_later(&L->ready) == 0)
+        wf_idle_wake(L);
 }
 
 static void loop_run(struct wf_loop *L)
@@ -300,6 +305,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     L->pool_cap = L->opts.stack_cache;
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);
+    wf_list_init(&L->idle_waiters);
     wf_fiber_adopt_thread(&L->sched);
     wf_scope_link(&L->system, NULL, NULL, 0);
     if (in && in->thread_idle)

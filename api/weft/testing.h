@@ -126,6 +126,7 @@ int weft_free_port(void);
 typedef struct weft_sequencer {
     unsigned next; /* members are weft's */
     bool broken;
+    bool wf_running; /* position `next` has begun and not ended */
     struct weft__link wf_waiters;
     size_t wf_nwait;
 } weft_sequencer;
