@@ -251,6 +251,10 @@ struct wf_loop {
     wf_link idle_waiters;
     size_t nidle;
     weft_options opts;
+    /* The virtual clock (engine/clock.c): weft_now() is vnow. */
+    bool virt;
+    weft_time vnow;
+    weft_time quiet_since; /* real time all went quiet; 0 = not quiet */
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
@@ -364,6 +368,12 @@ static inline weft_time wf_timer_next(const struct wf_loop *L)
 {
     return L->timers ? L->timers->when : WEFT_FOREVER;
 }
+
+/* ---- the clock (engine/clock.c) ---- */
+
+weft_time wf_real_now(void); /* CLOCK_MONOTONIC, whatever the loop's clock */
+int64_t wf_clock_idle_wait(struct wf_loop *L);
+void wf_clock_after_wait(struct wf_loop *L, weft_time next, int n);
 
 /* ---- scopes (engine/scope.c) ---- */
 
@@ -482,8 +492,11 @@ static inline struct wf_waiter *wf_waiter_first(wf_link *queue)
  * there until the terminal CQE.
  */
 struct wf_io {
-    struct wf_completion op;      /* the operation's CQE */
-    struct wf_completion timeout; /* the linked timeout's, if any */
+    struct wf_completion op; /* the operation's CQE */
+    union {
+        struct wf_completion timeout; /* the linked timeout's, if any */
+        struct weft__timer vtimer;    /* virtual clock: the deadline */
+    };
     struct wf_wait wait;
     int res, tres;
     unsigned cqe_flags;
@@ -492,7 +505,8 @@ struct wf_io {
 };
 
 /* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline
- * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT). */
+ * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT); on a virtual
+ * clock, a timer that cancels the operation (-ETIMEDOUT as well). */
 int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
                 const char *what);
 /* The same with the record on the stack and no deadline. */

@@ -14,17 +14,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 __thread struct wf_loop *wf_cur __attribute__((tls_model("initial-exec")));
-
-WF_EXPORT weft_time weft_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (weft_time)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
-}
 
 void wf_ready(struct weft_task *t)
 {
@@ -220,14 +212,24 @@ static void between_rounds(struct wf_loop *L, bool drain)
     if (idle && next != WEFT_FOREVER) {
         weft_time now = weft_now();
         timeout = next > now ? next - now : 0;
+        /* A virtual clock waits a real while, then jumps (clock.c). */
+        if (L->virt && timeout)
+            timeout = wf_clock_idle_wait(L);
     }
     /* A task waiting for every other to block needs a look, not a nap. */
     bool wait = idle && timeout != 0 && !L->nidle;
     /* Other threads must wake a loop that sleeps in the ring. */
-    if (wait && L->mailbox && !wf_mailbox_may_sleep(L))
+    bool woken = wait && L->mailbox && !wf_mailbox_may_sleep(L);
+    if (woken)
         wait = false;
-    int reaped = wf_ring_pump(&L->ring, wait, timeout);
-    bool quiet = idle && reaped == 0 && wf_list_empty(&L->deferred);
+    int n = wf_ring_pump(&L->ring, wait, timeout);
+    bool quiet = idle && n == 0 && wf_list_empty(&L->deferred);
+    if (L->virt) {
+        if (idle && !woken && next != WEFT_FOREVER && next > L->vnow)
+            wf_clock_after_wait(L, next, n);
+        else
+            L->quiet_since = 0;
+    }
     if (!wf_list_empty(&L->deferred))
         run_deferred(L);
     if (L->mailbox && drain)
@@ -264,6 +266,8 @@ static void options_resolve(weft_options *o, const weft_options *in)
         o->stack_cache = 1024;
     if (!o->thread_idle)
         o->thread_idle = 10 * WEFT_SEC;
+    if (!o->autojump)
+        o->autojump = WEFT_MSEC;
 }
 
 static _Atomic uint64_t next_loop_serial = 1;
@@ -273,6 +277,13 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     L->serial =
         atomic_fetch_add_explicit(&next_loop_serial, 1, memory_order_relaxed);
     options_resolve(&L->opts, in);
+    if (L->opts.clock != WEFT_CLOCK_REAL && L->opts.clock != WEFT_CLOCK_VIRTUAL)
+        return wf_run_error_set(-EINVAL,
+                                "weft_options.clock: neither "
+                                "WEFT_CLOCK_REAL nor WEFT_CLOCK_VIRTUAL");
+    if (L->opts.autojump < 0)
+        return wf_run_error_set(-EINVAL, "weft_options.autojump < 0");
+    L->virt = L->opts.clock == WEFT_CLOCK_VIRTUAL;
     char why[WF_RING_WHY] = "";
     int rc = wf_ring_init(&L->ring, L->opts.sq_entries, L->opts.cq_entries,
                           L->opts.ring_mode, why, sizeof why);

@@ -54,7 +54,7 @@ bool wf_spin_for(bool (*ready)(void *), void *arg)
             return true;
         cpu_relax();
         if ((i & 63) == 0) {
-            weft_time now = weft_now();
+            weft_time now = wf_real_now(); /* real even on a virtual loop */
             if (!end)
                 end = now + WF_SPIN_NS;
             else if (now >= end)

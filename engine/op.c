@@ -43,6 +43,19 @@ static void timeout_done(struct wf_completion *c, int res, unsigned flags)
     finish_one(a);
 }
 
+/*
+ * The virtual clock's deadline: the kernel knows only real time, so the
+ * timer heap cancels the operation, and the CQE that follows (-ECANCELED)
+ * reads as the linked timeout's would (-ETIME, so -ETIMEDOUT).
+ */
+static void vdeadline_fired(struct weft__timer *tm)
+{
+    struct wf_io *a = wf_container_of(tm, struct wf_io, vtimer);
+    a->tres = -ETIME;
+    if (!a->wait.cancelling && !a->killed)
+        wf_ring_cancel(&a->wait.task->loop->ring, &a->op);
+}
+
 static void op_cancel(struct wf_wait *w)
 {
     struct wf_io *a = wf_container_of(w, struct wf_io, wait);
@@ -100,7 +113,11 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
     wf_ring_track(&L->ring, sqe, &io->op);
     struct __kernel_timespec ts;
-    if (deadline != WEFT_FOREVER) {
+    bool vdeadline = deadline != WEFT_FOREVER && L->virt;
+    if (vdeadline) {
+        io->vtimer = (struct weft__timer){.fire = vdeadline_fired};
+        wf_timer_arm(L, &io->vtimer, deadline);
+    } else if (deadline != WEFT_FOREVER) {
         io->timeout.fn = timeout_done;
         io->timeout.untracked = false;
         sqe->flags |= IOSQE_IO_LINK;
@@ -115,6 +132,8 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     }
     wf_block(&io->wait);
     io->pending = 0;
+    if (vdeadline)
+        wf_timer_disarm(L, &io->vtimer);
     if (io->tres == -ETIME && cancel_result(io->res))
         return -ETIMEDOUT;
     if ((io->wait.cancelling || io->killed) && cancel_result(io->res))

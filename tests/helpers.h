@@ -248,6 +248,16 @@ static TH_UNUSED void run_in_loop(weft_fn fn, void *arg)
     run_in_loop_opts(fn, arg, NULL, 0);
 }
 
+/* The same on the virtual clock (API.md "Test clock"): for tests whose
+ * point is the timing logic, not the kernel's timeouts. weft_now() starts
+ * at 0 and jumps to the next timer once every task is blocked, so waits
+ * cost no real time and virtual times can be checked exactly. */
+static TH_UNUSED void run_in_virtual_loop(weft_fn fn, void *arg)
+{
+    const weft_options o = {.clock = WEFT_CLOCK_VIRTUAL};
+    run_in_loop_opts(fn, arg, &o, 0);
+}
+
 /* ---- tasks and groups ---- */
 
 /* Yield until *flag is true (another task sets it); false if it never

@@ -549,8 +549,8 @@ static int deadline_later_main(void *arg)
     weft_group_enter(&g);
     CHECK_EQ(weft_group_spawn(&g, mover_victim, &m), 0);
     if (th_wait_flag(&m.blocked)) {
-        /* The victim blocked one round ago; 200 ms is a generous margin
-         * for the first deadline not to have passed yet. */
+        /* The victim blocked one round ago: on the virtual clock no
+         * time has passed. */
         if (CHECK(!m.woke)) {
             d2 = weft_now() + 400 * WEFT_MSEC;
             weft_scope_set_deadline(m.scope, d2);
@@ -559,7 +559,7 @@ static int deadline_later_main(void *arg)
     CHECK_EQ(weft_group_exit(&g, 0), 0);
     CHECK(m.woke);
     CHECK_EQ(m.rc, -ECANCELED);
-    CHECK_GE(m.woke_at, d2);
+    CHECK_EQ(m.woke_at, d2); /* virtual: exact */
 
     /* moved to no deadline at all: the task sleeps until cancelled */
     memset(&m, 0, sizeof m);
@@ -571,6 +571,7 @@ static int deadline_later_main(void *arg)
         /* past the old deadline: its timer must not fire */
         CHECK_EQ(weft_sleep(300 * WEFT_MSEC), 0);
         CHECK(!m.woke);
+        CHECK_EQ(weft_now(), m.first_deadline + 100 * WEFT_MSEC);
         if (m.scope)
             weft_scope_cancel(m.scope);
     }
@@ -581,7 +582,7 @@ static int deadline_later_main(void *arg)
 
 static void test_set_deadline_later_delays_cancel(void **state)
 {
-    run_in_loop(deadline_later_main, NULL);
+    run_in_virtual_loop(deadline_later_main, NULL);
 }
 
 /* ---- cancel from another task, before and after the victim blocks ---- */
@@ -1302,7 +1303,7 @@ static void test_many_scopes_with_deadlines(void **state)
 {
     struct many_scopes m = {0, 0};
 
-    run_in_loop(many_scopes_main, &m);
+    run_in_virtual_loop(many_scopes_main, &m);
     assert_int_equal(m.expired_ok, MANY_SCOPES / 2);
     assert_int_equal(m.kept_ok, MANY_SCOPES / 2);
 }
