@@ -69,7 +69,7 @@ const struct wf_stream_ops wf_sock_ops = {
 
 int wf_sock_stream_new(int fd, weft_stream **out)
 {
-    struct wf_sock_stream *ss = malloc(sizeof *ss);
+    struct wf_sock_stream *ss = wf_malloc(sizeof *ss);
     if (!ss) {
         close(fd);
         return -ENOMEM;
