@@ -52,6 +52,8 @@ WF_EXPORT int weft_chan_open(size_t capacity, weft_chan_tx **tx,
 {
     if (!tx || !rx)
         return -EINVAL;
+    *tx = NULL; /* on every failure, not a stale handle */
+    *rx = NULL;
     struct wf_chan *ch = wf_calloc(1, sizeof *ch);
     if (!ch)
         return -ENOMEM;

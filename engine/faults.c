@@ -143,6 +143,11 @@ bool wf_faults_submit(struct wf_loop *L, struct io_uring_sqe *sqe, int *res)
     if (op < IORING_OP_LAST && errors_for[op].n && draw(f, WEFT_FAULT_ERRORS)) {
         uint64_t r = splitmix64(&f->state);
         *res = errors_for[op].v[r % errors_for[op].n];
+        /* A reset connection is reset for both ends: the peer sees the
+         * end of the stream, as it would, instead of waiting forever. */
+        if ((*res == -ECONNRESET || *res == -EPIPE) &&
+            !(sqe->flags & IOSQE_FIXED_FILE))
+            shutdown(sqe->fd, SHUT_RDWR);
         return true;
     }
     if (shortable(op) && sqe->len > 1 && draw(f, WEFT_FAULT_SHORT)) {
