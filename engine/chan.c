@@ -38,7 +38,7 @@ struct weft_chan_rx {
 
 static void *new_end(struct wf_chan *ch, size_t size)
 {
-    struct wf_end *e = calloc(1, size);
+    struct wf_end *e = wf_calloc(1, size);
     if (!e)
         return NULL;
     e->ch = ch;
@@ -52,7 +52,9 @@ WF_EXPORT int weft_chan_open(size_t capacity, weft_chan_tx **tx,
 {
     if (!tx || !rx)
         return -EINVAL;
-    struct wf_chan *ch = calloc(1, sizeof *ch);
+    *tx = NULL; /* on every failure, not a stale handle */
+    *rx = NULL;
+    struct wf_chan *ch = wf_calloc(1, sizeof *ch);
     if (!ch)
         return -ENOMEM;
     ch->capacity = capacity;
@@ -61,9 +63,9 @@ WF_EXPORT int weft_chan_open(size_t capacity, weft_chan_tx **tx,
     *tx = new_end(ch, sizeof **tx);
     *rx = new_end(ch, sizeof **rx);
     if (!*tx || !*rx) {
-        free(*tx);
-        free(*rx);
-        free(ch);
+        wf_free(*tx);
+        wf_free(*rx);
+        wf_free(ch);
         *tx = NULL;
         *rx = NULL;
         return -ENOMEM;
@@ -78,12 +80,12 @@ static int buf_reserve(struct wf_chan *ch)
     if (ch->count < ch->bufcap)
         return 0;
     size_t cap = ch->bufcap ? ch->bufcap * 2 : 16;
-    void **buf = malloc(cap * sizeof *buf);
+    void **buf = wf_malloc(cap * sizeof *buf);
     if (!buf)
         return -ENOMEM;
     for (size_t i = 0; i < ch->count; i++)
         buf[i] = ch->buf[(ch->head + i) & (ch->bufcap - 1)];
-    free(ch->buf);
+    wf_free(ch->buf);
     ch->buf = buf;
     ch->bufcap = cap;
     ch->head = 0;
@@ -228,10 +230,10 @@ static void maybe_free(struct wf_chan *ch)
         return;
     for (struct wf_end *e = ch->ends, *next; e; e = next) {
         next = e->next;
-        free(e);
+        wf_free(e);
     }
-    free(ch->buf);
-    free(ch);
+    wf_free(ch->buf);
+    wf_free(ch);
 }
 
 WF_EXPORT void weft_chan_tx_close(weft_chan_tx *tx)

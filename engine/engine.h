@@ -254,7 +254,8 @@ struct wf_loop {
     /* The virtual clock (engine/clock.c): weft_now() is vnow. */
     bool virt;
     weft_time vnow;
-    weft_time quiet_since; /* real time all went quiet; 0 = not quiet */
+    weft_time quiet_since;    /* real time all went quiet; 0 = not quiet */
+    struct wf_faults *faults; /* NULL: fault injection is off */
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
@@ -351,6 +352,32 @@ void wf_pool_set_idle(weft_time idle);
  * also come while it waits for a limiter token, before it is submitted). */
 int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
                  bool *submitted);
+
+/* ---- fault injection (engine/faults.c); every hook is behind
+ * `if (wf_unlikely(L->faults))` ---- */
+
+struct wf_faults;
+int wf_faults_open(struct wf_loop *L); /* weft_options.faults, WEFT_FAULTS */
+void wf_faults_close(struct wf_loop *L, int rc); /* rc < 0: print the seed */
+int wf_faults_parse(const char *s, weft_faults *out);
+/* Before a task's SQE is submitted: true = drop it and return *res
+ * instead (ERRORS); it may also shorten the SQE (SHORT). */
+bool wf_faults_submit(struct wf_loop *L, struct io_uring_sqe *sqe, int *res);
+/* At a task's terminal CQE: true = held back for a round (DELAY). */
+bool wf_faults_hold(struct wf_loop *L, struct weft_task *t);
+bool wf_faults_holding(const struct wf_loop *L); /* tasks held back */
+void wf_faults_round(struct wf_loop *L); /* between rounds: release them */
+bool wf_faults_alloc_fails(struct wf_loop *L); /* ALLOC */
+
+/* ---- weft's own allocations (engine/alloc.c): counted, and failing
+ * under WEFT_FAULT_ALLOC on a loop's thread; freed with wf_free only ---- */
+
+void *wf_malloc(size_t n);
+void *wf_calloc(size_t n, size_t size);
+void *wf_realloc(void *p, size_t n);
+char *wf_strdup(const char *s);
+void wf_free(void *p);
+size_t wf_alloc_live(void); /* blocks taken and not yet given back */
 
 /* ---- timers (engine/timer.c): a pairing heap, no allocation ---- */
 

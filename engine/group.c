@@ -173,7 +173,7 @@ static struct wf_err *more_slot(weft_group *g)
         return &m->e[m->n++];
     struct weft_task *host = g->wf_scope.wf_task;
     size_t cap = m ? m->cap * 2 : 8;
-    struct weft__group_more *n = malloc(sizeof *n + cap * sizeof n->e[0]);
+    struct weft__group_more *n = wf_malloc(sizeof *n + cap * sizeof n->e[0]);
     if (!n)
         return NULL;
     n->n = m ? m->n : 0;
@@ -187,7 +187,7 @@ static struct wf_err *more_slot(weft_group *g)
         while (*pp != m)
             pp = &(*pp)->next;
         *pp = n;
-        free(m);
+        wf_free(m);
     } else {
         host->group_errors = n;
     }
@@ -200,7 +200,7 @@ void wf_group_errors_free(struct weft_task *t)
     struct weft__group_more *m = t->group_errors;
     while (m) {
         struct weft__group_more *next = m->next;
-        free(m);
+        wf_free(m);
         m = next;
     }
     t->group_errors = NULL;

@@ -78,14 +78,14 @@ static int grow(struct wf_borrow_table *bt)
     size_t cap = bt->cap ? bt->cap : 32;
     if (bt->used * 2 >= cap)
         cap *= 2;
-    struct wf_borrow *slots = calloc(cap, sizeof *slots);
+    struct wf_borrow *slots = wf_calloc(cap, sizeof *slots);
     if (!slots)
         return -ENOMEM;
     for (size_t i = 0; i < bt->cap; i++)
         if (bt->slots[i].id != 0 && bt->slots[i].id != TOMB)
             put(slots, cap, bt->slots[i].id,
                 (struct key){bt->slots[i].borrower, bt->slots[i].task});
-    free(bt->slots);
+    wf_free(bt->slots);
     bt->slots = slots;
     bt->cap = cap;
     bt->tombs = 0;
@@ -116,7 +116,7 @@ static void erase(struct wf_borrow_table *bt, struct wf_borrow *s)
 
 void wf_borrow_table_free(struct wf_borrow_table *bt)
 {
-    free(bt->slots);
+    wf_free(bt->slots);
     bt->slots = NULL;
     bt->cap = bt->used = bt->tombs = 0;
 }

@@ -33,14 +33,14 @@ int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
     size_t cap = q->cap ? q->cap : 64;
     while (cap < ntasks)
         cap *= 2;
-    struct weft_task **v = malloc(cap * sizeof *v);
+    struct weft_task **v = wf_malloc(cap * sizeof *v);
     if (!v)
         return -ENOMEM;
     /* Re-base the indices: the order, and the mark, stay as they were. */
     size_t n = q->tail - q->head;
     for (size_t i = 0; i < n; i++)
         v[i] = q->v[(q->head + i) & (q->cap - 1)];
-    free(q->v);
+    wf_free(q->v);
     q->mark -= q->head;
     q->tail = n;
     q->head = 0;
@@ -206,7 +206,8 @@ static void run_round(struct wf_loop *L)
  */
 static void between_rounds(struct wf_loop *L, bool drain)
 {
-    bool idle = wf_queue_later(&L->ready) == 0;
+    bool idle = wf_queue_later(&L->ready) == 0 &&
+                !(wf_unlikely(L->faults) && wf_faults_holding(L));
     int64_t timeout = -1;
     weft_time next = wf_timer_next(L);
     if (idle && next != WEFT_FOREVER) {
@@ -238,6 +239,8 @@ static void between_rounds(struct wf_loop *L, bool drain)
         wf_timers_expire(L, weft_now());
     if (!wf_list_empty(&L->room_waiters))
         wake_room_waiters(L);
+    if (wf_unlikely(L->faults))
+        wf_faults_round(L);
     /* Nothing ran, nothing completed, nothing woke: all are blocked. */
     if (L->nidle && quiet && wf_queue_later(&L->ready) == 0)
         wf_idle_wake(L);
@@ -317,6 +320,11 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);
     wf_list_init(&L->idle_waiters);
+    rc = wf_faults_open(L);
+    if (rc < 0) {
+        wf_ring_exit(&L->ring);
+        return rc;
+    }
     wf_fiber_adopt_thread(&L->sched);
     wf_scope_link(&L->system, NULL, NULL, 0);
     if (in && in->thread_idle)
@@ -324,10 +332,11 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     return 0;
 }
 
-static void loop_close(struct wf_loop *L)
+static void loop_close(struct wf_loop *L, int rc)
 {
+    wf_faults_close(L, rc);
     wf_stack_pool_drain(L);
-    free(L->ready.v);
+    wf_free(L->ready.v);
     wf_borrow_table_free(&L->borrows);
     wf_ring_exit(&L->ring);
 }
@@ -339,12 +348,12 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
     wf_run_error_set(0, NULL); /* an earlier failure's reason is over */
     if (!main)
         return -EINVAL;
-    struct wf_loop *L = calloc(1, sizeof *L);
+    struct wf_loop *L = wf_calloc(1, sizeof *L);
     if (!L)
         return -ENOMEM;
     int rc = loop_open(L, opts);
     if (rc < 0) {
-        free(L);
+        wf_free(L);
         return rc;
     }
     wf_cur = L;
@@ -362,7 +371,7 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
     wf_mailbox_close(L);
     wf_overflow_guard_remove(L);
     wf_cur = NULL;
-    loop_close(L);
-    free(L);
+    loop_close(L, rc);
+    wf_free(L);
     return rc;
 }

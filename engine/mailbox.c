@@ -101,13 +101,13 @@ int wf_mailbox_open(struct wf_loop *L)
 {
     if (L->mailbox)
         return 0;
-    struct wf_mailbox *mb = calloc(1, sizeof *mb);
+    struct wf_mailbox *mb = wf_calloc(1, sizeof *mb);
     if (!mb)
         return -ENOMEM;
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0) {
         int rc = -errno;
-        free(mb);
+        wf_free(mb);
         return rc;
     }
     mb->ring_fd = -1;
@@ -140,7 +140,7 @@ void wf_mailbox_put(struct wf_mailbox *mb)
     close(mb->efd);
     if (mb->ring_fd >= 0)
         close(mb->ring_fd);
-    free(mb);
+    wf_free(mb);
 }
 
 static __thread struct io_uring *wake_ring; /* a worker's, for MSG_RING */
@@ -151,7 +151,8 @@ static void wake(struct wf_mailbox *mb)
     /* Other threads (portal callers) have no ring to send from: eventfd. */
     if (mb->msg_ring && is_worker) {
         if (!wake_ring) {
-            struct io_uring *r = malloc(sizeof *r);
+            struct io_uring *r =
+                malloc(sizeof *r); /* the worker thread's: not counted */
             if (r && io_uring_queue_init(4, r, 0) == 0)
                 wake_ring = r;
             else

@@ -14,8 +14,12 @@
 
 static void finish_one(struct wf_io *a)
 {
-    if (--a->pending == 0)
-        wf_wake(a->wait.task);
+    if (--a->pending == 0) {
+        struct weft_task *t = a->wait.task;
+        if (wf_unlikely(t->loop->faults) && wf_faults_hold(t->loop, t))
+            return; /* readied a round later (engine/faults.c) */
+        wf_wake(t);
+    }
 }
 
 /*
@@ -109,6 +113,15 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     io->tres = 0;
     io->pending = 1;
     io->killed = false;
+    if (wf_unlikely(L->faults) && wf_faults_submit(L, sqe, &rc)) {
+        /* An error instead of the operation: the kernel never sees it,
+         * so nothing was moved. Still a schedule point, as the real
+         * operation would have been. */
+        wf_sqe_drop(L, sqe);
+        io->pending = 0;
+        wf_yield();
+        return rc;
+    }
     /* weft needs the terminal CQE, whatever the caller asked for. */
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
     wf_ring_track(&L->ring, sqe, &io->op);

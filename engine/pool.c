@@ -105,7 +105,7 @@ static void run_job(struct wf_job *job)
     pthread_mutex_unlock(&pool.mu);
     /* After the post the loop may free the job: touch it no more. */
     if (wf_mailbox_post(mb, &job->msg) < 0)
-        free(job); /* the loop has ended; only abandoned jobs get here */
+        wf_free(job); /* the loop has ended; only abandoned jobs get here */
     wf_mailbox_put(mb);
 }
 
@@ -227,13 +227,13 @@ static void job_done(struct wf_loop *L, struct wf_msg *m)
 {
     struct wf_job *job = wf_container_of(m, struct wf_job, msg);
     if (!L) { /* the loop ended first: only an abandoned job */
-        free(job);
+        wf_free(job);
         return;
     }
     L->jobs_out--;
     if (!job->waiter) { /* abandoned: its token is held until now */
         weft_limiter_release_on_behalf_of(job->limiter, job);
-        free(job);
+        wf_free(job);
         return;
     }
     wf_wake(job->waiter->wait.task);
@@ -272,7 +272,7 @@ int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
         return rc;
     struct wf_job local, *job = &local;
     bool abandon = flags & WEFT_ABANDON_ON_CANCEL;
-    if (abandon && !(job = malloc(sizeof *job)))
+    if (abandon && !(job = wf_malloc(sizeof *job)))
         return -ENOMEM;
     memset(job, 0, sizeof *job);
     job->msg.fn = job_done;
@@ -298,7 +298,7 @@ int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
     }
     if (rc < 0) {
         if (abandon)
-            free(job);
+            wf_free(job);
         return rc;
     }
     if (submitted)
@@ -309,7 +309,7 @@ int wf_to_thread(weft_fn fn, void *arg, weft_limiter *limiter, unsigned flags,
     rc = job->result;
     weft_limiter_release_on_behalf_of(job->limiter, job);
     if (abandon)
-        free(job);
+        wf_free(job);
     return rc;
 }
 

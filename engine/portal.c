@@ -71,7 +71,7 @@ WF_EXPORT int weft_portal_open(weft_portal **out, const weft_options *opts)
 {
     if (!out)
         return -EINVAL;
-    struct weft_portal *p = calloc(1, sizeof *p);
+    struct weft_portal *p = wf_calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
@@ -93,7 +93,7 @@ WF_EXPORT int weft_portal_open(weft_portal **out, const weft_options *opts)
     if (rc < 0) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
-        free(p);
+        wf_free(p);
         return rc;
     }
     *out = p;
@@ -186,6 +186,6 @@ WF_EXPORT int weft_portal_close(weft_portal *p)
     wf_mailbox_put(p->mb);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
-    free(p);
+    wf_free(p);
     return rc < 0 ? rc : 0;
 }

@@ -604,6 +604,35 @@ static int closed_main(void *arg)
     return 0;
 }
 
+/* Found under WEFT_FAULTS: a weft_chan_open that failed on its first
+ * allocation left the caller's handles as they were (stale). */
+static int open_failing_main(void *arg)
+{
+    int failed = 0;
+    for (int i = 0; i < 200; i++) {
+        weft_chan_tx *tx = (weft_chan_tx *)&failed; /* not NULL */
+        weft_chan_rx *rx = (weft_chan_rx *)&failed;
+        int rc = weft_chan_open(1, &tx, &rx);
+        if (rc == 0) {
+            weft_chan_tx_close(tx);
+            weft_chan_rx_close(rx);
+            continue;
+        }
+        CHECK_EQ(rc, -ENOMEM);
+        CHECK(tx == NULL && rx == NULL);
+        failed++;
+    }
+    CHECK_GT(failed, 0);
+    return 0;
+}
+
+static void test_chan_open_failing_leaves_null_handles(void **state)
+{
+    weft_faults f = {.seed = 1, .kinds = WEFT_FAULT_ALLOC, .rate = 300000};
+    weft_options o = {.faults = &f};
+    run_in_loop_opts(open_failing_main, NULL, &o, 0);
+}
+
 static void test_chan_closed_handle_is_ebadf_and_clone_of_it_null(void **state)
 {
     run_in_loop(closed_main, NULL);
@@ -1334,6 +1363,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_chan_send_without_receivers_is_epipe),
     cmocka_unit_test(test_chan_blocked_sender_gets_epipe_when_receivers_close),
     cmocka_unit_test(test_chan_closed_handle_is_ebadf_and_clone_of_it_null),
+    cmocka_unit_test(test_chan_open_failing_leaves_null_handles),
     cmocka_unit_test(test_chan_closing_a_handle_ends_calls_blocked_on_it),
     cmocka_unit_test(test_chan_last_close_frees_the_channel),
     cmocka_unit_test(test_chan_cancelled_calls_never_deliver_or_consume),

@@ -529,7 +529,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
     weft_file_options o = opts ? *opts : (weft_file_options){0};
     if (o.flags & ~(WEFT_FILE_DIRECT | WEFT_FILE_FIXED))
         return -EINVAL;
-    weft_file *f = calloc(1, sizeof *f);
+    weft_file *f = wf_calloc(1, sizeof *f);
     if (!f)
         return -ENOMEM;
     flags |= O_CLOEXEC;
@@ -537,7 +537,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
         flags |= O_DIRECT;
     int fd = open_fd(path, flags, mode);
     if (fd < 0) {
-        free(f);
+        wf_free(f);
         return fd;
     }
     f->fd = fd;
@@ -557,7 +557,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
         if (f->slot >= 0)
             wf_files_clear(t->loop, f->slot);
         close(fd);
-        free(f);
+        wf_free(f);
         return rc;
     }
     *out = f;
@@ -594,7 +594,7 @@ int wf_file_close_now(weft_file *f)
     if (!t) {
         /* Outside a loop nothing can be in flight. */
         int rc = close(f->fd) < 0 ? -errno : 0;
-        free(f);
+        wf_free(f);
         return rc;
     }
     /* Disk I/O always finishes: wait for it. Reads of a FIFO may never
@@ -603,7 +603,7 @@ int wf_file_close_now(weft_file *f)
     wf_gate_wait(&f->gate, "weft_file_close");
     int cancelled = weft_checkpoint_if_cancelled();
     int rc = close_fd(f);
-    free(f);
+    wf_free(f);
     return cancelled < 0 ? cancelled : rc;
 }
 

@@ -51,7 +51,7 @@ static ssize_t file_recv(weft_stream *s, void *buf, size_t max)
     if (x->alen == 0 && (max >= ra || ra == SIZE_MAX || max == 0))
         return read_some(x->f, buf, max);
     if (x->alen == 0) {
-        if (!x->ahead && !(x->ahead = malloc(ra)))
+        if (!x->ahead && !(x->ahead = wf_malloc(ra)))
             return -ENOMEM;
         ssize_t n = read_some(x->f, x->ahead, ra);
         if (n <= 0)
@@ -79,7 +79,7 @@ static void file_kill(weft_stream *s)
 static int file_close(weft_stream *s)
 {
     struct wf_file_stream *x = fs(s);
-    free(x->ahead);
+    wf_free(x->ahead);
     return wf_file_close_now(x->f);
 }
 
@@ -101,7 +101,7 @@ WF_EXPORT weft_stream *weft_file_stream(weft_file *f)
 {
     if (!f || f->gate.closing)
         return NULL;
-    struct wf_file_stream *x = calloc(1, sizeof *x);
+    struct wf_file_stream *x = wf_calloc(1, sizeof *x);
     if (!x)
         return NULL;
     wf_stream_init(&x->base, &file_ops);

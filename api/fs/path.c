@@ -239,7 +239,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t unit, size_t min)
     size_t c = *cap ? *cap : min;
     while (c < need)
         c *= 2;
-    void *b = realloc(*p, c * unit);
+    void *b = wf_realloc(*p, c * unit);
     if (!b)
         return -ENOMEM;
     *p = b;
@@ -308,8 +308,8 @@ static int list_run(struct list_job *j, int (*each)(const char *, void *),
         rc = each ? each(name, arg) : each_st(name, &j->st[i], arg);
         name += strlen(name) + 1;
     }
-    free(j->names);
-    free(j->st);
+    wf_free(j->names);
+    wf_free(j->st);
     return rc;
 }
 

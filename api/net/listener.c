@@ -27,12 +27,12 @@ static int q_push(struct weft_listener *l, int fd)
 {
     if (l->qlen == l->qcap) {
         size_t cap = l->qcap ? l->qcap * 2 : 16;
-        int *q = malloc(cap * sizeof *q);
+        int *q = wf_malloc(cap * sizeof *q);
         if (!q)
             return -ENOMEM;
         for (size_t i = 0; i < l->qlen; i++)
             q[i] = l->q[(l->qhead + i) % l->qcap];
-        free(l->q);
+        wf_free(l->q);
         l->q = q;
         l->qcap = cap;
         l->qhead = 0;
@@ -176,8 +176,8 @@ WF_EXPORT int weft_listener_close(weft_listener *l)
     for (int i = 0; i < l->nacc; i++)
         if (close(l->acc[i].fd) < 0 && !rc)
             rc = -errno;
-    free(l->q);
-    free(l);
+    wf_free(l->q);
+    wf_free(l);
     return rc;
 }
 
@@ -193,7 +193,7 @@ static void pause_run(struct wf_defer *d)
 
 struct weft_listener *wf_listener_new(bool tcp)
 {
-    struct weft_listener *l = calloc(1, sizeof *l);
+    struct weft_listener *l = wf_calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->pause.fn = pause_run;
@@ -222,5 +222,5 @@ void wf_listener_abort(struct weft_listener *l)
 {
     for (int i = 0; i < l->nacc; i++)
         close(l->acc[i].fd);
-    free(l);
+    wf_free(l);
 }

@@ -57,9 +57,9 @@ static void gai_free(struct gai_call *c)
 {
     if (c->res)
         freeaddrinfo(c->res);
-    free(c->host);
-    free(c->service);
-    free(c);
+    wf_free(c->host);
+    wf_free(c->service);
+    wf_free(c);
 }
 
 static int gai_worker(void *arg)
@@ -76,11 +76,11 @@ static int gai_worker(void *arg)
 static struct gai_call *gai_new(const char *host, const char *service,
                                 const struct addrinfo *hints)
 {
-    struct gai_call *c = calloc(1, sizeof *c);
+    struct gai_call *c = wf_calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->host = host ? strdup(host) : NULL;
-    c->service = service ? strdup(service) : NULL;
+    c->host = host ? wf_strdup(host) : NULL;
+    c->service = service ? wf_strdup(service) : NULL;
     if ((host && !c->host) || (service && !c->service)) {
         gai_free(c);
         return NULL;

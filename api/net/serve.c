@@ -28,7 +28,7 @@ struct serve_conn {
 static struct serve_conn *serve_conn_new(struct serve_ctx *ctx,
                                          weft_stream *conn)
 {
-    struct serve_conn *sc = malloc(sizeof *sc);
+    struct serve_conn *sc = wf_malloc(sizeof *sc);
     if (!sc)
         return NULL;
     sc->ctx = ctx;
@@ -55,7 +55,7 @@ static int serve_conn(void *p)
             fprintf(stderr, "weft: connection handler failed: %s\n",
                     weft_strerror(rc));
     }
-    free(sc);
+    wf_free(sc);
     return 0; /* one connection's failure is not the server's */
 }
 
@@ -95,7 +95,7 @@ WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
         struct serve_conn *sc = serve_conn_new(&ctx, conn);
         rc = sc ? weft_group_spawn(&g, serve_conn, sc) : -ENOMEM;
         if (rc < 0) {
-            free(sc);
+            wf_free(sc);
             weft_stream_close(conn);
             if (rc != -ENOMEM)
                 break;

@@ -58,10 +58,10 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
     int zero = 0;
     if (res->ai_family == AF_INET6 && !local_host)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    struct weft_udp *u = calloc(1, sizeof *u);
+    struct weft_udp *u = wf_calloc(1, sizeof *u);
     if (!u || bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         rc = u ? -errno : -ENOMEM;
-        free(u);
+        wf_free(u);
         close(fd);
         freeaddrinfo(res);
         return rc;
@@ -184,6 +184,6 @@ WF_EXPORT int weft_udp_close(weft_udp *u)
         return -EBADF;
     wf_gate_close(&u->gate, "weft_udp_close");
     int rc = close(u->fd) < 0 ? -errno : 0;
-    free(u);
+    wf_free(u);
     return rc;
 }

@@ -69,7 +69,7 @@ const struct wf_stream_ops wf_sock_ops = {
 
 int wf_sock_stream_new(int fd, weft_stream **out)
 {
-    struct wf_sock_stream *ss = malloc(sizeof *ss);
+    struct wf_sock_stream *ss = wf_malloc(sizeof *ss);
     if (!ss) {
         close(fd);
         return -ENOMEM;
@@ -84,6 +84,7 @@ WF_EXPORT int weft_stream_pair(weft_stream **a, weft_stream **b)
 {
     if (!a || !b)
         return -EINVAL;
+    *a = *b = NULL; /* on every failure, not a stale handle */
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return -errno;

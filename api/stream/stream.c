@@ -129,7 +129,7 @@ static int ahead_reserve(weft_stream *s, size_t more)
     size_t cap = s->rcap ? s->rcap : 4096;
     while (cap < s->rlen + more)
         cap *= 2;
-    char *b = realloc(s->rbuf, cap);
+    char *b = wf_realloc(s->rbuf, cap);
     if (!b)
         return -ENOMEM;
     s->rbuf = b;
@@ -298,8 +298,8 @@ WF_EXPORT int weft_stream_close(weft_stream *s)
     /* Operations in flight end first: the kernel owns their buffers. */
     wf_gate_close(&s->gate, "weft_stream_close");
     int rc = s->ops->close(s);
-    free(s->rbuf);
-    free(s);
+    wf_free(s->rbuf);
+    wf_free(s);
     return rc;
 }
 

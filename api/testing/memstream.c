@@ -173,12 +173,12 @@ static int pipe_copy_in(struct mem_pipe *p, const char *src, size_t n,
     if (delay > 0) {
         if (p->mlen == p->mcap) {
             size_t cap = p->mcap ? 2 * p->mcap : 16;
-            struct mem_mark *v = malloc(cap * sizeof *v);
+            struct mem_mark *v = wf_malloc(cap * sizeof *v);
             if (!v)
                 return -ENOMEM;
             for (size_t i = 0; i < p->mlen; i++)
                 v[i] = p->marks[(p->mhead + i) % p->mcap];
-            free(p->marks);
+            wf_free(p->marks);
             p->marks = v;
             p->mcap = cap;
             p->mhead = 0;
@@ -267,8 +267,8 @@ static void mem_kill(weft_stream *s)
 
 static void pipe_free(struct mem_pipe *p)
 {
-    free(p->buf);
-    free(p->marks);
+    wf_free(p->buf);
+    wf_free(p->marks);
 }
 
 static int mem_close(weft_stream *s)
@@ -284,7 +284,7 @@ static int mem_close(weft_stream *s)
     if (--sh->ends == 0) {
         pipe_free(&sh->pipe[0]);
         pipe_free(&sh->pipe[1]);
-        free(sh);
+        wf_free(sh);
     }
     return 0;
 }
@@ -310,21 +310,21 @@ WF_EXPORT int weft_memstream_pair(weft_stream **a, weft_stream **b,
         return -EINVAL;
     if (!o.capacity)
         o.capacity = MEM_DEFAULT_CAPACITY;
-    struct mem_shared *sh = calloc(1, sizeof *sh);
-    struct mem_stream *ma = malloc(sizeof *ma);
-    struct mem_stream *mb = malloc(sizeof *mb);
+    struct mem_shared *sh = wf_calloc(1, sizeof *sh);
+    struct mem_stream *ma = wf_malloc(sizeof *ma);
+    struct mem_stream *mb = wf_malloc(sizeof *mb);
     if (sh) {
-        sh->pipe[0].buf = malloc(o.capacity);
-        sh->pipe[1].buf = malloc(o.capacity);
+        sh->pipe[0].buf = wf_malloc(o.capacity);
+        sh->pipe[1].buf = wf_malloc(o.capacity);
     }
     if (!sh || !ma || !mb || !sh->pipe[0].buf || !sh->pipe[1].buf) {
         if (sh) {
             pipe_free(&sh->pipe[0]);
             pipe_free(&sh->pipe[1]);
         }
-        free(sh);
-        free(ma);
-        free(mb);
+        wf_free(sh);
+        wf_free(ma);
+        wf_free(mb);
         return -ENOMEM;
     }
     sh->chunk = o.chunk;
