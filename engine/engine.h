@@ -229,6 +229,8 @@ struct wf_loop {
     uint64_t next_id;           /* task ids: unique in this loop */
     uint64_t serial;            /* unique per loop in the process, from 1 */
     unsigned ncancelled;        /* live scopes whose cancel was called */
+    uint64_t checkpoints;       /* checkpoints passed (engine/sweep.c) */
+    uint64_t cancel_at;         /* a sweep's: cancel at this one; 0 = no */
     wf_link room_waiters;       /* tasks waiting for ring capacity */
     wf_link deferred;           /* struct wf_defer, run after each reap */
     struct weft_task *pool;     /* recycled stacks */
@@ -343,7 +345,8 @@ void wf_mailbox_put(struct wf_mailbox *mb);
 /* Before a ring wait that may sleep: true if it may (the sleeping flag
  * is set); false if messages wait to be run first. */
 bool wf_mailbox_may_sleep(struct wf_loop *L);
-bool wf_mailbox_pending(struct wf_loop *L); /* messages wait to be run */
+bool wf_mailbox_pending(struct wf_loop *L);      /* messages wait to be run */
+unsigned wf_mailbox_standing(struct wf_loop *L); /* its armed poll: 0, 1 */
 /* After the ring wait: clear the flag, run the messages, re-arm. */
 void wf_mailbox_drain(struct wf_loop *L);
 void wf_mailbox_close(struct wf_loop *L);
@@ -429,6 +432,28 @@ void wf_scope_check_fresh(const struct weft_task *t, const weft_scope *s,
                           const char *call);
 int wf_run_error_set(int rc, const char *why);
 
+/* engine/sweep.c: a sweep's k-th checkpoint came: cancel the run; what
+ * a loop takes from a sweep when it opens, and leaves it when it ends. */
+void wf_sweep_fire(struct wf_loop *L);
+void wf_sweep_loop_open(struct wf_loop *L);
+void wf_sweep_loop_end(struct wf_loop *L, unsigned inflight);
+/* engine/stack.c: task stacks mapped now, in the whole process. */
+long wf_stacks_mapped(void);
+
+/*
+ * Every checkpoint passes here once: it is counted (weft_checkpoint_count;
+ * a sweep cancels its run at the k-th), then says whether the task is
+ * cancelled. cancel_at is 0 unless a sweep set it, and the count starts
+ * at 1, so outside a sweep the first test is never true.
+ */
+static inline bool wf_checkpoint_cancelled(struct weft_task *t)
+{
+    struct wf_loop *L = t->loop;
+    if (wf_unlikely(++L->checkpoints == L->cancel_at))
+        wf_sweep_fire(L);
+    return wf_unlikely(L->ncancelled) && wf_cancelled(t);
+}
+
 /* A checkpoint's first half: -EPERM outside a task, -ECANCELED if cancelled. */
 static inline int wf_check(struct weft_task **out)
 {
@@ -436,9 +461,7 @@ static inline int wf_check(struct weft_task **out)
     if (wf_unlikely(!t))
         return -EPERM;
     *out = t;
-    if (wf_unlikely(t->loop->ncancelled) && wf_cancelled(t))
-        return -ECANCELED;
-    return 0;
+    return wf_checkpoint_cancelled(t) ? -ECANCELED : 0;
 }
 
 /*
@@ -464,9 +487,7 @@ static inline int wf_entry_err(struct weft_task **out, int bad_arg, bool closed,
     if (wf_unlikely(closed))
         return -EBADF;
     *out = t;
-    if (checkpoint && wf_unlikely(t->loop->ncancelled) && wf_cancelled(t))
-        return -ECANCELED;
-    return 0;
+    return checkpoint && wf_checkpoint_cancelled(t) ? -ECANCELED : 0;
 }
 
 static inline int wf_entry_nowait(struct weft_task **out, bool args_ok,

@@ -320,6 +320,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);
     wf_list_init(&L->idle_waiters);
+    wf_sweep_loop_open(L);
     rc = wf_faults_open(L);
     if (rc < 0) {
         wf_ring_exit(&L->ring);
@@ -368,6 +369,9 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
         loop_run(L);
         rc = L->result;
     }
+    /* Owed CQEs now, less the mailbox's standing poll: a task that
+     * returned before its terminal CQE would leave one (the sweep looks). */
+    wf_sweep_loop_end(L, L->ring.inflight - wf_mailbox_standing(L));
     wf_mailbox_close(L);
     wf_overflow_guard_remove(L);
     wf_cur = NULL;

@@ -217,6 +217,11 @@ static bool msg_waiting(void *mb)
                                 memory_order_relaxed) != NULL;
 }
 
+unsigned wf_mailbox_standing(struct wf_loop *L)
+{
+    return L->mailbox && L->mailbox->armed ? 1 : 0;
+}
+
 bool wf_mailbox_pending(struct wf_loop *L)
 {
     return msg_waiting(L->mailbox);

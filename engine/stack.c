@@ -24,6 +24,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,6 +55,10 @@ static size_t task_offset(size_t map_len, unsigned colour)
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 
+/* Stacks mapped now, in the whole process: the sweep's census
+ * (engine/sweep.c) checks that a run gave every one back. */
+static _Atomic long stacks_mapped;
+
 struct weft_task *wf_stack_get(struct wf_loop *L)
 {
     struct weft_task *t = L->pool;
@@ -78,6 +83,7 @@ struct weft_task *wf_stack_get(struct wf_loop *L)
         munmap(map, len);
         return NULL;
     }
+    atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
     t = (struct weft_task *)(map + task_offset(len, L->colour++));
     t->map = map;
     t->map_len = len;
@@ -94,6 +100,12 @@ static void stack_free(struct weft_task *t)
     __asan_unpoison_memory_region(t->map, t->map_len);
 #endif
     munmap(t->map, t->map_len);
+    atomic_fetch_sub_explicit(&stacks_mapped, 1, memory_order_relaxed);
+}
+
+long wf_stacks_mapped(void)
+{
+    return atomic_load_explicit(&stacks_mapped, memory_order_relaxed);
 }
 
 /*

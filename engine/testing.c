@@ -84,7 +84,7 @@ WF_EXPORT int weft_sequencer_begin(weft_sequencer *s, unsigned position)
     if (position < s->next || (position == s->next && s->wf_running) ||
         seq_find(s, position))
         return -EINVAL;
-    if (t->loop->ncancelled && wf_cancelled(t)) {
+    if (wf_checkpoint_cancelled(t)) {
         seq_break(s);
         return -ECANCELED;
     }

@@ -46,7 +46,7 @@ int wf_stream_claim(weft_stream *s, int bad_arg, bool receive)
         return -EBADF;
     if (*side(s, receive))
         return -EBUSY;
-    if (t->loop->ncancelled && wf_cancelled(t))
+    if (wf_checkpoint_cancelled(t))
         return -ECANCELED;
     *side(s, receive) = t;
     wf_gate_enter(&s->gate);
