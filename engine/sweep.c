@@ -85,8 +85,7 @@ static void take_census(struct census *c)
 
 static bool same_census(const struct census *a, const struct census *b)
 {
-    return a->fds == b->fds && a->stacks == b->stacks &&
-           a->allocs == b->allocs;
+    return a->fds == b->fds && a->stacks == b->stacks && a->allocs == b->allocs;
 }
 
 /* 0 if the run left nothing; else what it left, said on stderr. */
@@ -255,17 +254,16 @@ WF_EXPORT int weft_sweep(weft_fn scenario, void *arg,
     weft_time start = real_now();
     weft_time end = sw.o->budget ? start + sw.o->budget : WEFT_FOREVER;
     /* With fault seeds to try, the points leave them a fifth. */
-    weft_time points_end = sw.o->budget && sw.o->fault_seeds
-                               ? start + sw.o->budget / 5 * 4
-                               : end;
+    weft_time points_end =
+        sw.o->budget && sw.o->fault_seeds ? start + sw.o->budget / 5 * 4 : end;
 
     one_run(&sw, 0, 0);
     uint64_t n = r->checkpoints = last_checkpoints;
     unsigned bits = 0;
     while (((uint64_t)1 << bits) < n)
         bits++;
-    for (uint64_t i = 0;
-         i < ((uint64_t)1 << bits) && real_now() < points_end; i++) {
+    for (uint64_t i = 0; i < ((uint64_t)1 << bits) && real_now() < points_end;
+         i++) {
         uint64_t k = nth_point(i, bits);
         if (k > n)
             continue;

@@ -372,6 +372,23 @@ static void recv_until_split_sends_body(weft_stream *a, weft_stream *b)
 
 BOTH(recv_until_split_sends)
 
+/* fuzz_framing's first finding: recv_until on a stream that has never
+ * read ahead (no buffer yet) formed NULL + 0 to search it, undefined
+ * behaviour that clang's -fsanitize=undefined reports. The first call,
+ * at the end of the stream and with data, must work with no buffer. */
+static void recv_until_no_buffer_yet_body(weft_stream *a, weft_stream *b)
+{
+    char buf[8];
+    CHECK_EQ(weft_stream_buffered(a), 0);
+    CHECK_EQ(weft_stream_send(b, "ab|", 3), 3);
+    CHECK_EQ(weft_stream_send_eof(b), 0);
+    CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "|", 1), 2);
+    CHECK_EQ(memcmp(buf, "ab", 2), 0);
+    CHECK_EQ(weft_stream_recv_until(a, NULL, 0, "|", 1), -ENODATA);
+}
+
+BOTH(recv_until_no_buffer_yet)
+
 /* "\r\n\r\n" split after each of its bytes in turn, with false starts
  * ("\r\n\r" then "x") before the real one. */
 static void recv_until_multibyte_delim_split_body(weft_stream *a,
@@ -1448,6 +1465,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_tcp_recv_exactly_enodata_keeps_bytes),
     NET_TEST(test_stream_pair_recv_until_split_sends),
     NET_TEST(test_stream_tcp_recv_until_split_sends),
+    NET_TEST(test_stream_pair_recv_until_no_buffer_yet),
+    NET_TEST(test_stream_tcp_recv_until_no_buffer_yet),
     NET_TEST(test_stream_pair_recv_until_multibyte_delim_split),
     NET_TEST(test_stream_tcp_recv_until_multibyte_delim_split),
     NET_TEST(test_stream_pair_recv_until_bytewise),

@@ -126,8 +126,7 @@ static int stream_run(struct pipe_run *p)
     rc = weft_group_exit(&g, rc);
     SHIELDED({
         weft_stream_close(p->tx);
-        if (rc != -ECONNRESET && rc != -EPIPE && rc != -ENOMEM &&
-            rc != -EIO)
+        if (rc != -ECONNRESET && rc != -EPIPE && rc != -ENOMEM && rc != -EIO)
             stream_receive(p); /* the rest, up to the end */
         weft_stream_close(p->rx);
     });
@@ -472,9 +471,8 @@ static unsigned seeds(void)
 
 static void sweep(const char *name, weft_fn scenario)
 {
-    weft_sweep_opts o = {.budget = budget(),
-                         .fault_seeds = seeds(),
-                         .verbose = true};
+    weft_sweep_opts o = {
+        .budget = budget(), .fault_seeds = seeds(), .verbose = true};
     weft_sweep_result r;
     int rc = weft_sweep(scenario, NULL, &o, &r);
     print_message("      %s: %llu checkpoints, %llu points, %llu fault "

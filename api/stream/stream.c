@@ -212,8 +212,12 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
     ssize_t r;
     size_t scanned = 0; /* no match starts before this */
     for (;;) {
-        const char *hit = find(s->rbuf + s->rpos + scanned, s->rlen - scanned,
-                               delim, delim_len);
+        /* No buffer yet (rbuf NULL) holds no delimiter: NULL + 0 is
+         * undefined behaviour in C, so do not form it. */
+        const char *hit = s->rlen > scanned
+                              ? find(s->rbuf + s->rpos + scanned,
+                                     s->rlen - scanned, delim, delim_len)
+                              : NULL;
         if (hit) {
             size_t len = (size_t)(hit - (s->rbuf + s->rpos));
             if (len > max) {

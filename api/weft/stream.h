@@ -31,8 +31,9 @@ ssize_t weft_stream_send(weft_stream *s, const void *buf, size_t len);
  * bytes received stay readable) */
 ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n);
 /* bytes before delim (delim consumed; 0 is an empty record); -EMSGSIZE if
- * delim is not within max bytes; -ENODATA if the stream ended before a
- * delimiter, with or without bytes (those stay readable by recv) */
+ * the record would be longer than max (no delim ends within max +
+ * delim_len bytes; nothing consumed); -ENODATA if the stream ended before
+ * a delimiter, with or without bytes (those stay readable by recv) */
 ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
                                const void *delim, size_t delim_len);
 int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
