@@ -258,6 +258,7 @@ struct wf_loop {
     weft_time vnow;
     weft_time quiet_since;    /* real time all went quiet; 0 = not quiet */
     struct wf_faults *faults; /* NULL: fault injection is off */
+    bool valgrind; /* running under it: mark what the kernel writes */
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */

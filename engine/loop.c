@@ -10,6 +10,10 @@
  */
 #include "engine/engine.h"
 
+#ifdef WEFT_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 #include <stdatomic.h>
 
 #include <stdlib.h>
@@ -321,6 +325,9 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     wf_list_init(&L->deferred);
     wf_list_init(&L->idle_waiters);
     wf_sweep_loop_open(L);
+#ifdef WEFT_HAVE_VALGRIND_H
+    L->valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
     rc = wf_faults_open(L);
     if (rc < 0) {
         wf_ring_exit(&L->ring);

@@ -94,16 +94,86 @@ static bool cancel_result(int res)
     return res == -ECANCELED || res == -EINTR;
 }
 
-int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
-                const char *what)
+/*
+ * Under Valgrind: the kernel writes a read's buffer from io_uring, where
+ * Valgrind cannot see it, so the bytes would look uninitialised to
+ * Memcheck. Note what an operation may write before it is submitted (the
+ * SQE is the kernel's after that), and mark it written once it is done.
+ */
+#ifdef WEFT_HAVE_VALGRIND_H
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <valgrind/memcheck.h>
+
+struct vg_note {
+    uint8_t op;
+    void *addr, *addr2;
+    uint32_t len;
+};
+
+static void vg_note(struct vg_note *n, const struct io_uring_sqe *sqe)
 {
-    struct weft_task *t;
-    int rc = wf_entry(&t, sqe != NULL, false);
-    if (rc == -ECANCELED) /* t is set: the SQE goes back unsubmitted */
-        wf_sqe_drop(t->loop, sqe);
-    if (rc < 0)
-        return rc;
-    struct wf_loop *L = t->loop;
+    n->op = sqe->opcode;
+    n->addr = (void *)(uintptr_t)sqe->addr;
+    n->addr2 = (void *)(uintptr_t)sqe->addr2;
+    n->len = sqe->len;
+}
+
+static void vg_iov_written(const struct iovec *iov, size_t n, size_t bytes)
+{
+    for (size_t i = 0; i < n && bytes; i++) {
+        size_t k = iov[i].iov_len < bytes ? iov[i].iov_len : bytes;
+        VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, k);
+        bytes -= k;
+    }
+}
+
+static void vg_written(const struct vg_note *n, int res)
+{
+    if (res < 0)
+        return;
+    switch (n->op) {
+    case IORING_OP_READ:
+    case IORING_OP_READ_FIXED:
+    case IORING_OP_RECV:
+        VALGRIND_MAKE_MEM_DEFINED(n->addr, (size_t)res);
+        break;
+    case IORING_OP_READV:
+        vg_iov_written(n->addr, n->len, (size_t)res);
+        break;
+    case IORING_OP_RECVMSG: {
+        struct msghdr *mh = n->addr;
+        VALGRIND_MAKE_MEM_DEFINED(mh, sizeof *mh);
+        vg_iov_written(mh->msg_iov, mh->msg_iovlen, (size_t)res);
+        if (mh->msg_name)
+            VALGRIND_MAKE_MEM_DEFINED(mh->msg_name, mh->msg_namelen);
+        if (mh->msg_control)
+            VALGRIND_MAKE_MEM_DEFINED(mh->msg_control, mh->msg_controllen);
+        break;
+    }
+    case IORING_OP_STATX:
+        VALGRIND_MAKE_MEM_DEFINED(n->addr2, sizeof(struct statx));
+        break;
+    case IORING_OP_FILES_UPDATE:
+        VALGRIND_MAKE_MEM_DEFINED(n->addr, n->len * sizeof(int));
+        break;
+    default:
+        break;
+    }
+}
+#else
+struct vg_note {
+    char unused;
+};
+#define vg_note(n, sqe) ((void)(n), (void)(sqe))
+#define vg_written(n, res) ((void)(n), (void)(res))
+#endif
+
+static inline __attribute__((always_inline)) int
+io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
+       weft_time deadline, const char *what)
+{
+    int rc;
     /* Field by field: the timeout's half is set only when it is used. */
     io->op.fn = op_done;
     io->op.untracked = false;
@@ -152,6 +222,25 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     if ((io->wait.cancelling || io->killed) && cancel_result(io->res))
         return -ECANCELED;
     return io->res;
+}
+
+int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
+                const char *what)
+{
+    struct weft_task *t;
+    int rc = wf_entry(&t, sqe != NULL, false);
+    if (rc == -ECANCELED) /* t is set: the SQE goes back unsubmitted */
+        wf_sqe_drop(t->loop, sqe);
+    if (rc < 0)
+        return rc;
+    struct wf_loop *L = t->loop;
+    if (wf_likely(!L->valgrind))
+        return io_run(L, io, sqe, deadline, what);
+    struct vg_note vg;
+    vg_note(&vg, sqe);
+    rc = io_run(L, io, sqe, deadline, what);
+    vg_written(&vg, io->res);
+    return rc;
 }
 
 int wf_await(struct io_uring_sqe *sqe, const char *what)

@@ -388,6 +388,15 @@ static TH_UNUSED int th_write(int fd, const void *buf, unsigned n)
     return weft_uring_await(sqe);
 }
 
+/* ---- under Valgrind (scripts/test's valgrind stage) ---- */
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TH_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define TH_UNDER_VALGRIND() false
+#endif
+
 /* ---- a fork()ed child with its stderr captured ---- */
 
 struct th_child {
@@ -503,9 +512,13 @@ static TH_UNUSED void th_run_exec_child(const char *name, struct th_child *out)
         close(p[0]);
         dup2(p[1], 2);
         signal(SIGALRM, SIG_DFL);
-        execl("/proc/self/exe", "/proc/self/exe", "--th-child", name,
-              (char *)NULL);
-        fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
+        /* The binary's own path, not /proc/self/exe: under Valgrind
+         * that names Valgrind, which will not run it directly. */
+        char self[4096];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[len > 0 ? len : 0] = '\0';
+        execl(self, self, "--th-child", name, (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", self, strerror(errno));
         _exit(127);
     }
     th_collect_child(p, pid, out);
