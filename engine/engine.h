@@ -291,7 +291,7 @@ void wf_deliver_cancel(struct weft_task *t); /* poke its wait, if any */
 void wf_room_wait_slow(struct wf_loop *L, unsigned need);
 static inline void wf_room_wait(struct wf_loop *L, unsigned need)
 {
-    if (wf_unlikely(L->ring.inflight + need > L->ring.max_inflight))
+    if (wf_unlikely(wf_ring_admitted(&L->ring) + need > L->ring.max_inflight))
         wf_room_wait_slow(L, need);
 }
 
@@ -607,7 +607,16 @@ void wf_gate_close(struct wf_gate *g, const char *what);
  * the CQ is reaped, so it may take no SQE) gets each completion, e.g. a
  * listener's multishot accepts. Take an SQE, prepare it, then start it;
  * cancel sends an ASYNC_CANCEL, and c->fn sees the terminal CQE.
+ *
+ * They are counted apart from the tasks' operations (wf_ring.standing)
+ * and take none of max_inflight's room, which a loop may have set as low
+ * as 2. They are few and bounded: the mailbox's one poll and one or two
+ * accepts per open listener (one per address), each armed at most once at
+ * a time, so at most that many terminal CQEs. The default max_inflight
+ * keeps WF_STANDING_ROOM CQ entries for them; more (a program with many
+ * listeners) only overflows into NODROP's backlog, flushed, never lost.
  */
+enum { WF_STANDING_ROOM = 32 };
 struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L);
 void wf_standing_start(struct wf_loop *L, struct io_uring_sqe *sqe,
                        struct wf_completion *c);

@@ -125,9 +125,13 @@ void wf_deliver_cancel(struct weft_task *t)
 
 /*
  * Keep the tasks' operations in flight within max_inflight (CQ less SQ
- * entries by default), so their completions fit in the CQ. Cancels,
- * multishot CQEs and weft's own armed operations are not counted; the
- * margin and NODROP cover them (an overflow is flushed, never lost).
+ * entries, less WF_STANDING_ROOM, by default), so their completions fit
+ * in the CQ. weft's own standing operations (the mailbox's poll, the
+ * listeners' armed accepts) are counted apart (ring.standing) and never
+ * take the tasks' room: they stay armed for good, so counting them would
+ * leave a small max_inflight none at all. Cancels and multishot CQEs are
+ * not counted either; the margin and NODROP cover them (an overflow is
+ * flushed, never lost).
  */
 static void room_cancel(struct wf_wait *w)
 {
@@ -142,7 +146,7 @@ static void room_cancel(struct wf_wait *w)
 void wf_room_wait_slow(struct wf_loop *L, unsigned need)
 {
     struct weft_task *t = L->current;
-    while (L->ring.inflight + need > L->ring.max_inflight &&
+    while (wf_ring_admitted(&L->ring) + need > L->ring.max_inflight &&
            !(L->ncancelled && wf_cancelled(t))) {
         struct wf_wait w = {.cancel = room_cancel, .what = "room in the ring"};
         wf_list_push(&L->room_waiters, &t->link);
@@ -178,7 +182,10 @@ static void run_deferred(struct wf_loop *L)
 
 static void wake_room_waiters(struct wf_loop *L)
 {
-    unsigned room = L->ring.max_inflight - L->ring.inflight;
+    unsigned used = wf_ring_admitted(&L->ring);
+    /* A cancelled task may have gone over the bound (wf_room_wait_slow). */
+    unsigned room =
+        used < L->ring.max_inflight ? L->ring.max_inflight - used : 0;
     wf_link *n;
     /* Each woken task re-checks; waking a few more than fit is harmless. */
     while (room-- && (n = wf_list_pop(&L->room_waiters)))
@@ -300,6 +307,8 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
     unsigned room = L->ring.cq_entries > L->ring.sq_entries
                         ? L->ring.cq_entries - L->ring.sq_entries
                         : L->ring.cq_entries / 2;
+    /* The standing operations' terminal CQEs come out of the same CQ. */
+    room -= room / 2 < WF_STANDING_ROOM ? room / 2 : WF_STANDING_ROOM;
     L->ring.max_inflight = L->opts.max_inflight ? L->opts.max_inflight : room;
     if (L->ring.max_inflight < 2)
         L->ring.max_inflight = 2;

@@ -91,9 +91,9 @@ static void arm(struct wf_loop *L)
     struct wf_mailbox *mb = L->mailbox;
     if (mb->armed) /* watched even with MSG_RING: non-workers write it */
         return;
-    struct io_uring_sqe *sqe = wf_ring_sqe(&L->ring);
+    struct io_uring_sqe *sqe = wf_standing_sqe(L);
     io_uring_prep_poll_multishot(sqe, mb->efd, POLLIN);
-    wf_ring_track(&L->ring, sqe, &mb->poll);
+    wf_standing_start(L, sqe, &mb->poll); /* takes none of the tasks' room */
     mb->armed = true;
 }
 

@@ -177,6 +177,7 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     /* Field by field: the timeout's half is set only when it is used. */
     io->op.fn = op_done;
     io->op.untracked = false;
+    io->op.standing = false;
     io->wait.cancel = op_cancel;
     io->wait.what = what;
     io->res = 0;
@@ -203,6 +204,7 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     } else if (deadline != WEFT_FOREVER) {
         io->timeout.fn = timeout_done;
         io->timeout.untracked = false;
+        io->timeout.standing = false;
         sqe->flags |= IOSQE_IO_LINK;
         ts.tv_sec = deadline / WEFT_SEC;
         ts.tv_nsec = deadline % WEFT_SEC;
@@ -266,7 +268,7 @@ void wf_standing_start(struct wf_loop *L, struct io_uring_sqe *sqe,
                        struct wf_completion *c)
 {
     c->untracked = false;
-    wf_ring_track(&L->ring, sqe, c);
+    wf_ring_track_standing(&L->ring, sqe, c);
 }
 
 void wf_standing_cancel(struct wf_loop *L, struct wf_completion *c)

@@ -57,6 +57,18 @@
 #define TH_ASAN 0
 #endif
 
+/* Built with ThreadSanitizer? (the same two ways, as in engine/engine.h) */
+#if defined(__SANITIZE_THREAD__)
+#define TH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TH_TSAN 1
+#endif
+#endif
+#ifndef TH_TSAN
+#define TH_TSAN 0
+#endif
+
 /* Hang guard of one weft_run() (or one child process): a guard, not a
  * measurement. */
 #define TH_GUARD_SECONDS 60

@@ -3,7 +3,8 @@
  * tests/test_loop.c - weft_run (API.md "Running"): the result of main,
  * waiting for every task, options and ring modes, independent loops on two
  * threads, a loop that cannot start (io_uring blocked by seccomp), calls
- * made outside any loop, and weft_strerror.
+ * made outside any loop, and weft_strerror; max_inflight with weft's own
+ * standing operations (the thread bridge, a listener) in flight.
  */
 #include "helpers.h"
 
@@ -17,6 +18,9 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+
+#include <weft/net.h>
+#include <weft/stream.h>
 
 /* ---- a small workload: tasks that sleep, checkpoint and run NOPs ---- */
 
@@ -189,6 +193,90 @@ static void test_run_small_ring_and_stack_options(void **state)
     workload_init(&w, 16, 4);
     run_in_loop_opts(work_main, &w, &o, 0);
     assert_int_equal(w.done, 16);
+}
+
+/*
+ * weft's own standing operations stay in flight for good: the thread
+ * bridge's mailbox poll (armed by the first weft_to_thread) and a
+ * listener's accepts (armed by the first accept; two with no host, one per
+ * family). They must take none of the tasks' room: with max_inflight at
+ * its minimum of 2 (or 3, one less than those three), a send or recv
+ * after them used to wait for room forever. A 10 s scope turns such a
+ * hang into -ECANCELED.
+ */
+struct standing {
+    weft_listener *l;
+    int accepted;
+};
+
+static int standing_noop(void *arg)
+{
+    return 0;
+}
+
+static int standing_accepter(void *arg)
+{
+    struct standing *st = arg;
+    weft_stream *s;
+
+    if (!CHECK_EQ(weft_listener_accept(st->l, &s), 0))
+        return -EIO;
+    st->accepted++;
+    CHECK_EQ(weft_stream_close(s), 0);
+    return 0;
+}
+
+static int standing_main(void *arg)
+{
+    struct standing st = {NULL, 0};
+    weft_stream *x, *y, *c;
+    weft_scope s;
+    weft_group g;
+    char byte = 0;
+
+    weft_move_on_after(&s, 10 * WEFT_SEC);
+    if (!CHECK_EQ(weft_tcp_listen(&st.l, NULL, 0), 0))
+        return weft_scope_exit(&s, -EIO);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, standing_accepter, &st), 0);
+    for (int i = 0; i < 4; i++) /* the accepter arms its accepts */
+        CHECK_EQ(weft_checkpoint(), 0);
+    CHECK_EQ(weft_to_thread(standing_noop, NULL, NULL, 0), 0);
+    if (CHECK_EQ(weft_stream_pair(&x, &y), 0)) {
+        CHECK_EQ(weft_stream_send(y, "!", 1), 1);
+        CHECK_EQ(weft_stream_recv(x, &byte, 1), 1);
+        CHECK_EQ(byte, '!');
+        CHECK_EQ(weft_stream_close(x), 0);
+        CHECK_EQ(weft_stream_close(y), 0);
+    }
+    /* The accepts still work beside the tasks' operations. */
+    if (CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1", weft_listener_port(st.l)),
+                 0))
+        CHECK_EQ(weft_stream_close(c), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(weft_listener_close(st.l), 0);
+    CHECK(!weft_scope_cancel_called(&s)); /* no hang cut short */
+    return weft_scope_exit(&s, 0);
+}
+
+static void run_with_standing_ops(unsigned max_inflight)
+{
+    weft_options o;
+
+    memset(&o, 0, sizeof o);
+    o.max_inflight = max_inflight;
+    run_in_loop_opts(standing_main, NULL, &o, 0);
+}
+
+static void test_max_inflight_2_with_bridge_and_listener(void **state)
+{
+    run_with_standing_ops(2);
+}
+
+static void test_max_inflight_3_with_bridge_and_listener(void **state)
+{
+    run_with_standing_ops(3);
 }
 
 /* Run the workload with a forced ring mode; skip if the kernel lacks it. */
@@ -648,6 +736,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_run_null_opts),
     cmocka_unit_test(test_run_zeroed_opts),
     cmocka_unit_test(test_run_small_ring_and_stack_options),
+    cmocka_unit_test(test_max_inflight_2_with_bridge_and_listener),
+    cmocka_unit_test(test_max_inflight_3_with_bridge_and_listener),
     cmocka_unit_test(test_ring_mode_auto),
     cmocka_unit_test(test_ring_mode_defer),
     cmocka_unit_test(test_ring_mode_coop),

@@ -1964,6 +1964,87 @@ static void test_limiter_on_behalf_of_current_task_is_its_own(void **s)
     run_in_loop(self_behalf_main, NULL);
 }
 
+/*
+ * A task that ends holding a token it took for itself ends the program
+ * (docs/reference/sync.md, weft_limiter_acquire NOTES): left borrowed, the
+ * token could never be released and the limiter would stay a token short.
+ * Run in a fresh exec of the suite; the child says which id the task got.
+ */
+static weft_limiter end_lim;
+
+static int end_holder(void *arg)
+{
+    fprintf(stderr, "TEST: holder is task %llu\n",
+            (unsigned long long)weft_task_id(weft_task_current()));
+    return weft_limiter_acquire(&end_lim); /* and no release */
+}
+
+static int end_main(void *arg)
+{
+    weft_group g;
+
+    weft_limiter_init(&end_lim, 2);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn_named(&g, "holder", end_holder, NULL), 0);
+    int rc = weft_group_exit(&g, 0);
+    fprintf(stderr, "TEST: the group exited with %d\n", rc);
+    return rc;
+}
+
+static void limiter_task_end_child(void)
+{
+    weft_run(end_main, NULL, NULL);
+    _exit(20); /* not reached: the holder's end aborts */
+}
+
+static void test_limiter_task_ending_with_its_token_aborts(void **state)
+{
+    struct th_child c;
+    unsigned long long id = 0;
+    char want[256];
+
+    th_run_exec_child("limiter_task_end", &c);
+    const char *said = strstr(c.err, "TEST: holder is task ");
+    if (said)
+        id = strtoull(said + strlen("TEST: holder is task "), NULL, 10);
+    snprintf(want, sizeof want,
+             "weft: task 'holder' (id %llu) ended holding a limiter token: "
+             "release it (weft_limiter_release) before returning\n",
+             id);
+    if (!WIFSIGNALED(c.status) || WTERMSIG(c.status) != SIGABRT || !id ||
+        !strstr(c.err, want) || strstr(c.err, "the group exited")) {
+        th_child_dump(&c);
+        fail_msg("expected death by SIGABRT saying: %s", want);
+    }
+}
+
+/* A token taken on behalf of a borrower is the borrower's: the task that
+ * took it may end; it stays borrowed until released on its behalf. */
+static int behalf_taker(void *arg)
+{
+    return weft_limiter_acquire_on_behalf_of(&end_lim, arg);
+}
+
+static int behalf_end_main(void *arg)
+{
+    weft_group g;
+    int job;
+
+    weft_limiter_init(&end_lim, 2);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, behalf_taker, &job), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(&end_lim), 1);
+    CHECK_EQ(weft_limiter_release_on_behalf_of(&end_lim, &job), 0);
+    CHECK_EQ(weft_limiter_borrowed_tokens(&end_lim), 0);
+    return 0;
+}
+
+static void test_limiter_token_on_behalf_outlives_the_task(void **state)
+{
+    run_in_loop(behalf_end_main, NULL);
+}
+
 /* With no maximum, release at UINT_MAX is -EOVERFLOW and the value stays
  * (repros/semaphore_wrap.c). Needs no loop. */
 static void test_semaphore_without_max_does_not_wrap(void **s)
@@ -2016,9 +2097,15 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(
         test_limiter_ended_task_pointer_is_not_the_next_tasks_borrower),
     cmocka_unit_test(test_limiter_on_behalf_of_current_task_is_its_own),
+    cmocka_unit_test(test_limiter_task_ending_with_its_token_aborts),
+    cmocka_unit_test(test_limiter_token_on_behalf_outlives_the_task),
     cmocka_unit_test(test_semaphore_without_max_does_not_wrap),
     cmocka_unit_test(test_sync_calls_outside_a_loop_are_eperm),
     cmocka_unit_test(test_sync_random_stress),
 };
 
-TH_MAIN(tests)
+static const struct th_exec_entry children[] = {
+    {"limiter_task_end", limiter_task_end_child},
+};
+
+TH_MAIN_WITH_CHILDREN(tests, children)

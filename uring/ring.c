@@ -279,8 +279,11 @@ static unsigned reap(struct wf_ring *r)
             n++;
             if (!c)
                 continue;
-            if (!(flags & IORING_CQE_F_MORE) && !c->untracked)
+            /* Read before fn, which may free c. */
+            if (!(flags & IORING_CQE_F_MORE) && !c->untracked) {
                 r->inflight--;
+                r->standing -= c->standing;
+            }
             r->in_handler++;
             c->fn(c, res, flags);
             r->in_handler--;

@@ -17,6 +17,7 @@
 struct wf_completion {
     void (*fn)(struct wf_completion *c, int res, unsigned flags);
     bool untracked; /* posted from outside (MSG_RING): owes no inflight */
+    bool standing;  /* counted in standing too (wf_ring_track_standing) */
 };
 
 enum { WF_RING_WHY = 200 };
@@ -26,7 +27,8 @@ struct wf_ring {
     unsigned setup_flags; /* IORING_SETUP_* in force */
     unsigned sq_entries, cq_entries;
     unsigned inflight;     /* CQEs still owed to a wf_completion */
-    unsigned max_inflight; /* admission bound for new operations */
+    unsigned standing;     /* of those, weft's own armed operations */
+    unsigned max_inflight; /* admission bound for the others */
     unsigned in_handler;   /* a completion handler runs: no SQEs now */
     uint64_t ops[4];       /* supported opcodes, a bit each */
 };
@@ -62,6 +64,23 @@ static inline void wf_ring_track(struct wf_ring *r, struct io_uring_sqe *sqe,
 {
     io_uring_sqe_set_data(sqe, c);
     r->inflight++;
+}
+
+/* The same for an operation that stays armed for long (a multishot poll
+ * or accept): it owes a CQE too, but max_inflight does not admit it. */
+static inline void wf_ring_track_standing(struct wf_ring *r,
+                                          struct io_uring_sqe *sqe,
+                                          struct wf_completion *c)
+{
+    c->standing = true;
+    r->standing++;
+    wf_ring_track(r, sqe, c);
+}
+
+/* The operations in flight that max_inflight bounds. */
+static inline unsigned wf_ring_admitted(const struct wf_ring *r)
+{
+    return r->inflight - r->standing;
 }
 
 /*

@@ -76,7 +76,9 @@ typedef struct weft_options {
     unsigned sq_entries;   /* 0 = 256 */
     unsigned cq_entries;   /* 0 = 64 x sq_entries (room for many idle
                               operations, e.g. one recv per connection) */
-    unsigned max_inflight; /* operations in flight; 0 = cq - sq entries */
+    unsigned max_inflight; /* tasks' operations in flight (weft's own
+                              armed ones not counted); 0 = cq - sq
+                              entries, less a few for weft's own */
     unsigned stack_cache;  /* stacks kept for reuse; 0 = 1024 */
     unsigned ring_mode;    /* enum weft_ring_mode */
     unsigned flags;        /* WEFT_OPT_* */
