@@ -149,6 +149,28 @@ static int sock_type(const struct io_uring_sqe *sqe)
 }
 
 /*
+ * Reset a connected byte stream. On TCP a shutdown alone sends a FIN: the
+ * peer would read the end but could go on sending into a window nobody
+ * empties, blocked for good (test_stream's TCP echo hung so). Connecting
+ * to AF_UNSPEC disconnects it with an RST (tcp_disconnect), so the peer's
+ * calls fail with -ECONNRESET as after a real reset; the shutdown that
+ * follows makes this end's later calls see the end (-EPIPE on a send). A
+ * Unix stream socket needs only the shutdown: the peer's sends already
+ * fail with -EPIPE.
+ */
+static void reset(int fd)
+{
+    int domain;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+        (domain == AF_INET || domain == AF_INET6)) {
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        connect(fd, &unspec, sizeof unspec);
+    }
+    shutdown(fd, SHUT_RDWR);
+}
+
+/*
  * A reset (or a broken pipe) is the state of a connection, not of one
  * call: it is injected only on a connected byte stream, which is then
  * shut down for both ends, as a real reset would leave it (the peer sees
@@ -164,7 +186,7 @@ static int reset_or_transient(const struct io_uring_sqe *sqe, int res)
         return res;
     if (sock_type(sqe) != SOCK_STREAM)
         return -ENOMEM;
-    shutdown(sqe->fd, SHUT_RDWR);
+    reset(sqe->fd);
     return res;
 }
 

@@ -6,7 +6,9 @@
  */
 #include "helpers.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <weft/testing.h>
 
@@ -193,6 +195,55 @@ static void test_errors_on_a_datagram_socket_do_not_break_it(void **state)
     weft_faults f;
     weft_options o = with_faults(&f, 5, WEFT_FAULT_ERRORS, 1000000);
     run_in_loop_opts(task_errors_datagram, NULL, &o, 0);
+}
+
+/* A connected TCP pair over loopback, with plain syscalls. */
+static bool tcp_pair(int sv[2])
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = l >= 0 && sv[0] >= 0 &&
+              bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+              listen(l, 1) == 0 &&
+              getsockname(l, (struct sockaddr *)&sin, &len) == 0 &&
+              connect(sv[0], (struct sockaddr *)&sin, sizeof sin) == 0 &&
+              (sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0;
+    if (l >= 0)
+        close(l);
+    return ok;
+}
+
+/* An injected reset on TCP is a reset for the peer too: its receive and
+ * its sends fail (a FIN alone left a sender blocked on a full window,
+ * which hung test_stream's TCP echo under seed 1). */
+static int task_errors_tcp_reset(void *arg)
+{
+    int sv[2];
+    if (!CHECK(tcp_pair(sv)))
+        return -EIO;
+    char buf[8] = "abcdefg";
+    int rc;
+    do /* a reset, not the -ENOMEM of the same table */
+        rc = sock_op(IORING_OP_RECV, sv[0], buf, sizeof buf, MSG_DONTWAIT);
+    while (rc == -ENOMEM);
+    CHECK_EQ(rc, -ECONNRESET);
+    CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), -1);
+    CHECK_EQ(errno, ECONNRESET);
+    CHECK_EQ(send(sv[1], buf, sizeof buf, MSG_DONTWAIT | MSG_NOSIGNAL), -1);
+    CHECK_EQ(errno, EPIPE);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+static void test_errors_reset_a_tcp_connection_for_the_peer(void **state)
+{
+    weft_faults f;
+    weft_options o = with_faults(&f, 5, WEFT_FAULT_ERRORS, 1000000);
+    run_in_loop_opts(task_errors_tcp_reset, NULL, &o, 0);
 }
 
 enum { STREAM_BYTES = 256 * 1024, STREAM_CHUNK = 4096 };
@@ -446,6 +497,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_same_seed_gives_same_results),
         cmocka_unit_test(test_errors_replace_operations_before_submission),
         cmocka_unit_test(test_errors_on_a_datagram_socket_do_not_break_it),
+        cmocka_unit_test(test_errors_reset_a_tcp_connection_for_the_peer),
         cmocka_unit_test(
             test_short_transfers_still_deliver_every_byte_in_order),
         cmocka_unit_test(test_delay_readies_a_completion_a_round_later),
