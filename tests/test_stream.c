@@ -106,6 +106,10 @@ struct echo {
  * -EPIPE) instead of waiting forever for bytes that will not come. */
 static void echo_give_up(weft_stream *s)
 {
+    /* TCP: an RST, or the peer could stay blocked sending into a full
+     * window (a FIN does not stop its sends). */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(weft_stream_fd(s), &unspec, sizeof unspec);
     shutdown(weft_stream_fd(s), SHUT_RDWR);
 }
 
@@ -1165,7 +1169,8 @@ static void cancel_races_data_body(weft_stream *a, weft_stream *b)
         /* half the time the recv is in the kernel already, half not yet */
         if (i % 2)
             th_settle();
-        CHECK_EQ(write(bfd, msg, (size_t)len), len);
+        /* MSG_NOSIGNAL: under WEFT_FAULTS the pair may have been reset */
+        CHECK_EQ(send(bfd, msg, (size_t)len, MSG_NOSIGNAL), len);
         weft_scope_cancel(&r.scope);
         CHECK_EQ(weft_group_exit(&g, 0), 0);
         if (r.rc == len) {
