@@ -136,18 +136,67 @@ static bool shortable(uint8_t op)
     }
 }
 
+/* The socket type of the SQE's fd: SOCK_STREAM, SOCK_DGRAM, ...; 0 for a
+ * registered file or an fd that is not a socket. */
+static int sock_type(const struct io_uring_sqe *sqe)
+{
+    int type;
+    socklen_t len = sizeof type;
+    if (sqe->flags & IOSQE_FIXED_FILE ||
+        getsockopt(sqe->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return 0;
+    return type;
+}
+
+/*
+ * Reset a connected byte stream. On TCP a shutdown alone sends a FIN: the
+ * peer would read the end but could go on sending into a window nobody
+ * empties, blocked for good (test_stream's TCP echo hung so). Connecting
+ * to AF_UNSPEC disconnects it with an RST (tcp_disconnect), so the peer's
+ * calls fail with -ECONNRESET as after a real reset; the shutdown that
+ * follows makes this end's later calls see the end (-EPIPE on a send). A
+ * Unix stream socket needs only the shutdown: the peer's sends already
+ * fail with -EPIPE.
+ */
+static void reset(int fd)
+{
+    int domain;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+        (domain == AF_INET || domain == AF_INET6)) {
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        connect(fd, &unspec, sizeof unspec);
+    }
+    shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * A reset (or a broken pipe) is the state of a connection, not of one
+ * call: it is injected only on a connected byte stream, which is then
+ * shut down for both ends, as a real reset would leave it (the peer sees
+ * the end instead of waiting forever). A datagram socket cannot be reset,
+ * and a shut-down one would stay broken for good (found under seed 2: a
+ * UDP socket "reset" on a receive failed every later send with -EPIPE);
+ * a registered file cannot be shut down from here. Those get -ENOMEM, a
+ * transient error, instead.
+ */
+static int reset_or_transient(const struct io_uring_sqe *sqe, int res)
+{
+    if (res != -ECONNRESET && res != -EPIPE)
+        return res;
+    if (sock_type(sqe) != SOCK_STREAM)
+        return -ENOMEM;
+    reset(sqe->fd);
+    return res;
+}
+
 bool wf_faults_submit(struct wf_loop *L, struct io_uring_sqe *sqe, int *res)
 {
     struct wf_faults *f = L->faults;
     uint8_t op = sqe->opcode;
     if (op < IORING_OP_LAST && errors_for[op].n && draw(f, WEFT_FAULT_ERRORS)) {
         uint64_t r = splitmix64(&f->state);
-        *res = errors_for[op].v[r % errors_for[op].n];
-        /* A reset connection is reset for both ends: the peer sees the
-         * end of the stream, as it would, instead of waiting forever. */
-        if ((*res == -ECONNRESET || *res == -EPIPE) &&
-            !(sqe->flags & IOSQE_FIXED_FILE))
-            shutdown(sqe->fd, SHUT_RDWR);
+        *res = reset_or_transient(sqe, errors_for[op].v[r % errors_for[op].n]);
         return true;
     }
     if (shortable(op) && sqe->len > 1 && draw(f, WEFT_FAULT_SHORT)) {

@@ -12,39 +12,67 @@
 #include <string.h>
 #include <weft/uring.h>
 
-static void finish_one(struct wf_io *a)
+/*
+ * The last CQE owed readies the task. Under WEFT_FAULT_DELAY it may be
+ * held back a round: the awaits of a loop with faults get the *_faulty
+ * handlers below, chosen once in wf_io_await, so that a loop without
+ * faults pays nothing here (not even a load of t->loop->faults).
+ */
+static inline void finish_one(struct wf_io *a, bool faulty)
 {
-    if (--a->pending == 0) {
-        struct weft_task *t = a->wait.task;
-        if (wf_unlikely(t->loop->faults) && wf_faults_hold(t->loop, t))
-            return; /* readied a round later (engine/faults.c) */
-        wf_wake(t);
-    }
+    if (--a->pending)
+        return;
+    struct weft_task *t = a->wait.task;
+    if (faulty && wf_faults_hold(t->loop, t))
+        return; /* readied a round later (engine/faults.c) */
+    wf_wake(t);
 }
 
 /*
  * A one-shot operation posts one CQE. A zero-copy send posts two: its
  * result (with F_MORE), then a notification (F_NOTIF, terminal) once the
  * kernel no longer needs the buffer; the result is the first one's.
+ * True at the terminal CQE.
  */
-static void op_done(struct wf_completion *c, int res, unsigned flags)
+static inline bool op_record(struct wf_io *a, int res, unsigned flags)
 {
-    struct wf_io *a = wf_container_of(c, struct wf_io, op);
     if (flags & IORING_CQE_F_MORE) {
         a->res = res;
-        return;
+        return false;
     }
     if (!(flags & IORING_CQE_F_NOTIF))
         a->res = res;
     a->cqe_flags = flags;
-    finish_one(a);
+    return true;
+}
+
+static void op_done(struct wf_completion *c, int res, unsigned flags)
+{
+    struct wf_io *a = wf_container_of(c, struct wf_io, op);
+    if (op_record(a, res, flags))
+        finish_one(a, false);
+}
+
+static void op_done_faulty(struct wf_completion *c, int res, unsigned flags)
+{
+    struct wf_io *a = wf_container_of(c, struct wf_io, op);
+    if (op_record(a, res, flags))
+        finish_one(a, true);
 }
 
 static void timeout_done(struct wf_completion *c, int res, unsigned flags)
 {
     struct wf_io *a = wf_container_of(c, struct wf_io, timeout);
     a->tres = res;
-    finish_one(a);
+    finish_one(a, false);
+}
+
+static void timeout_done_faulty(struct wf_completion *c, int res,
+                                unsigned flags)
+{
+    struct wf_io *a = wf_container_of(c, struct wf_io, timeout);
+    a->tres = res;
+    finish_one(a, true);
 }
 
 /*
@@ -184,14 +212,17 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     io->tres = 0;
     io->pending = 1;
     io->killed = false;
-    if (wf_unlikely(L->faults) && wf_faults_submit(L, sqe, &rc)) {
-        /* An error instead of the operation: the kernel never sees it,
-         * so nothing was moved. Still a schedule point, as the real
-         * operation would have been. */
-        wf_sqe_drop(L, sqe);
-        io->pending = 0;
-        wf_yield();
-        return rc;
+    if (wf_unlikely(L->faults)) {
+        if (wf_faults_submit(L, sqe, &rc)) {
+            /* An error instead of the operation: the kernel never sees
+             * it, so nothing was moved. Still a schedule point, as the
+             * real operation would have been. */
+            wf_sqe_drop(L, sqe);
+            io->pending = 0;
+            wf_yield();
+            return rc;
+        }
+        io->op.fn = op_done_faulty;
     }
     /* weft needs the terminal CQE, whatever the caller asked for. */
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
@@ -202,7 +233,8 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
         io->vtimer = (struct weft__timer){.fire = vdeadline_fired};
         wf_timer_arm(L, &io->vtimer, deadline);
     } else if (deadline != WEFT_FOREVER) {
-        io->timeout.fn = timeout_done;
+        io->timeout.fn =
+            wf_unlikely(L->faults) ? timeout_done_faulty : timeout_done;
         io->timeout.untracked = false;
         io->timeout.standing = false;
         sqe->flags |= IOSQE_IO_LINK;

@@ -212,6 +212,9 @@ static void th_alarm(int sig)
     if (write(2, msg, sizeof msg - 1) < 0) {
         /* nothing more we can do */
     }
+    /* Not async-signal-safe, but the process is about to abort anyway,
+     * and what each task waits for is what a hang needs to be read. */
+    weft_dump_tasks(stderr);
     signal(SIGABRT, SIG_DFL);
     abort();
 }

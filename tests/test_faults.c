@@ -6,7 +6,9 @@
  */
 #include "helpers.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <weft/testing.h>
 
@@ -161,6 +163,87 @@ static void test_errors_replace_operations_before_submission(void **state)
     weft_faults f;
     weft_options o = with_faults(&f, 5, WEFT_FAULT_ERRORS, 1000000);
     run_in_loop_opts(task_errors, NULL, &o, 0);
+}
+
+/* A datagram socket cannot be reset: an injected error on it is a
+ * transient one, and the socket still works afterwards (a "reset" UDP
+ * socket used to be shut down, and failed every later send with -EPIPE,
+ * which hung test_net's UDP test under seed 2). */
+static int task_errors_datagram(void *arg)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[8] = "abcdefg";
+    for (int i = 0; i < 16; i++) {
+        int rc = sock_op(i % 2 ? IORING_OP_RECV : IORING_OP_SEND, sv[i % 2],
+                         buf, sizeof buf, MSG_DONTWAIT);
+        CHECK_EQ(rc, -ENOMEM);
+    }
+    CHECK_EQ(weft_faults_injected(), 16);
+    /* Both ends as they were: a datagram each way goes through. */
+    CHECK_EQ(send(sv[0], "ping", 4, MSG_DONTWAIT), 4);
+    CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), 4);
+    CHECK_EQ(send(sv[1], "pong", 4, MSG_DONTWAIT), 4);
+    CHECK_EQ(recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), 4);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+static void test_errors_on_a_datagram_socket_do_not_break_it(void **state)
+{
+    weft_faults f;
+    weft_options o = with_faults(&f, 5, WEFT_FAULT_ERRORS, 1000000);
+    run_in_loop_opts(task_errors_datagram, NULL, &o, 0);
+}
+
+/* A connected TCP pair over loopback, with plain syscalls. */
+static bool tcp_pair(int sv[2])
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = l >= 0 && sv[0] >= 0 &&
+              bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+              listen(l, 1) == 0 &&
+              getsockname(l, (struct sockaddr *)&sin, &len) == 0 &&
+              connect(sv[0], (struct sockaddr *)&sin, sizeof sin) == 0 &&
+              (sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0;
+    if (l >= 0)
+        close(l);
+    return ok;
+}
+
+/* An injected reset on TCP is a reset for the peer too: its receive and
+ * its sends fail (a FIN alone left a sender blocked on a full window,
+ * which hung test_stream's TCP echo under seed 1). */
+static int task_errors_tcp_reset(void *arg)
+{
+    int sv[2];
+    if (!CHECK(tcp_pair(sv)))
+        return -EIO;
+    char buf[8] = "abcdefg";
+    int rc;
+    do /* a reset, not the -ENOMEM of the same table */
+        rc = sock_op(IORING_OP_RECV, sv[0], buf, sizeof buf, MSG_DONTWAIT);
+    while (rc == -ENOMEM);
+    CHECK_EQ(rc, -ECONNRESET);
+    CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), -1);
+    CHECK_EQ(errno, ECONNRESET);
+    CHECK_EQ(send(sv[1], buf, sizeof buf, MSG_DONTWAIT | MSG_NOSIGNAL), -1);
+    CHECK_EQ(errno, EPIPE);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+static void test_errors_reset_a_tcp_connection_for_the_peer(void **state)
+{
+    weft_faults f;
+    weft_options o = with_faults(&f, 5, WEFT_FAULT_ERRORS, 1000000);
+    run_in_loop_opts(task_errors_tcp_reset, NULL, &o, 0);
 }
 
 enum { STREAM_BYTES = 256 * 1024, STREAM_CHUNK = 4096 };
@@ -413,6 +496,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_faults_are_off_without_options_or_variable),
         cmocka_unit_test(test_same_seed_gives_same_results),
         cmocka_unit_test(test_errors_replace_operations_before_submission),
+        cmocka_unit_test(test_errors_on_a_datagram_socket_do_not_break_it),
+        cmocka_unit_test(test_errors_reset_a_tcp_connection_for_the_peer),
         cmocka_unit_test(
             test_short_transfers_still_deliver_every_byte_in_order),
         cmocka_unit_test(test_delay_readies_a_completion_a_round_later),

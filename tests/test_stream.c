@@ -101,6 +101,18 @@ struct echo {
     int send_rc, recv_rc, echo_rc;
 };
 
+/* A task of the echo that met an error (under WEFT_FAULTS) gives up on
+ * both directions of its socket, so that the other tasks see the end (or
+ * -EPIPE) instead of waiting forever for bytes that will not come. */
+static void echo_give_up(weft_stream *s)
+{
+    /* TCP: an RST, or the peer could stay blocked sending into a full
+     * window (a FIN does not stop its sends). */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(weft_stream_fd(s), &unspec, sizeof unspec);
+    shutdown(weft_stream_fd(s), SHUT_RDWR);
+}
+
 /* The client's sender: all of the data, then end of stream. */
 static int echo_sender(void *arg)
 {
@@ -109,6 +121,8 @@ static int echo_sender(void *arg)
     e->send_rc = CHECK_EQ(r, (ssize_t)e->n) ? 0 : -EIO;
     if (e->send_rc == 0)
         CHECK_EQ(weft_stream_send_eof(e->client), 0);
+    else
+        echo_give_up(e->client);
     return 0;
 }
 
@@ -126,14 +140,18 @@ static int echo_receiver(void *arg)
             e->recv_rc = (int)r;
             break;
         }
-        if (!CHECK_LE(e->got + (size_t)r, e->n))
+        if (!CHECK_LE(e->got + (size_t)r, e->n)) {
+            e->recv_rc = -EOVERFLOW;
             break;
+        }
         if (!CHECK(memcmp(buf, e->data + e->got, (size_t)r) == 0)) {
             e->recv_rc = -EILSEQ;
             break;
         }
         e->got += (size_t)r;
     }
+    if (e->recv_rc < 0)
+        echo_give_up(e->client);
     free(buf);
     return 0;
 }
@@ -162,6 +180,8 @@ static int echo_server(void *arg)
             break;
         }
     }
+    if (e->echo_rc < 0)
+        echo_give_up(e->server);
     free(buf);
     return 0;
 }
@@ -1166,7 +1186,8 @@ static void cancel_races_data_body(weft_stream *a, weft_stream *b)
         /* half the time the recv is in the kernel already, half not yet */
         if (i % 2)
             th_settle();
-        CHECK_EQ(write(bfd, msg, (size_t)len), len);
+        /* MSG_NOSIGNAL: under WEFT_FAULTS the pair may have been reset */
+        CHECK_EQ(send(bfd, msg, (size_t)len, MSG_NOSIGNAL), len);
         weft_scope_cancel(&r.scope);
         CHECK_EQ(weft_group_exit(&g, 0), 0);
         if (r.rc == len) {
