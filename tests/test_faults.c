@@ -221,7 +221,7 @@ static bool tcp_pair(int sv[2])
  * which hung test_stream's TCP echo under seed 1). */
 static int task_errors_tcp_reset(void *arg)
 {
-    int sv[2];
+    int sv[2] = {-1, -1};
     if (!CHECK(tcp_pair(sv)))
         return -EIO;
     char buf[8] = "abcdefg";

@@ -114,6 +114,8 @@ static void wake(struct mem_wait **slot, int res)
 static int wait_in(struct mem_wait **slot, weft_time due, const char *what)
 {
     struct weft_task *t = wf_self();
+    if (!t) /* the stream layer claimed the side: never, but say so */
+        return -EPERM;
     /* A cancel that came while the call ran (between two transfers of
      * one recv_exactly) reached no wait: look before blocking. */
     if (t->loop->ncancelled && wf_cancelled(t))
