@@ -21,5 +21,6 @@
 #include <weft/file.h>
 #include <weft/net.h>
 #include <weft/testing.h>
+#include <weft/core.h>
 
 #endif

@@ -42,6 +42,10 @@ typedef struct weft_chan_stats {
 int weft_chan_open(size_t capacity /* 0 = rendezvous */, weft_chan_tx **tx,
                    weft_chan_rx **rx);
 /* 0, -EPIPE no receivers, -EBADF closed, -ECANCELED, -ENOMEM (unbounded) */
+/* A channel whose handles any core of a weft_run_cores runtime may use,
+ * clone and close, with weft_chan_open's semantics (weft/core.h). */
+int weft_chan_open_shared(size_t capacity, weft_chan_tx **tx,
+                          weft_chan_rx **rx);
 int weft_chan_send(weft_chan_tx *tx, void *item);
 int weft_chan_try_send(weft_chan_tx *tx, void *item); /* also -EAGAIN */
 /* 1 item, 0 end of stream, -EBADF, -ECANCELED */
