@@ -438,6 +438,7 @@ int wf_run_error_set(int rc, const char *why);
 void wf_sweep_fire(struct wf_loop *L);
 void wf_sweep_loop_open(struct wf_loop *L);
 void wf_sweep_loop_end(struct wf_loop *L, unsigned inflight);
+bool wf_sweep_active(void); /* this thread runs a sweep's run */
 /* engine/stack.c: task stacks mapped now, in the whole process. */
 long wf_stacks_mapped(void);
 

@@ -358,7 +358,8 @@ void wf_faults_close(struct wf_loop *L, int rc)
     struct wf_faults *f = L->faults;
     if (!f)
         return;
-    if (rc < 0) {
+    /* A sweep expects errors, and names the seed of a run that fails. */
+    if (rc < 0 && !wf_sweep_active()) {
         char kinds[32] = "";
         for (unsigned i = 0; i < 4; i++) {
             if (!(f->kinds & (1u << i)))

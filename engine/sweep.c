@@ -30,9 +30,15 @@
 #include <weft/testing.h>
 
 /* What weft_run leaves for the sweep about the run that just ended. */
+static __thread bool active;
 static __thread uint64_t next_cancel_at;
 static __thread uint64_t last_checkpoints;
 static __thread unsigned last_inflight;
+
+bool wf_sweep_active(void)
+{
+    return active;
+}
 
 void wf_sweep_fire(struct wf_loop *L)
 {
@@ -188,7 +194,9 @@ static int one_run(struct sweep *sw, uint64_t cancel_at, uint64_t seed)
     pthread_t th;
     bool guarded = pthread_create(&th, NULL, watch, &w) == 0;
     next_cancel_at = cancel_at;
+    active = true;
     int rc = weft_run(sw->scenario, sw->arg, &opts);
+    active = false;
     next_cancel_at = 0;
     if (guarded) {
         pthread_mutex_lock(&w.mu);
