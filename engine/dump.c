@@ -34,8 +34,17 @@ static void print_node(FILE *out, const weft_scope *s, weft_time now)
     fprintf(out, "%*s", 2 * depth_of(s), "");
     if (s->wf_flags & WF_SCOPE_TASKROOT) {
         const struct weft_task *t = s->wf_task;
-        fprintf(out, "task %llu '%s': %s%s\n", (unsigned long long)t->id,
-                weft_task_name(t), t->start ? "starting, " : "", state_name(t));
+        fprintf(out, "task %llu '%s'", (unsigned long long)t->id,
+                weft_task_name(t));
+        if (t->loop->rt)
+            fprintf(out, " on core %u", t->loop->core);
+        fprintf(out, ": %s%s\n", t->start ? "starting, " : "", state_name(t));
+        return;
+    }
+    if (s->wf_flags & WF_SCOPE_REMOTE) {
+        char what[96];
+        wf_remote_describe(s, what, sizeof what);
+        fprintf(out, "remote child: %s\n", what);
         return;
     }
     if (s->wf_flags & WF_SCOPE_GROUP) {
@@ -64,12 +73,17 @@ WF_EXPORT void weft_dump_tasks(FILE *out)
         return;
     }
     weft_time now = weft_now();
-    fprintf(out, "weft loop: %zu tasks, %u operations in flight\n", L->ntasks,
+    if (L->rt)
+        fprintf(out, "weft loop of core %u (of %u): ", L->core,
+                weft_core_count());
+    else
+        fputs("weft loop: ", out);
+    fprintf(out, "%zu tasks, %u operations in flight\n", L->ntasks,
             L->ring.inflight);
     if (L->root) /* NULL once main has returned */
         print_tree(out, &L->root->root, now);
     if (!wf_list_empty(&L->system.wf_kids)) {
-        fputs("tasks of no group (calls from other threads):\n", out);
+        fputs("tasks of no group (calls from other threads and cores):\n", out);
         print_tree(out, &L->system, now);
     }
     fflush(out);

@@ -259,6 +259,12 @@ struct wf_loop {
     weft_time quiet_since;    /* real time all went quiet; 0 = not quiet */
     struct wf_faults *faults; /* NULL: fault injection is off */
     bool valgrind; /* running under it: mark what the kernel writes */
+    /* The multi-core runtime (engine/cores.c); rt is NULL under weft_run. */
+    struct wf_runtime *rt;
+    unsigned core;   /* 0 .. rt->n - 1 */
+    bool keep_alive; /* cores 1..: run with no task until told to stop */
+    size_t xreplies; /* messages from other cores awaited here */
+    weft_time xlast; /* real time of the last cross-core start here */
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
@@ -330,6 +336,35 @@ int wf_spawn_system(struct wf_loop *L, weft_fn fn, void *arg,
                     weft_scope *attach, void (*on_exit)(struct weft_task *),
                     void *exit_arg);
 int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg);
+/* g is a live group of loop L's. */
+bool wf_group_open(const weft_group *g, const struct wf_loop *L);
+/* A child of g ended with rc (its error kept under name, as a task's);
+ * g's host is woken when it was the last. */
+void wf_group_child_ended(weft_group *g, int rc, const char *name);
+/* fn's symbol name into buf ("" if it has none). */
+void wf_fn_name(weft_fn fn, char *buf, size_t n);
+
+/* ---- the loop's life (engine/loop.c), for weft_run and engine/cores.c ---
+ */
+
+/* Make a loop on this thread (wf_cur); wq_fd >= 0: attach to that ring's
+ * io-wq. On failure, weft_strerror of the code says why. */
+int wf_loop_open(struct wf_loop **out, const weft_options *opts, int wq_fd);
+/* Run main (if not NULL) as the root task; return once every task has
+ * ended and, with keep_alive, the loop was told to stop. */
+int wf_loop_run_main(struct wf_loop *L, weft_fn main, void *arg);
+void wf_loop_close(struct wf_loop *L, int rc);
+const char *wf_run_error_why(void); /* this thread's last failed start */
+
+/* ---- the multi-core runtime (engine/cores.c) ---- */
+
+/* deliver() reached a remote child's node in a cancelled subtree. */
+void wf_remote_cancel(weft_scope *node);
+/* weft_dump_tasks' line for such a node. */
+void wf_remote_describe(const weft_scope *node, char *buf, size_t n);
+/* A loop that waits on other cores may watch its mailbox a while
+ * before it sleeps. */
+bool wf_cores_spin(struct wf_loop *L);
 
 /* ---- messages from other threads (engine/mailbox.c; the pool:
  * engine/pool.c) ---- */
@@ -415,6 +450,7 @@ enum {
     WF_SCOPE_FAIL = 8,      /* weft_fail_after */
     WF_SCOPE_TASKROOT = 16, /* a task's root node */
     WF_SCOPE_GROUP = 32,    /* a group's scope */
+    WF_SCOPE_REMOTE = 64,   /* a group's child on another core (no task) */
 };
 enum { WF_SCOPE_LIVE = 1, WF_SCOPE_EXITED = 2 };
 enum { WF_REASON_NONE, WF_REASON_CANCEL, WF_REASON_DEADLINE };

@@ -24,6 +24,11 @@ int wf_run_error_set(int rc, const char *why)
     return rc;
 }
 
+const char *wf_run_error_why(void)
+{
+    return run_why;
+}
+
 void wf_panic(const char *fmt, ...)
 {
     va_list ap;

@@ -33,7 +33,7 @@ WF_EXPORT void weft_group_enter(weft_group *g)
     t->scope = &g->wf_scope;
 }
 
-static bool group_open(const weft_group *g, const struct wf_loop *L)
+bool wf_group_open(const weft_group *g, const struct wf_loop *L)
 {
     const weft_scope *s = &g->wf_scope;
     return (s->wf_flags & WF_SCOPE_GROUP) && s->wf_state == WF_SCOPE_LIVE &&
@@ -62,7 +62,7 @@ static int make_child(struct wf_loop *L, weft_group *g, const char *name,
 /* The arguments of a spawn or start: fn, and g open on this loop. */
 static bool spawn_args_ok(const weft_group *g, weft_fn fn)
 {
-    return wf_cur && g && fn && group_open(g, wf_cur);
+    return wf_cur && g && fn && wf_group_open(g, wf_cur);
 }
 
 static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg)
@@ -77,7 +77,7 @@ static int spawn(weft_group *g, const char *name, weft_fn fn, void *arg)
 /* For another thread's call: a child of g made from the scheduler. */
 int wf_spawn_into(struct wf_loop *L, weft_group *g, weft_fn fn, void *arg)
 {
-    if (!group_open(g, L))
+    if (!wf_group_open(g, L))
         return -EINVAL;
     return make_child(L, g, NULL, fn, arg, NULL, NULL);
 }
@@ -246,6 +246,18 @@ static void keep_error(weft_group *g, bool first, int rc, const char *name)
             name);
 }
 
+/* A child's error: kept, and it cancels the group; -ECANCELED is a
+ * cancellation, never an error (API.md). */
+static void child_failed(weft_group *g, int rc, const char *name)
+{
+    if (rc == -ECANCELED) {
+        g->wf_child_cancelled = true;
+    } else {
+        keep_error(g, false, rc, name);
+        wf_scope_do_cancel(&g->wf_scope, WF_REASON_CANCEL);
+    }
+}
+
 /* The end of a task, on its own stack: tell its starter or its group. */
 void wf_task_finished(struct weft_task *t)
 {
@@ -259,13 +271,7 @@ void wf_task_finished(struct weft_task *t)
         st->done = true;
         wf_wake(st->waiter);
     } else if (g && rc < 0) {
-        /* -ECANCELED is a cancellation, never an error (API.md). */
-        if (rc == -ECANCELED) {
-            g->wf_child_cancelled = true;
-        } else {
-            keep_error(g, false, rc, weft_task_name(t));
-            wf_scope_do_cancel(&g->wf_scope, WF_REASON_CANCEL);
-        }
+        child_failed(g, rc, weft_task_name(t));
     }
     if (t->id == L->root_id) {
         L->result = rc;
@@ -277,6 +283,15 @@ void wf_task_finished(struct weft_task *t)
     t->root.wf_state = WF_SCOPE_EXITED;
     L->ntasks--;
     if (g && --g->wf_children == 0 && g->wf_host)
+        wf_wake(g->wf_host);
+}
+
+/* A child on another core ended (its end message, on g's loop). */
+void wf_group_child_ended(weft_group *g, int rc, const char *name)
+{
+    if (rc < 0)
+        child_failed(g, rc, name);
+    if (--g->wf_children == 0 && g->wf_host)
         wf_wake(g->wf_host);
 }
 

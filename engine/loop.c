@@ -257,11 +257,13 @@ static void between_rounds(struct wf_loop *L, bool drain)
         wf_idle_wake(L);
 }
 
+/* A core of a multi-core runtime other than 0 keeps its loop alive with
+ * no task (asleep in its ring) until the runtime stops it. */
 static void loop_run(struct wf_loop *L)
 {
-    while (L->ntasks) {
+    while (L->ntasks || L->keep_alive) {
         run_round(L);
-        if (L->ntasks)
+        if (L->ntasks || L->keep_alive)
             between_rounds(L, true);
     }
 }
@@ -286,7 +288,7 @@ static void options_resolve(weft_options *o, const weft_options *in)
 
 static _Atomic uint64_t next_loop_serial = 1;
 
-static int loop_open(struct wf_loop *L, const weft_options *in)
+static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
 {
     L->serial =
         atomic_fetch_add_explicit(&next_loop_serial, 1, memory_order_relaxed);
@@ -299,8 +301,12 @@ static int loop_open(struct wf_loop *L, const weft_options *in)
         return wf_run_error_set(-EINVAL, "weft_options.autojump < 0");
     L->virt = L->opts.clock == WEFT_CLOCK_VIRTUAL;
     char why[WF_RING_WHY] = "";
-    int rc = wf_ring_init(&L->ring, L->opts.sq_entries, L->opts.cq_entries,
-                          L->opts.ring_mode, why, sizeof why);
+    struct wf_ring_params rp = {.sq = L->opts.sq_entries,
+                                .cq = L->opts.cq_entries,
+                                .mode = L->opts.ring_mode,
+                                .wq_fd = wq_fd,
+                                .iowq_max_workers = L->opts.iowq_max_workers};
+    int rc = wf_ring_init(&L->ring, &rp, why, sizeof why);
     if (rc < 0)
         return wf_run_error_set(rc, why);
     wf_run_error_set(0, NULL);
@@ -358,33 +364,42 @@ static void loop_close(struct wf_loop *L, int rc)
     wf_ring_exit(&L->ring);
 }
 
-WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
+int wf_loop_open(struct wf_loop **out, const weft_options *opts, int wq_fd)
 {
-    if (wf_cur)
-        return -EBUSY;         /* a loop already runs on this thread */
-    wf_run_error_set(0, NULL); /* an earlier failure's reason is over */
-    if (!main)
-        return -EINVAL;
     struct wf_loop *L = wf_calloc(1, sizeof *L);
     if (!L)
         return -ENOMEM;
-    int rc = loop_open(L, opts);
+    int rc = loop_open(L, opts, wq_fd);
     if (rc < 0) {
         wf_free(L);
         return rc;
     }
     wf_cur = L;
     wf_overflow_guard_install(L);
-    struct weft_task *root;
-    rc = wf_task_new(L, main, arg, "main", &root);
-    if (rc == 0) {
-        L->root = root;
-        L->root_id = root->id;
-        wf_scope_link(&root->root, NULL, root, WF_SCOPE_TASKROOT);
-        wf_ready(root);
+    *out = L;
+    return 0;
+}
+
+int wf_loop_run_main(struct wf_loop *L, weft_fn main, void *arg)
+{
+    if (!main) {
         loop_run(L);
-        rc = L->result;
+        return 0;
     }
+    struct weft_task *root;
+    int rc = wf_task_new(L, main, arg, "main", &root);
+    if (rc < 0)
+        return rc;
+    L->root = root;
+    L->root_id = root->id;
+    wf_scope_link(&root->root, NULL, root, WF_SCOPE_TASKROOT);
+    wf_ready(root);
+    loop_run(L);
+    return L->result;
+}
+
+void wf_loop_close(struct wf_loop *L, int rc)
+{
     /* Owed CQEs now, less the mailbox's standing poll: a task that
      * returned before its terminal CQE would leave one (the sweep looks). */
     wf_sweep_loop_end(L, L->ring.inflight - wf_mailbox_standing(L));
@@ -393,5 +408,20 @@ WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
     wf_cur = NULL;
     loop_close(L, rc);
     wf_free(L);
+}
+
+WF_EXPORT int weft_run(weft_fn main, void *arg, const weft_options *opts)
+{
+    if (wf_cur)
+        return -EBUSY;         /* a loop already runs on this thread */
+    wf_run_error_set(0, NULL); /* an earlier failure's reason is over */
+    if (!main)
+        return -EINVAL;
+    struct wf_loop *L;
+    int rc = wf_loop_open(&L, opts, -1);
+    if (rc < 0)
+        return rc;
+    rc = wf_loop_run_main(L, main, arg);
+    wf_loop_close(L, rc);
     return rc;
 }

@@ -103,6 +103,8 @@ static void deliver(weft_scope *top)
     for (;;) {
         if (s->wf_task && s->wf_task->scope == s)
             wf_deliver_cancel(s->wf_task);
+        else if (wf_unlikely(s->wf_flags & WF_SCOPE_REMOTE))
+            wf_remote_cancel(s);
         weft_scope *next = first_reached(s, s->wf_kids.next);
         while (!next) {
             if (s == top)

@@ -84,6 +84,16 @@ WF_EXPORT weft_task *weft_task_current(void)
     return wf_self();
 }
 
+void wf_fn_name(weft_fn fn, char *buf, size_t n)
+{
+    Dl_info info;
+    if (dladdr((void *)fn, &info) && info.dli_sname &&
+        info.dli_saddr == (void *)fn)
+        snprintf(buf, n, "%s", info.dli_sname);
+    else if (n)
+        buf[0] = '\0';
+}
+
 /* An unnamed task is called after its function, as anyio does. */
 WF_EXPORT const char *weft_task_name(const weft_task *ct)
 {
@@ -92,14 +102,8 @@ WF_EXPORT const char *weft_task_name(const weft_task *ct)
     struct weft_task *t = (struct weft_task *)ct;
     if (t->name[0])
         return t->name;
-    Dl_info info;
-    const char *fn = NULL;
-    if (dladdr((void *)t->fn, &info) && info.dli_sname &&
-        info.dli_saddr == (void *)t->fn)
-        fn = info.dli_sname;
-    if (fn)
-        snprintf(t->name, sizeof t->name, "%s", fn);
-    else
+    wf_fn_name(t->fn, t->name, sizeof t->name);
+    if (!t->name[0])
         snprintf(t->name, sizeof t->name, "task-%llu",
                  (unsigned long long)t->id);
     return t->name;

@@ -40,13 +40,17 @@ static const unsigned mode_flags[][2] = {
 };
 
 static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
-                     unsigned flags)
+                     unsigned flags, int wq_fd)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
               IORING_SETUP_CLAMP;
     p.cq_entries = cq;
+    if (wq_fd >= 0) {
+        p.flags |= IORING_SETUP_ATTACH_WQ;
+        p.wq_fd = (unsigned)wq_fd;
+    }
     int rc = io_uring_queue_init_params(sq, &r->ring, &p);
     if (rc < 0)
         return rc;
@@ -63,12 +67,12 @@ static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
 }
 
 static int setup_mode(struct wf_ring *r, unsigned sq, unsigned cq,
-                      unsigned mode)
+                      unsigned mode, int wq_fd)
 {
     int rc = -EINVAL;
     for (int i = 0; i < 2; i++) {
         unsigned f = mode_flags[mode][i];
-        rc = try_setup(r, sq, cq, f);
+        rc = try_setup(r, sq, cq, f, wq_fd);
         if (rc != -EINVAL || f == 0)
             break;
     }
@@ -152,19 +156,21 @@ static void explain(int rc, char *why, unsigned len)
                  strerror(-rc));
 }
 
-int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
-                 char *why, unsigned whylen)
+int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
+                 unsigned whylen)
 {
     memset(r, 0, sizeof *r);
+    unsigned sq = rp->sq, cq = rp->cq, mode = rp->mode;
+    int wq_fd = rp->wq_fd;
     int rc;
     if (mode == MODE_AUTO) {
-        rc = setup_mode(r, sq, cq, MODE_DEFER);
+        rc = setup_mode(r, sq, cq, MODE_DEFER, wq_fd);
         if (rc == -EINVAL)
-            rc = setup_mode(r, sq, cq, MODE_COOP);
+            rc = setup_mode(r, sq, cq, MODE_COOP, wq_fd);
         if (rc == -EINVAL)
-            rc = setup_mode(r, sq, cq, MODE_PLAIN);
+            rc = setup_mode(r, sq, cq, MODE_PLAIN, wq_fd);
     } else if (mode <= MODE_PLAIN) {
-        rc = setup_mode(r, sq, cq, mode);
+        rc = setup_mode(r, sq, cq, mode, wq_fd);
     } else {
         snprintf(why, whylen, "weft_options.ring_mode %u is not a mode", mode);
         return -EINVAL;
@@ -178,6 +184,22 @@ int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
         else
             explain(rc, why, whylen);
         return rc;
+    }
+    /* A bound on the io-wq's workers (5.15+): bounded and unbounded
+     * work alike. The kernel keeps one io-wq per thread (5.12+), so the
+     * bound is this ring's thread's. */
+    if (rp->iowq_max_workers) {
+        unsigned v[2] = {rp->iowq_max_workers, rp->iowq_max_workers};
+        rc = io_uring_register_iowq_max_workers(&r->ring, v);
+        if (rc < 0) {
+            snprintf(why, whylen,
+                     "io_uring: weft_options.iowq_max_workers: the kernel "
+                     "refused IORING_REGISTER_IOWQ_MAX_WORKERS (%s; Linux "
+                     "5.15 or later is needed)",
+                     strerror(-rc));
+            io_uring_queue_exit(&r->ring);
+            return rc;
+        }
     }
     /* Saves an fd lookup per io_uring_enter; optional (5.18+). */
     (void)io_uring_register_ring_fd(&r->ring);

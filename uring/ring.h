@@ -39,9 +39,16 @@ int wf_ring_files_table(struct wf_ring *r, unsigned n);
 /* Empty a slot of that table at once (no SQE: for error paths). */
 void wf_ring_files_clear(struct wf_ring *r, int slot);
 
-/* Ring modes, as enum weft_ring_mode. */
-int wf_ring_init(struct wf_ring *r, unsigned sq, unsigned cq, unsigned mode,
-                 char *why, unsigned whylen);
+/* How to set a ring up. mode: as enum weft_ring_mode. wq_fd: another
+ * ring whose io-wq this one attaches to (IORING_SETUP_ATTACH_WQ), or -1.
+ * iowq_max_workers: IORING_REGISTER_IOWQ_MAX_WORKERS, 0 = the kernel's. */
+struct wf_ring_params {
+    unsigned sq, cq, mode;
+    int wq_fd;
+    unsigned iowq_max_workers;
+};
+int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
+                 unsigned whylen);
 void wf_ring_exit(struct wf_ring *r);
 
 /* An SQE; a full SQ is submitted first, so this never fails. */

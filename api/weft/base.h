@@ -93,6 +93,10 @@ typedef struct weft_options {
                               weft_clock_advance moves it) */
     const struct weft_faults *faults; /* fault injection (weft/testing.h);
                                NULL = off, unless WEFT_FAULTS is set */
+    unsigned iowq_max_workers;        /* bound on the kernel's io-wq workers of
+                                      each loop's thread (bounded and unbounded
+                                      work alike; IORING_REGISTER_IOWQ_MAX_WORKERS,
+                                      Linux 5.15+); 0 = the kernel's default */
 } weft_options;
 
 /*
