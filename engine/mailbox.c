@@ -231,8 +231,10 @@ bool wf_mailbox_may_sleep(struct wf_loop *L)
 {
     struct wf_mailbox *mb = L->mailbox;
     arm(L); /* its multishot poll may have ended in the last reap */
-    /* Only workers can wake us: watch for them a little first. */
-    if (L->jobs_out && L->ring.inflight <= 1 && wf_spin_for(msg_waiting, mb))
+    /* Only other threads can wake us (workers, or a shared channel's
+     * other side): watch for them a little first. */
+    if ((L->jobs_out || L->remote_waits) && L->ring.inflight <= 1 &&
+        wf_spin_for(msg_waiting, mb))
         return false;
     atomic_store(&mb->sleeping, 1);
     return atomic_load(&mb->head) == NULL;
