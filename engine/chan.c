@@ -8,6 +8,10 @@
  * 0), so a send first hands its item to a waiting receiver, and a receive
  * refills the buffer from the first waiting sender. Every handle, open or
  * closed, stays allocated until the last one closes.
+ *
+ * Shared channels (weft_chan_open_shared) live in engine/shchan.c: each
+ * public call tests the handle's `shared` byte first (one predictable
+ * branch on a line it reads anyway) and hands them over.
  */
 #include "engine/engine.h"
 
@@ -21,19 +25,6 @@ struct wf_chan {
     size_t nsend, nrecv;
     size_t open_tx, open_rx;
     struct wf_end *ends; /* every handle, for the final free */
-};
-
-struct wf_end {
-    struct wf_chan *ch;
-    struct wf_end *next;
-    bool closed;
-};
-
-struct weft_chan_tx {
-    struct wf_end e;
-};
-struct weft_chan_rx {
-    struct wf_end e;
 };
 
 static void *new_end(struct wf_chan *ch, size_t size)
@@ -152,6 +143,8 @@ static int recv_now(struct weft_chan_rx *rx, void **item)
 
 WF_EXPORT int weft_chan_send(weft_chan_tx *tx, void *item)
 {
+    if (tx && wf_unlikely(tx->e.shared))
+        return wf_shchan_send(tx, item);
     struct weft_task *t;
     int rc = wf_entry(&t, tx != NULL, tx && tx->e.closed);
     if (rc < 0)
@@ -167,11 +160,17 @@ WF_EXPORT int weft_chan_send(weft_chan_tx *tx, void *item)
 
 WF_EXPORT int weft_chan_try_send(weft_chan_tx *tx, void *item)
 {
-    return tx ? send_now(tx, item) : -EINVAL;
+    if (!tx)
+        return -EINVAL;
+    if (wf_unlikely(tx->e.shared))
+        return wf_shchan_try_send(tx, item);
+    return send_now(tx, item);
 }
 
 WF_EXPORT int weft_chan_recv(weft_chan_rx *rx, void **item)
 {
+    if (rx && wf_unlikely(rx->e.shared))
+        return wf_shchan_recv(rx, item);
     struct weft_task *t;
     int rc = wf_entry(&t, rx && item, rx && rx->e.closed);
     if (rc < 0)
@@ -190,7 +189,11 @@ WF_EXPORT int weft_chan_recv(weft_chan_rx *rx, void **item)
 
 WF_EXPORT int weft_chan_try_recv(weft_chan_rx *rx, void **item)
 {
-    return rx && item ? recv_now(rx, item) : -EINVAL;
+    if (!rx || !item)
+        return -EINVAL;
+    if (wf_unlikely(rx->e.shared))
+        return wf_shchan_try_recv(rx, item);
+    return recv_now(rx, item);
 }
 
 static void *clone_end(struct wf_end *e, size_t size, size_t *open)
@@ -205,11 +208,15 @@ static void *clone_end(struct wf_end *e, size_t size, size_t *open)
 
 WF_EXPORT weft_chan_tx *weft_chan_tx_clone(weft_chan_tx *tx)
 {
+    if (tx && wf_unlikely(tx->e.shared))
+        return (weft_chan_tx *)wf_shchan_clone(&tx->e, true);
     return tx ? clone_end(&tx->e, sizeof *tx, &tx->e.ch->open_tx) : NULL;
 }
 
 WF_EXPORT weft_chan_rx *weft_chan_rx_clone(weft_chan_rx *rx)
 {
+    if (rx && wf_unlikely(rx->e.shared))
+        return (weft_chan_rx *)wf_shchan_clone(&rx->e, false);
     return rx ? clone_end(&rx->e, sizeof *rx, &rx->e.ch->open_rx) : NULL;
 }
 
@@ -238,6 +245,10 @@ static void maybe_free(struct wf_chan *ch)
 
 WF_EXPORT void weft_chan_tx_close(weft_chan_tx *tx)
 {
+    if (tx && wf_unlikely(tx->e.shared)) {
+        wf_shchan_close(&tx->e, true);
+        return;
+    }
     if (!tx || tx->e.closed)
         return;
     struct wf_chan *ch = tx->e.ch;
@@ -251,6 +262,10 @@ WF_EXPORT void weft_chan_tx_close(weft_chan_tx *tx)
 
 WF_EXPORT void weft_chan_rx_close(weft_chan_rx *rx)
 {
+    if (rx && wf_unlikely(rx->e.shared)) {
+        wf_shchan_close(&rx->e, false);
+        return;
+    }
     if (!rx || rx->e.closed)
         return;
     struct wf_chan *ch = rx->e.ch;
@@ -280,11 +295,15 @@ static int stats(const struct wf_chan *ch, weft_chan_stats *st)
 WF_EXPORT int weft_chan_tx_statistics(const weft_chan_tx *tx,
                                       weft_chan_stats *st)
 {
-    return tx ? stats(tx->e.ch, st) : -EINVAL;
+    if (!tx)
+        return -EINVAL;
+    return tx->e.shared ? wf_shchan_stats(&tx->e, st) : stats(tx->e.ch, st);
 }
 
 WF_EXPORT int weft_chan_rx_statistics(const weft_chan_rx *rx,
                                       weft_chan_stats *st)
 {
-    return rx ? stats(rx->e.ch, st) : -EINVAL;
+    if (!rx)
+        return -EINVAL;
+    return rx->e.shared ? wf_shchan_stats(&rx->e, st) : stats(rx->e.ch, st);
 }

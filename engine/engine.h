@@ -245,6 +245,7 @@ struct wf_loop {
     struct wf_borrow_table borrows;
     struct wf_mailbox *mailbox;  /* other threads' way in (engine/mailbox.c) */
     size_t jobs_out;             /* weft_to_thread jobs not yet back */
+    size_t remote_waits;         /* tasks blocked on shared channels */
     weft_limiter thread_limiter; /* weft_default_thread_limiter */
     bool thread_limiter_ready;
     weft_scope system; /* where tasks of no group hang */
@@ -568,6 +569,36 @@ static inline struct wf_waiter *wf_waiter_first(wf_link *queue)
                ? NULL
                : wf_container_of(queue->next, struct wf_waiter, node);
 }
+
+/* ---- channel handles (engine/chan.c; shared ones: engine/shchan.c) ---- */
+
+/*
+ * Every handle, local or shared, starts with this: the public calls look
+ * at `shared` first and hand shared handles to engine/shchan.c, whose
+ * channel `ch` then points at (a struct wf_shchan). A shared handle's
+ * `closed` is read and written with atomics (any thread may close it).
+ */
+struct wf_chan;
+struct wf_end {
+    struct wf_chan *ch;
+    struct wf_end *next;
+    bool closed;
+    bool shared;
+};
+struct weft_chan_tx {
+    struct wf_end e;
+};
+struct weft_chan_rx {
+    struct wf_end e;
+};
+
+int wf_shchan_send(weft_chan_tx *tx, void *item);
+int wf_shchan_try_send(weft_chan_tx *tx, void *item);
+int wf_shchan_recv(weft_chan_rx *rx, void **item);
+int wf_shchan_try_recv(weft_chan_rx *rx, void **item);
+struct wf_end *wf_shchan_clone(struct wf_end *e, bool tx);
+void wf_shchan_close(struct wf_end *e, bool tx);
+int wf_shchan_stats(const struct wf_end *e, weft_chan_stats *st);
 
 /* ---- ring operations from tasks (engine/op.c) ---- */
 

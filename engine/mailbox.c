@@ -231,9 +231,10 @@ bool wf_mailbox_may_sleep(struct wf_loop *L)
 {
     struct wf_mailbox *mb = L->mailbox;
     arm(L); /* its multishot poll may have ended in the last reap */
-    /* Only workers and other cores can wake us: watch for them a little
-     * first. */
-    if ((L->jobs_out || (wf_unlikely(L->rt) && wf_cores_spin(L))) &&
+    /* Only other threads can wake us (workers, other cores, a shared
+     * channel's other side): watch for them a little first. */
+    if ((L->jobs_out || L->remote_waits ||
+         (wf_unlikely(L->rt) && wf_cores_spin(L))) &&
         L->ring.inflight <= 1 && wf_spin_for(msg_waiting, mb))
         return false;
     atomic_store(&mb->sleeping, 1);

@@ -15,6 +15,12 @@
 //   chan_mutex_condvar/C       baseline: a bounded queue between two threads
 //                              with a pthread mutex and condvars (capacity 0:
 //                              the producer waits until its item is taken)
+//   shchan_2loops/C            a shared channel (weft_chan_open_shared) of
+//                              capacity C between two loops on two threads
+//                              pinned to CPUs 0 and 1: one producer task on
+//                              one loop, the root of the other consumes
+//   chan_mutex_condvar_pinned/C  baseline for it: chan_mutex_condvar with
+//                              the same two pinned threads
 //   chan_sendrecv_same_task    send then receive in one task, capacity 64:
 //                              the channel's own cost, no switch
 //   checkpoint_weft            weft_checkpoint in a lone task: the yardstick
@@ -275,6 +281,66 @@ void BM_chan_weft(benchmark::State &state)
     });
 }
 
+// Pin a thread to one CPU (best effort: a smaller affinity mask keeps it
+// where it may run). Returns the old mask's validity.
+bool pin_to(pthread_t th, int cpu, cpu_set_t *old)
+{
+    if (old && pthread_getaffinity_np(th, sizeof *old, old) != 0)
+        return false;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(th, sizeof set, &set) == 0;
+}
+
+void *shchan_producer_thread(void *arg)
+{
+    pin_to(pthread_self(), 1, nullptr);
+    weft_options o;
+    std::memset(&o, 0, sizeof o);
+    o.stack_size = 256 * 1024;
+    weft_run(chan_producer, arg, &o);
+    return nullptr;
+}
+
+void BM_shchan_2loops(benchmark::State &state)
+{
+    size_t cap = static_cast<size_t>(state.range(0));
+    cpu_set_t old;
+    bool pinned = pin_to(pthread_self(), 0, &old);
+    in_weft(state, [&state, cap]() -> int {
+        weft_chan_tx *tx;
+        weft_chan_rx *rx;
+        if (weft_chan_open_shared(cap, &tx, &rx) < 0) {
+            state.SkipWithError("weft_chan_open_shared failed");
+            return 0;
+        }
+        pthread_t th;
+        if (pthread_create(&th, nullptr, shchan_producer_thread, tx) != 0) {
+            state.SkipWithError("pthread_create failed");
+            return 0;
+        }
+        uintptr_t expect = 1;
+        bool bad = false;
+        for (auto _ : state) {
+            void *it;
+            if (weft_chan_recv(rx, &it) != 1 ||
+                reinterpret_cast<uintptr_t>(it) != expect++) {
+                bad = true;
+                break;
+            }
+        }
+        weft_chan_rx_close(rx); // the producer's next send: -EPIPE
+        pthread_join(th, nullptr);
+        if (bad)
+            state.SkipWithError("wrong item or recv failed");
+        report_items(state, double(state.iterations()));
+        return 0;
+    });
+    if (pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+}
+
 // A bounded queue between two threads. Capacity 0 is a rendezvous: the
 // producer waits until the consumer has taken its item.
 struct PthQueue {
@@ -285,11 +351,14 @@ struct PthQueue {
     size_t cap = 1, head = 0, count = 0;
     uint64_t pushed = 0, taken = 0;
     bool stop = false;
+    bool pin = false; // producer on CPU 1, consumer on CPU 0
 };
 
 void *pth_producer(void *arg)
 {
     auto *q = static_cast<PthQueue *>(arg);
+    if (q->pin)
+        pin_to(pthread_self(), 1, nullptr);
     size_t room = q->cap ? q->cap : 1;
     uintptr_t i = 1;
     pthread_mutex_lock(&q->mu);
@@ -309,10 +378,13 @@ void *pth_producer(void *arg)
     return nullptr;
 }
 
-void BM_chan_mutex_condvar(benchmark::State &state)
+void chan_mutex_condvar(benchmark::State &state, bool pin)
 {
     PthQueue q;
     q.cap = static_cast<size_t>(state.range(0));
+    q.pin = pin;
+    cpu_set_t old;
+    bool pinned = pin && pin_to(pthread_self(), 0, &old);
     pthread_t th;
     if (pthread_create(&th, nullptr, pth_producer, &q) != 0) {
         state.SkipWithError("pthread_create failed");
@@ -337,9 +409,21 @@ void BM_chan_mutex_condvar(benchmark::State &state)
     pthread_cond_broadcast(&q.not_full);
     pthread_mutex_unlock(&q.mu);
     pthread_join(th, nullptr);
+    if (pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof old, &old);
     if (bad)
         state.SkipWithError("wrong item");
     report_items(state, double(state.iterations()));
+}
+
+void BM_chan_mutex_condvar(benchmark::State &state)
+{
+    chan_mutex_condvar(state, false);
+}
+
+void BM_chan_mutex_condvar_pinned(benchmark::State &state)
+{
+    chan_mutex_condvar(state, true);
 }
 
 void BM_chan_sendrecv_same_task(benchmark::State &state)
@@ -393,6 +477,8 @@ BENCHMARK(BM_semaphore_uncontended_weft)->UseRealTime();
 BENCHMARK(BM_limiter_uncontended_weft)->UseRealTime();
 BENCHMARK(BM_chan_weft)->Arg(0)->Arg(1)->Arg(64)->UseRealTime();
 BENCHMARK(BM_chan_mutex_condvar)->Arg(0)->Arg(1)->Arg(64)->UseRealTime();
+BENCHMARK(BM_shchan_2loops)->Arg(0)->Arg(1)->Arg(64)->UseRealTime();
+BENCHMARK(BM_chan_mutex_condvar_pinned)->Arg(0)->Arg(1)->Arg(64)->UseRealTime();
 BENCHMARK(BM_chan_sendrecv_same_task)->UseRealTime();
 BENCHMARK(BM_checkpoint_weft)->UseRealTime();
 

@@ -13,7 +13,9 @@
  * is open; when the last handle closes, the channel and all its handles
  * are freed. Items left in the buffer when the last receive handle closes
  * are dropped: drain them with weft_chan_try_recv first if they own
- * memory. A channel belongs to one loop.
+ * memory. A channel from weft_chan_open belongs to one loop; one from
+ * weft_chan_open_shared may be used from tasks on any loop (and its try_
+ * calls from any thread).
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
@@ -42,8 +44,9 @@ typedef struct weft_chan_stats {
 int weft_chan_open(size_t capacity /* 0 = rendezvous */, weft_chan_tx **tx,
                    weft_chan_rx **rx);
 /* 0, -EPIPE no receivers, -EBADF closed, -ECANCELED, -ENOMEM (unbounded) */
-/* A channel whose handles any core of a weft_run_cores runtime may use,
- * clone and close, with weft_chan_open's semantics (weft/core.h). */
+/* A channel whose handles tasks on any loop (any core of a weft_run_cores
+ * runtime) may use, clone and close, with weft_chan_open's semantics;
+ * 0, -EINVAL, -ENOMEM. */
 int weft_chan_open_shared(size_t capacity, weft_chan_tx **tx,
                           weft_chan_rx **rx);
 int weft_chan_send(weft_chan_tx *tx, void *item);
