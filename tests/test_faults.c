@@ -442,8 +442,11 @@ static void child_env(void *arg)
 {
     setenv("WEFT_FAULTS", "seed=7,rate=1000,kinds=errors+delay", 1);
     CHECK_EQ(weft_run(task_env, NULL, NULL), 0);
+    /* The defaults: every kind, a seed from the clock; weft's own
+     * allocations may fail too, at the start of the run (-ENOMEM). */
     setenv("WEFT_FAULTS", "1", 1);
-    CHECK_EQ(weft_run(task_env_default, NULL, NULL), 0);
+    int rc = weft_run(task_env_default, NULL, NULL);
+    CHECK(rc == 0 || rc == -ENOMEM);
     setenv("WEFT_FAULTS", "seed=7,kinds=errors+bogus", 1);
     CHECK_EQ(weft_run(task_env, NULL, NULL), -EINVAL);
     CHECK(strstr(weft_strerror(-EINVAL), "WEFT_FAULTS") != NULL);
