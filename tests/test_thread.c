@@ -1389,13 +1389,25 @@ static void idle_forever_body(void)
  * after main returned, by a task made for another thread's call
  * (repros/weft_run_wrong_result.c). */
 static struct {
-    atomic_int main_done, fail_done, long_done, worker2_done;
+    atomic_int main_done, fail_done, long_done, worker2_done, long_started;
+    weft_scope *first;
 } recyc;
 
 static int recyc_long(void *arg)
 {
+    atomic_store(&recyc.long_started, 1);
     /* keeps the loop alive after main returns, until fail_fn ran */
     return task_wait_flag(&recyc.fail_done) ? 0 : -EIO;
+}
+
+/* Main gives up on worker1 only once worker1's call back has started
+ * recyc_long on the loop (a fixed delay raced it on a busy machine: the
+ * loop could end before the call came, -ESHUTDOWN). */
+static int recyc_canceller(void *arg)
+{
+    int rc = task_wait_flag(&recyc.long_started) ? 0 : -EIO;
+    weft_scope_cancel(recyc.first);
+    return rc;
 }
 
 static int recyc_worker1(void *arg)
@@ -1419,11 +1431,16 @@ static int recyc_worker2(void *arg)
 
 static int recyc_main(void *arg)
 {
+    weft_group g;
+    weft_group_enter(&g);
     weft_scope s;
-    weft_move_on_after(&s, 1 * WEFT_MSEC);
+    weft_scope_enter(&s, WEFT_FOREVER);
+    recyc.first = &s;
+    CHECK_EQ(weft_group_spawn(&g, recyc_canceller, NULL), 0);
     CHECK_EQ(weft_to_thread(recyc_worker1, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
              -ECANCELED);
     weft_scope_exit(&s, 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
     weft_move_on_after(&s, 1 * WEFT_MSEC);
     CHECK_EQ(weft_to_thread(recyc_worker2, NULL, NULL, WEFT_ABANDON_ON_CANCEL),
              -ECANCELED);
