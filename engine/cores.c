@@ -298,7 +298,9 @@ static bool remote_done(const struct wf_remote *r)
 static int remote_main(void *arg)
 {
     struct wf_remote *r = arg;
-    struct weft_task *t = wf_self();
+    struct weft_task *t = wf_self(); /* a task: it runs as one */
+    if (!t)
+        wf_panic("remote_main: not in a task");
     weft_scope_enter(&r->scope, r->deadline);
     r->rstate = 1;
     if (r->start_cancelled || r->cancel_req)
