@@ -97,9 +97,8 @@ static void on_ready(int port, bool steered, void *arg)
 static int serve_task(void *arg)
 {
     struct fixture *f = arg;
-    weft_serve_cores_opts o = {.cores = f->ncores,
-                               .no_steer = f->no_steer,
-                               .on_ready = on_ready};
+    weft_serve_cores_opts o = {
+        .cores = f->ncores, .no_steer = f->no_steer, .on_ready = on_ready};
     f->serve_rc = weft_serve_cores("127.0.0.1", 0, handler, f, &o);
     return f->serve_rc == -ECANCELED ? 0 : f->serve_rc;
 }

@@ -98,8 +98,8 @@ static bool steer(struct sc *sc)
     if (!code)
         return false;
     size_t k = 0;
-    code[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                             (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
+    code[k++] = (struct sock_filter)BPF_STMT(
+        BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
     bool ok = true;
     for (unsigned i = 0; i < sc->n; i++) {
         if (sc->cores[i].cpu < 0)
@@ -138,8 +138,8 @@ static void close_rest(struct sc *sc)
 }
 
 WF_EXPORT int weft_serve_cores(const char *host, uint16_t port,
-                               int (*handler)(weft_stream *, void *),
-                               void *arg, const weft_serve_cores_opts *opts)
+                               int (*handler)(weft_stream *, void *), void *arg,
+                               const weft_serve_cores_opts *opts)
 {
     struct weft_task *t;
     unsigned n = weft_core_count();
