@@ -103,7 +103,8 @@ int main(void)
     int s0 = atomic_load(&a.served[0]), s1 = atomic_load(&a.served[1]);
     printf("served: %d on core 0, %d on core 1\n", s0, s1);
     if (rc < 0 || s0 + s1 != CLIENTS) {
-        fprintf(stderr, "cores_serve: %s\n", rc < 0 ? weft_strerror(rc) : "lost");
+        fprintf(stderr, "cores_serve: %s\n",
+                rc < 0 ? weft_strerror(rc) : "lost");
         return 1;
     }
     return 0;
