@@ -4,16 +4,20 @@
  * one task per connection (weft_listener_serve), straight-line code that
  * receives into a buffer on the task's stack and sends it back.
  *
- *   echo_weft [-H host] [-p port] [-b bufsize] [-s sq] [-c cq] [-k stack]
+ *   echo_weft [-c|--cores N] [-H host] [-p port] [-b bufsize] [-s sq]
+ *             [-q cq] [-k stack]
  *
  * Listens on host:port (default 127.0.0.1:7000), prints "listening on
  * PORT" once ready, and serves until killed. -s/-c/-k set weft_options'
- * sq_entries, cq_entries and stack_size (0 = weft's defaults).
+ * sq_entries, cq_entries and stack_size (0 = weft's defaults). -c N
+ * serves from N cores (weft_run_cores, weft_serve_cores: one SO_REUSEPORT
+ * listener per core; default 1, one loop and one listener).
  * Compared with echo_epoll and echo_uring by perf/net-bench.
  */
 #include <weft.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +28,7 @@
 enum { BUF_MAX = 16384 };
 
 static const char *host = "127.0.0.1";
+static unsigned ncores = 1;
 static int port = 7000;
 static size_t bufsize = BUF_MAX;
 
@@ -45,9 +50,26 @@ static int echo(weft_stream *s, void *arg)
     }
 }
 
+static void ready(int bound, bool steered, void *arg)
+{
+    (void)arg;
+    printf("listening on %d (%u cores, %s)\n", bound, weft_core_count(),
+           steered ? "steered by CPU" : "spread by hash");
+    fflush(stdout);
+}
+
 static int serve(void *arg)
 {
     (void)arg;
+    if (ncores > 1) {
+        /* One SO_REUSEPORT listener per core, each serving on its loop. */
+        weft_serve_cores_opts so = {.on_ready = ready};
+        int rc = weft_serve_cores(host, (uint16_t)port, echo, NULL, &so);
+        if (rc < 0)
+            fprintf(stderr, "echo_weft: serve on %s:%d: %s\n", host, port,
+                    weft_strerror(rc));
+        return rc;
+    }
     weft_listener *l;
     int rc = weft_tcp_listen(&l, host, (uint16_t)port);
     if (rc < 0) {
@@ -78,8 +100,13 @@ int main(int argc, char **argv)
     weft_options o;
     memset(&o, 0, sizeof o);
     int c;
-    while ((c = getopt(argc, argv, "H:p:b:s:c:k:")) != -1) {
+    static const struct option longs[] = {{"cores", required_argument, 0, 'c'},
+                                          {0, 0, 0, 0}};
+    while ((c = getopt_long(argc, argv, "c:H:p:b:s:q:k:", longs, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            ncores = (unsigned)strtoul(optarg, NULL, 0);
+            break;
         case 'H':
             host = optarg;
             break;
@@ -92,15 +119,16 @@ int main(int argc, char **argv)
         case 's':
             o.sq_entries = (unsigned)strtoul(optarg, NULL, 0);
             break;
-        case 'c':
+        case 'q':
             o.cq_entries = (unsigned)strtoul(optarg, NULL, 0);
             break;
         case 'k':
             o.stack_size = strtoul(optarg, NULL, 0);
             break;
         default:
-            fprintf(stderr, "usage: echo_weft [-H host] [-p port] "
-                            "[-b bufsize] [-s sq] [-c cq] [-k stack]\n");
+            fprintf(stderr, "usage: echo_weft [-c|--cores N] [-H host] "
+                            "[-p port] [-b bufsize] [-s sq] [-q cq] "
+                            "[-k stack]\n");
             return 2;
         }
     }
@@ -108,7 +136,7 @@ int main(int argc, char **argv)
         bufsize = BUF_MAX;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    int rc = weft_run(serve, NULL, &o);
+    int rc = weft_run_cores(ncores, serve, NULL, &o);
     if (rc < 0) {
         fprintf(stderr, "echo_weft: %s\n", weft_strerror(rc));
         return 1;

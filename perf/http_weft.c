@@ -10,16 +10,19 @@
  * connection after the response. Compared with nginx's
  * `return 200 "hello\n"` by perf/net-bench, under wrk.
  *
- *   http_weft [-H host] [-p port] [-s sq] [-c cq]
+ *   http_weft [-c|--cores N] [-H host] [-p port] [-s sq] [-q cq]
  *
  * Listens on host:port (default 127.0.0.1:8080), prints "listening on
- * PORT" once ready, and serves until killed.
+ * PORT" once ready, and serves until killed. -c N serves from N cores
+ * (weft_run_cores, weft_serve_cores: one SO_REUSEPORT listener per core;
+ * default 1).
  */
 #include "http_parse.h"
 
 #include <weft.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +33,14 @@
 enum { HEAD_MAX = 8192, RESP_MAX = 256 };
 
 static const char *host = "127.0.0.1";
+static unsigned ncores = 1;
 static int port = 8080;
 
-/* The response, rebuilt when the second changes; gen says which one. */
-static char resp[RESP_MAX];
-static size_t resp_len;
-static time_t resp_sec = -1;
+/* The response, rebuilt when the second changes; gen says which one.
+ * One per core's thread (-c N): no core writes what another reads. */
+static _Thread_local char resp[RESP_MAX];
+static _Thread_local size_t resp_len;
+static _Thread_local time_t resp_sec = -1;
 
 static void resp_refresh(time_t now)
 {
@@ -104,9 +109,26 @@ static int http(weft_stream *s, void *arg)
     }
 }
 
+static void ready(int bound, bool steered, void *arg)
+{
+    (void)arg;
+    printf("listening on %d (%u cores, %s)\n", bound, weft_core_count(),
+           steered ? "steered by CPU" : "spread by hash");
+    fflush(stdout);
+}
+
 static int serve(void *arg)
 {
     (void)arg;
+    if (ncores > 1) {
+        /* One SO_REUSEPORT listener per core, each serving on its loop. */
+        weft_serve_cores_opts so = {.on_ready = ready};
+        int rc = weft_serve_cores(host, (uint16_t)port, http, NULL, &so);
+        if (rc < 0)
+            fprintf(stderr, "http_weft: serve on %s:%d: %s\n", host, port,
+                    weft_strerror(rc));
+        return rc;
+    }
     weft_listener *l;
     int rc = weft_tcp_listen(&l, host, (uint16_t)port);
     if (rc < 0) {
@@ -126,8 +148,13 @@ int main(int argc, char **argv)
     weft_options o;
     memset(&o, 0, sizeof o);
     int c;
-    while ((c = getopt(argc, argv, "H:p:s:c:")) != -1) {
+    static const struct option longs[] = {{"cores", required_argument, 0, 'c'},
+                                          {0, 0, 0, 0}};
+    while ((c = getopt_long(argc, argv, "c:H:p:s:q:", longs, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            ncores = (unsigned)strtoul(optarg, NULL, 0);
+            break;
         case 'H':
             host = optarg;
             break;
@@ -137,17 +164,18 @@ int main(int argc, char **argv)
         case 's':
             o.sq_entries = (unsigned)strtoul(optarg, NULL, 0);
             break;
-        case 'c':
+        case 'q':
             o.cq_entries = (unsigned)strtoul(optarg, NULL, 0);
             break;
         default:
             fprintf(stderr,
-                    "usage: http_weft [-H host] [-p port] [-s sq] [-c cq]\n");
+                    "usage: http_weft [-c|--cores N] [-H host] [-p port] "
+                    "[-s sq] [-q cq]\n");
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    int rc = weft_run(serve, NULL, &o);
+    int rc = weft_run_cores(ncores, serve, NULL, &o);
     if (rc < 0) {
         fprintf(stderr, "http_weft: %s\n", weft_strerror(rc));
         return 1;

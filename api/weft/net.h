@@ -109,6 +109,38 @@ int weft_listener_serve_opts(weft_listener *l,
                              int (*handler)(weft_stream *conn, void *arg),
                              void *arg, const weft_serve_opts *opts);
 
+/* ---- servers on every core ---- */
+
+typedef struct weft_serve_cores_opts {
+    unsigned cores;          /* cores 0 .. cores - 1 serve; 0 = every core */
+    weft_listen_opts listen; /* backlog, no_multishot (reuse_port: always) */
+    weft_serve_opts serve;   /* on_error, called on the connection's core */
+    bool no_steer;           /* leave the choice of core to the kernel's hash */
+    /* Called on the caller's core once every core listens: the bound port
+     * (what port 0 became) and whether connections are steered to the
+     * core of the CPU that received them. NULL = nothing. */
+    void (*on_ready)(int port, bool steered, void *arg);
+} weft_serve_cores_opts;
+
+/*
+ * Serve host:port from every core of the runtime (weft_run_cores): each
+ * core opens its own SO_REUSEPORT listener (weft_tcp_listen_opts), in
+ * core order, on the port core 0 bound (port 0: any free one), and serves
+ * its connections on its own loop as weft_listener_serve_opts does,
+ * handler(conn, arg) running on that core. Where the kernel takes a
+ * classic BPF reuseport program (SO_ATTACH_REUSEPORT_CBPF), each
+ * connection goes to the core pinned to the CPU that received it;
+ * elsewhere (or no_steer) the kernel's hash spreads them; on_ready says
+ * which. Returns when cancelled (-ECANCELED, or 0 if a scope of the
+ * caller's caught it) or on a core's listener error (the others are then
+ * cancelled), once every core's server has ended and every listener is
+ * closed. Under weft_run it is one listener on the one core. -EINVAL: no
+ * handler, or more cores than the runtime has.
+ */
+int weft_serve_cores(const char *host, uint16_t port,
+                     int (*handler)(weft_stream *conn, void *arg), void *arg,
+                     const weft_serve_cores_opts *opts);
+
 /*
  * Kernel-enforced deadlines: when on, each receive and send of s carries
  * a linked timeout at the task's effective deadline
