@@ -13,6 +13,8 @@
  */
 #include "helpers.h"
 
+#include <weft/core.h>
+
 #include <sched.h>
 #include <stdatomic.h>
 
@@ -618,6 +620,218 @@ static void test_try_send_from_plain_thread(void **state)
     run_in_loop(body_plain_thread, NULL);
 }
 
+/* ---- on the multi-core runtime: weft_run_cores(2), a producer on core 1
+ * (weft_group_spawn_on), a consumer on core 0 ---- */
+
+static unsigned cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 1;
+    return (unsigned)CPU_COUNT(&set);
+}
+
+static void on_two_cores(weft_fn body, void *arg)
+{
+    if (cpus() < 2) {
+        print_message("skipped: needs 2 CPUs in the affinity mask, has %u "
+                      "(weft_run_cores does not oversubscribe)\n",
+                      cpus());
+        skip();
+    }
+    th_reset();
+    th_guard(TH_GUARD_SECONDS);
+    int rc = weft_run_cores(2, body, arg, NULL);
+    th_guard_off();
+    th_assert_clean();
+    assert_rc(rc, 0);
+}
+
+static const size_t core_caps[] = {0, 1, 64, WEFT_CHAN_UNBOUNDED};
+#define NCORE_CAPS (sizeof core_caps / sizeof core_caps[0])
+
+struct core_prod {
+    weft_chan_tx *tx;
+    intptr_t n;    /* items to send, 0: until an error */
+    intptr_t sent; /* items sent successfully: 1 .. sent */
+    int rc;        /* the send that ended it */
+    unsigned core;
+};
+
+static int core_produce(void *arg)
+{
+    struct core_prod *p = arg;
+    p->core = weft_core_id();
+    for (intptr_t i = 1; !p->n || i <= p->n; i++) {
+        if ((p->rc = weft_chan_send(p->tx, (void *)i)) != 0)
+            break;
+        p->sent = i;
+        /* An unbounded send never waits, so its loop would never run the
+         * cancellation that core 0 posts to it: yield now and then. */
+        if ((i & 63) == 0 && (p->rc = weft_checkpoint()) != 0)
+            break;
+    }
+    weft_chan_tx_close(p->tx);
+    return 0;
+}
+
+enum { CORE_N = 20000 };
+
+static int body_cores_stream(void *unused)
+{
+    (void)unused;
+    for (size_t k = 0; k < NCORE_CAPS; k++) {
+        weft_chan_tx *tx;
+        weft_chan_rx *rx;
+        CHECK_EQ(weft_chan_open_shared(core_caps[k], &tx, &rx), 0);
+        struct core_prod p = {.tx = tx, .n = CORE_N};
+        weft_group g;
+        weft_group_enter(&g);
+        CHECK_EQ(weft_group_spawn_on(&g, 1, core_produce, &p), 0);
+        void *it;
+        int rc;
+        intptr_t n = 0;
+        while ((rc = weft_chan_recv(rx, &it)) == 1)
+            if (!CHECK_EQ((intptr_t)it, ++n))
+                break;
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(n, CORE_N);
+        CHECK_EQ(weft_core_id(), 0);
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        CHECK_EQ(p.core, 1);
+        CHECK_EQ(p.rc, 0);
+        CHECK_EQ(weft_chan_recv(rx, &it), 0);
+        weft_chan_rx_close(rx);
+    }
+    return 0;
+}
+
+static void test_cores_stream(void **state)
+{
+    (void)state;
+    on_two_cores(body_cores_stream, NULL);
+}
+
+/* Cancel the group mid-stream: every item sent successfully was received
+ * (in order) or is still buffered. */
+struct core_cons {
+    weft_chan_rx *rx;
+    intptr_t got; /* items received: 1 .. got, in order */
+    bool bad;
+};
+
+static int core_consume(void *arg)
+{
+    struct core_cons *c = arg;
+    void *it;
+    while (weft_chan_recv(c->rx, &it) == 1)
+        if ((intptr_t)it != ++c->got)
+            c->bad = true;
+    return 0;
+}
+
+static int body_cores_cancel(void *unused)
+{
+    (void)unused;
+    for (size_t k = 0; k < NCORE_CAPS; k++) {
+        for (int round = 0; round < 5; round++) {
+            weft_chan_tx *tx;
+            weft_chan_rx *rx;
+            CHECK_EQ(weft_chan_open_shared(core_caps[k], &tx, &rx), 0);
+            struct core_prod p = {.tx = tx};
+            struct core_cons c = {.rx = rx};
+            weft_scope s;
+            weft_scope_enter(&s, weft_now() + (1 + round) * WEFT_MSEC);
+            weft_group g;
+            weft_group_enter(&g);
+            CHECK_EQ(weft_group_spawn_on(&g, 1, core_produce, &p), 0);
+            CHECK_EQ(weft_group_spawn_on(&g, 0, core_consume, &c), 0);
+            int rc = weft_group_exit(&g, 0);
+            CHECK(rc == 0 || rc == -ECANCELED);
+            weft_scope_exit(&s, rc);
+            CHECK_EQ(p.rc, -ECANCELED);
+            CHECK(!c.bad);
+            /* The producer closed tx: drain to the end of stream. */
+            void *it;
+            intptr_t drained = 0;
+            while ((rc = weft_chan_try_recv(rx, &it)) == 1)
+                CHECK_EQ((intptr_t)it, c.got + ++drained);
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(p.sent, c.got + drained);
+            if (core_caps[k] != WEFT_CHAN_UNBOUNDED)
+                CHECK(drained <= (intptr_t)core_caps[k]);
+            weft_chan_rx_close(rx); /* (sent may be 0 on a loaded machine) */
+        }
+    }
+    return 0;
+}
+
+static void test_cores_cancel_mid_stream(void **state)
+{
+    (void)state;
+    on_two_cores(body_cores_cancel, NULL);
+}
+
+/* The seeded stress of test_stress, on the runtime: producers and
+ * consumers on both cores. */
+static int body_cores_stress(void *unused)
+{
+    (void)unused;
+    for (size_t k = 0; k < NCORE_CAPS; k++) {
+        memset(&S.sent, 0, sizeof S.sent);
+        memset(&S.got, 0, sizeof S.got);
+        weft_chan_tx *tx;
+        weft_chan_rx *rx;
+        CHECK_EQ(weft_chan_open_shared(core_caps[k], &tx, &rx), 0);
+        struct cmd cs[2][NPROD + NCONS];
+        weft_group g;
+        weft_group_enter(&g);
+        for (unsigned core = 0; core < 2; core++) {
+            for (int i = 0; i < NPROD + NCONS; i++) {
+                struct cmd *c = &cs[core][i];
+                memset(c, 0, sizeof *c);
+                if (i < NPROD) {
+                    c->fn = stress_produce;
+                    c->tx = weft_chan_tx_clone(tx);
+                    c->n = (int)core * NPROD + i;
+                } else {
+                    c->fn = stress_consume;
+                    c->rx = weft_chan_rx_clone(rx);
+                    c->n = (int)core * NCONS + i;
+                }
+                CHECK_EQ(weft_group_spawn_on(&g, core, stress_task, c), 0);
+            }
+        }
+        weft_chan_tx_close(tx);
+        weft_chan_rx_close(rx);
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        for (unsigned core = 0; core < 2; core++)
+            for (int i = 0; i < NPROD + NCONS; i++)
+                CHECK_EQ(cs[core][i].rc, 0);
+        size_t nsent = 0, bad = 0;
+        for (int id = 0; id < NITEMS; id++) {
+            nsent += S.sent[id];
+            if (S.got[id] != S.sent[id] && bad++ < 5)
+                CHECK_EQ(S.got[id], S.sent[id]);
+        }
+        CHECK_EQ(bad, 0);
+        CHECK_GT(nsent, 0);
+        fprintf(stderr, "cores stress: capacity %zd: %zu of %d items sent\n",
+                (ssize_t)core_caps[k], nsent, NITEMS);
+    }
+    return 0;
+}
+
+static void test_cores_stress(void **state)
+{
+    (void)state;
+    const char *env = getenv("WEFT_SEED");
+    S.seed = env ? (unsigned)strtoul(env, NULL, 0) : (unsigned)time(NULL);
+    fprintf(stderr, "test_cores_stress: seed %u (WEFT_SEED=%u to repeat)\n",
+            S.seed, S.seed);
+    on_two_cores(body_cores_stress, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +841,9 @@ int main(void)
         cmocka_unit_test(test_send_cancel_race),
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_try_send_from_plain_thread),
+        cmocka_unit_test(test_cores_stream),
+        cmocka_unit_test(test_cores_cancel_mid_stream),
+        cmocka_unit_test(test_cores_stress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
