@@ -82,6 +82,9 @@ struct entry {
     size_t size;
 };
 
+static void count(struct copy *c, unsigned long long files,
+                  unsigned long long bytes);
+
 static void report(struct copy *c, const char *path, int rc)
 {
     fprintf(stderr, "\nweft-cp: %s: %s\n", path, weft_strerror(rc));
@@ -104,6 +107,38 @@ static char *join(const char *dir, const char *name)
     return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
+/* A large file: copy_file_range(2), the kernel copying page cache to
+ * page cache with no round trip through this process's memory (as cp
+ * does). io_uring has no opcode for it: one worker-pool job per file,
+ * COPY_RANGE bytes per call, checking for a cancellation in between. */
+#define COPY_RANGE ((size_t)64 << 20)
+
+struct range_job {
+    int in, out;
+    size_t size, done;
+    struct copy *c;
+};
+
+static int copy_range_worker(void *arg)
+{
+    struct range_job *r = arg;
+    while (r->done < r->size) {
+        size_t want = r->size - r->done;
+        ssize_t n = copy_file_range(r->in, NULL, r->out, NULL,
+                                    want < COPY_RANGE ? want : COPY_RANGE, 0);
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break; /* it shrank meanwhile */
+        r->done += (size_t)n;
+        count(r->c, 0, (size_t)n);
+        int rc = weft_from_thread_check_cancelled();
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Copy the regular file e->src (size bytes, mode) to e->dst. */
 static int copy_file(struct entry *e, size_t size, mode_t mode)
 {
@@ -116,13 +151,29 @@ static int copy_file(struct entry *e, size_t size, mode_t mode)
         weft_file_close(in);
         return rc;
     }
+    size_t done = 0;
+    if (size >= COPY_CHUNK) {
+        struct range_job r = {weft_file_fd(in), weft_file_fd(out), size, 0,
+                              e->c};
+        rc = weft_to_thread(copy_range_worker, &r, NULL, 0);
+        done = r.done;
+        /* Not between these files (another filesystem on an old kernel,
+         * a special file): read and write from where it stopped. */
+        if (rc == -EXDEV || rc == -EINVAL || rc == -ENOSYS ||
+            rc == -EOPNOTSUPP) {
+            rc = 0;
+            if (weft_file_seek(in, (off_t)done, SEEK_SET) < 0 ||
+                weft_file_seek(out, (off_t)done, SEEK_SET) < 0)
+                rc = -EIO;
+        }
+    }
     size_t cap = size < COPY_CHUNK ? size : COPY_CHUNK;
-    char *buf = cap ? malloc(cap) : NULL;
-    if (cap && !buf)
+    char *buf = cap && done < size ? malloc(cap) : NULL;
+    if (cap && done < size && !buf)
         rc = -ENOMEM;
     /* Read what stat saw: asking for more would cost one more read, the
      * one that finds the end. */
-    for (size_t done = 0; rc == 0 && done < size;) {
+    while (rc == 0 && done < size) {
         size_t want = size - done < cap ? size - done : cap;
         ssize_t n = weft_file_read(in, buf, want);
         if (n <= 0) {
