@@ -49,8 +49,7 @@ static int t_run_cat_big(void *arg)
     char *out = NULL, *err = NULL;
     size_t out_len = 0, err_len = 0;
     int st = -1;
-    CHECK_EQ(weft_process_run(argv, in, n, &out, &out_len, &err, &err_len,
-                              &st),
+    CHECK_EQ(weft_process_run(argv, in, n, &out, &out_len, &err, &err_len, &st),
              0);
     CHECK_EQ(st, 0);
     CHECK_EQ(out_len, n);
@@ -291,8 +290,8 @@ static int t_close_kills(void *arg)
     const char *sh[] = {"sh", "-c", "sleep 100 & echo $!; wait", NULL};
     CHECK_EQ(weft_process_open(&p, sh, &o), 0);
     char buf[32] = {0};
-    CHECK_GT(weft_stream_recv_until(weft_process_stdout(p), buf,
-                                    sizeof buf - 1, "\n", 1),
+    CHECK_GT(weft_stream_recv_until(weft_process_stdout(p), buf, sizeof buf - 1,
+                                    "\n", 1),
              0);
     int grandchild = atoi(buf);
     CHECK_GT(grandchild, 0);
@@ -416,8 +415,7 @@ static int t_options(void *arg)
     memset(&o, 0, sizeof o);
     o.err.how = WEFT_STDIO_TO_STDOUT;
     o.in.how = WEFT_STDIO_DEVNULL;
-    const char *both[] = {"sh", "-c", "echo a; echo b >&2; cat; echo c",
-                          NULL};
+    const char *both[] = {"sh", "-c", "echo a; echo b >&2; cat; echo c", NULL};
     CHECK_EQ(weft_process_open(&p, both, &o), 0);
     CHECK(weft_process_stdin(p) == NULL && weft_process_stderr(p) == NULL);
     n = weft_stream_recv_exactly(weft_process_stdout(p), buf, 6);
@@ -438,8 +436,10 @@ static int t_options(void *arg)
     o.fds = &x;
     o.nfds = 1;
     o.new_session = true;
-    const char *fd7[] = {"sh", "-c", "echo out; echo seven >&7; "
-                                     "ls /proc/self/fd | wc -l", NULL};
+    const char *fd7[] = {"sh", "-c",
+                         "echo out; echo seven >&7; "
+                         "ls /proc/self/fd | wc -l",
+                         NULL};
     CHECK_EQ(weft_process_open(&p, fd7, &o), 0);
     CHECK(weft_process_stdout(p) == NULL);
     CHECK_EQ(weft_process_wait(p), 0);

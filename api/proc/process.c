@@ -77,8 +77,7 @@ static int try_reap(weft_process *p)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) <
-        0)
+    if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0)
         return -errno;
     if (!si.si_pid)
         return 0;
@@ -107,8 +106,8 @@ static int reap(weft_process *p, struct wf_gate *g, const char *what)
         } else {
             io_uring_prep_poll_add(sqe, p->pidfd, POLLIN);
         }
-        rc = g ? wf_gate_await(g, sqe, WEFT_FOREVER, what)
-               : wf_await(sqe, what);
+        rc =
+            g ? wf_gate_await(g, sqe, WEFT_FOREVER, what) : wf_await(sqe, what);
         if (use_waitid && rc == 0 && si.si_pid) {
             reaped(p, &si);
             return 0;
@@ -164,8 +163,7 @@ void wf_process_kill_reap(weft_process *p)
 /* A source fd for target numbers below `above`: fd itself if it is at or
  * above it (no dup2 of an earlier action can have replaced it), else a
  * copy above it. */
-static int source(int fd, int above, int *dups,
-                  size_t *ndups, size_t maxdups)
+static int source(int fd, int above, int *dups, size_t *ndups, size_t maxdups)
 {
     if (fd >= above)
         return fd;

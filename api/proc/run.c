@@ -48,8 +48,8 @@ static int drain(void *arg)
             k->buf = b;
             k->cap = cap;
         }
-        ssize_t n = weft_stream_recv(k->s, k->buf + k->len,
-                                     k->cap - k->len - 1);
+        ssize_t n =
+            weft_stream_recv(k->s, k->buf + k->len, k->cap - k->len - 1);
         if (n < 0)
             return (int)n;
         if (n == 0)

@@ -59,8 +59,8 @@ static void sigpipe_hold(void)
     sigaddset(&one, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &one, &old);
     sigpipe_was_blocked = sigismember(&old, SIGPIPE);
-    sigpipe_was_pending = sigpending(&pending) == 0 &&
-                          sigismember(&pending, SIGPIPE);
+    sigpipe_was_pending =
+        sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 }
 
 static void sigpipe_release(void)

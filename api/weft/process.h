@@ -49,12 +49,12 @@ typedef struct weft_process_fd {
 
 /* Zero (or NULL) is the default for every field. */
 typedef struct weft_process_opts {
-    weft_stdio in, out, err; /* default: pipes */
-    const char *const *envp; /* NULL = the parent's environ; else a
-                                NULL-terminated "NAME=value" list */
-    const char *cwd;         /* NULL = the parent's */
-    bool new_session;        /* setsid() in the child */
-    bool new_group;          /* its own process group (setpgid(0, 0)) */
+    weft_stdio in, out, err;    /* default: pipes */
+    const char *const *envp;    /* NULL = the parent's environ; else a
+                                   NULL-terminated "NAME=value" list */
+    const char *cwd;            /* NULL = the parent's */
+    bool new_session;           /* setsid() in the child */
+    bool new_group;             /* its own process group (setpgid(0, 0)) */
     const weft_process_fd *fds; /* extra fds, dup'd to child_fd */
     size_t nfds;
 } weft_process_opts;
@@ -62,7 +62,7 @@ typedef struct weft_process_opts {
 /* Start argv[0] with argv (NULL-terminated). 0 or -errno; *out NULL on
  * failure. A checkpoint. */
 int weft_process_open(weft_process **out, const char *const argv[],
-                       const weft_process_opts *opts);
+                      const weft_process_opts *opts);
 /* The parent's end of each pipe, or NULL unless it is a pipe. Owned by p
  * (closed by weft_process_close): end stdin with weft_stream_send_eof,
  * never weft_stream_close. */
@@ -94,8 +94,8 @@ int weft_process_close(weft_process *p);
  * input is not an error.
  */
 int weft_process_run(const char *const argv[], const void *input,
-                     size_t input_len, char **out, size_t *out_len,
-                     char **err, size_t *err_len, int *status);
+                     size_t input_len, char **out, size_t *out_len, char **err,
+                     size_t *err_len, int *status);
 
 #ifdef __cplusplus
 }
