@@ -20,6 +20,7 @@
 #include <weft/stream.h>
 #include <weft/file.h>
 #include <weft/net.h>
+#include <weft/process.h>
 #include <weft/testing.h>
 #include <weft/core.h>
 

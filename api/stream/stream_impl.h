@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * api/stream/stream_impl.h - what a transport implements to be a
- * weft_stream, and the fd-backed socket transport (TCP, Unix,
- * socketpair: api/stream/socket.c). Internal.
+ * weft_stream, the fd-backed socket transport (TCP, Unix, socketpair:
+ * api/stream/socket.c) and the pipe transport (api/stream/pipe.c).
+ * Internal.
  */
 #ifndef WF_API_STREAM_IMPL_H
 #define WF_API_STREAM_IMPL_H
@@ -69,5 +70,9 @@ struct wf_sock_stream {
 extern const struct wf_stream_ops wf_sock_ops;
 /* A socket stream owning fd (closed on failure too). */
 int wf_sock_stream_new(int fd, weft_stream **out);
+
+/* A pipe stream owning fd, one end of a pipe (api/stream/pipe.c): READ
+ * and WRITE at offset -1; send_eof closes fd (closed on failure too). */
+int wf_pipe_stream_new(int fd, weft_stream **out);
 
 #endif
