@@ -22,5 +22,6 @@
 #include <weft/net.h>
 #include <weft/testing.h>
 #include <weft/core.h>
+#include <weft/signal.h>
 
 #endif
