@@ -2444,8 +2444,81 @@ static void test_net_serve_failure_without_on_error_goes_to_stderr(void **state)
     assert_non_null(strstr(c.err, strerror(EIO)));
 }
 
+/* ---- weft_listener_from_fd ---- */
+
+static int raw_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* as if inherited */
+    struct sockaddr_in sin;
+    nh_loopback4(&sin, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        listen(fd, 16) < 0)
+        return -1;
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int listener_from_fd_main(void *arg)
+{
+    (void)arg;
+    uint16_t port = 0;
+    int fd = raw_listener(&port);
+    CHECK_GE(fd, 0);
+    weft_listener *l;
+    CHECK_EQ(weft_listener_from_fd(&l, fd), 0);
+    CHECK_EQ(weft_listener_port(l), port);
+    CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    weft_stream *c, *s;
+    CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1", port), 0);
+    CHECK_EQ(weft_listener_accept(l, &s), 0);
+    CHECK(nh_send_str(c, "hi"));
+    CHECK(nh_expect(s, "hi"));
+    weft_stream_close(c);
+    weft_stream_close(s);
+    CHECK_EQ(weft_listener_close(l), 0);
+
+    /* A Unix listener. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/weft-lfd-%d.sock", getpid());
+    unlink(path);
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    CHECK_EQ(bind(u, (struct sockaddr *)&sun, sizeof sun), 0);
+    CHECK_EQ(listen(u, 4), 0);
+    CHECK_EQ(weft_listener_from_fd(&l, u), 0);
+    CHECK_EQ(weft_listener_port(l), -EINVAL);
+    CHECK_EQ(weft_unix_connect(&c, path), 0);
+    CHECK_EQ(weft_listener_accept(l, &s), 0);
+    weft_stream_close(c);
+    weft_stream_close(s);
+    CHECK_EQ(weft_listener_close(l), 0);
+    unlink(path);
+
+    /* Not listening: -EINVAL, the fd closed all the same. */
+    int n = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(weft_listener_from_fd(&l, n), -EINVAL);
+    CHECK_EQ(fcntl(n, F_GETFD), -1);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(weft_listener_from_fd(&l, p[0]), -ENOTSOCK);
+    close(p[1]);
+    CHECK_EQ(weft_listener_from_fd(&l, -1), -EBADF);
+    CHECK_EQ(weft_listener_from_fd(&l, 100000), -EBADF);
+    return 0;
+}
+
+static void test_net_listener_from_fd(void **state)
+{
+    (void)state;
+    run_in_loop(listener_from_fd_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_tcp_connect_ipv4),
+    NET_TEST(test_net_listener_from_fd),
     NET_TEST(test_net_tcp_connect_ipv6),
     NET_TEST(test_net_tcp_listen_null_host_is_both_families),
     NET_TEST(test_net_tcp_connect_refused),

@@ -83,8 +83,8 @@ static int other_thread_main(void *arg)
     /* A weft worker (it blocks every signal) sends one while we wait. */
     weft_group g;
     weft_group_enter(&g);
-    CHECK_EQ(
-        weft_group_spawn(&g, kill_from_worker, (void *)(intptr_t)SIGUSR1), 0);
+    CHECK_EQ(weft_group_spawn(&g, kill_from_worker, (void *)(intptr_t)SIGUSR1),
+             0);
     CHECK_EQ(weft_signal_receive(r), SIGUSR1);
     CHECK_EQ(weft_group_exit(&g, 0), 0);
     none_pending();

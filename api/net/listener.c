@@ -10,7 +10,9 @@
  */
 #include "api/net/net_impl.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { QHIGH = 256 }; /* queued connections before multishot pauses */
@@ -223,4 +225,42 @@ void wf_listener_abort(struct weft_listener *l)
     for (int i = 0; i < l->nacc; i++)
         close(l->acc[i].fd);
     wf_free(l);
+}
+
+WF_EXPORT int weft_listener_from_fd(weft_listener **out, int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno; /* -EBADF: nothing to close */
+    int rc = 0, acc = 0, family = 0;
+    socklen_t len = sizeof acc;
+    if (!out)
+        rc = -EINVAL;
+    else if (!S_ISSOCK(st.st_mode))
+        rc = -ENOTSOCK;
+    else if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+        rc = -errno;
+    else if (!acc)
+        rc = -EINVAL; /* not listening */
+    len = sizeof family;
+    if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+        rc = -errno;
+    if (rc == 0 && family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        rc = -EINVAL;
+    if (rc == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        rc = -errno;
+    struct weft_listener *l = NULL;
+    if (rc == 0 && !(l = wf_listener_new(family != AF_UNIX)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    if (l->tcp)
+        l->port = wf_sock_port(fd);
+    wf_listener_add(l, fd); /* the first: cannot fail */
+    *out = l;
+    return 0;
 }

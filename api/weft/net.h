@@ -46,6 +46,14 @@ int weft_listener_serve(weft_listener *l,
 /* Cancels the accepts in flight, waits for them, closes every socket and
  * queued connection, frees l. */
 int weft_listener_close(weft_listener *l);
+/*
+ * A listener over a listening socket the program already has (inherited
+ * across exec, socket activation); it takes fd (and closes it on failure
+ * too, except -EBADF). TCP (IPv4 or IPv6) or Unix; made close-on-exec.
+ * -EINVAL: not listening (SO_ACCEPTCONN), or another family; -ENOTSOCK:
+ * not a socket.
+ */
+int weft_listener_from_fd(weft_listener **out, int fd);
 
 /* getaddrinfo on the worker pool; EAI_* codes become negative errno
  * (-ENOENT: no such host or service; -EAGAIN: try again; -EINVAL: bad

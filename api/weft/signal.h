@@ -29,8 +29,7 @@ typedef struct weft_signal_receiver weft_signal_receiver;
  * open, from a thread that has them blocked): the kernel delivers a
  * process-directed signal to any thread that does not block it.
  */
-int weft_signal_open(weft_signal_receiver **out, const int *signals,
-                     size_t n);
+int weft_signal_open(weft_signal_receiver **out, const int *signals, size_t n);
 /*
  * The next signal's number: a checkpoint that waits until one of the
  * receiver's signals is pending. A cancelled receive consumes nothing.
