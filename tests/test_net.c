@@ -2516,9 +2516,111 @@ static void test_net_listener_from_fd(void **state)
     run_in_loop(listener_from_fd_main, NULL);
 }
 
+/* ---- weft_serve_opts.drain_grace ---- */
+
+struct drain_case {
+    weft_time work;  /* how long the handler works */
+    weft_time grace; /* the drain's */
+    bool started, finished;
+    int handler_rc, serve_rc;
+    uint16_t port;
+    weft_listener *l;
+    weft_scope scope; /* the server's: cancelled to drain */
+    bool ready;
+};
+
+static int drain_handler(weft_stream *conn, void *arg)
+{
+    struct drain_case *dc = arg;
+    char buf[8];
+    int rc = (int)weft_stream_recv_exactly(conn, buf, 2);
+    if (rc < 0)
+        return rc;
+    dc->started = true;
+    rc = weft_sleep(dc->work);
+    dc->handler_rc = rc;
+    if (rc < 0)
+        return rc;
+    dc->finished = true;
+    return (int)weft_stream_send(conn, "done", 4) < 0 ? -EPIPE : 0;
+}
+
+static int drain_server(void *arg)
+{
+    struct drain_case *dc = arg;
+    weft_serve_opts o = {.drain_grace = dc->grace};
+    weft_scope_enter(&dc->scope, WEFT_FOREVER);
+    dc->ready = true;
+    int rc = weft_listener_serve_opts(dc->l, drain_handler, dc, &o);
+    dc->serve_rc = rc;
+    weft_scope_exit(&dc->scope, rc);
+    return 0;
+}
+
+static int drain_main(void *arg)
+{
+    struct drain_case *dc = arg;
+    CHECK_EQ(weft_tcp_listen(&dc->l, "127.0.0.1", 0), 0);
+    dc->port = (uint16_t)weft_listener_port(dc->l);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, drain_server, dc), 0);
+    CHECK(th_wait_flag(&dc->ready));
+    weft_stream *c;
+    CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1", dc->port), 0);
+    CHECK(nh_send_str(c, "go"));
+    CHECK(th_wait_flag(&dc->started));
+    weft_time t0 = weft_now();
+    weft_scope_cancel(&dc->scope); /* the drain starts */
+    th_settle();
+    /* New connections are refused from now on. */
+    weft_stream *late;
+    int rc = weft_tcp_connect(&late, "127.0.0.1", dc->port);
+    CHECK_EQ(rc, -ECONNREFUSED);
+    if (rc == 0)
+        weft_stream_close(late);
+    char buf[8];
+    ssize_t n = weft_stream_recv_exactly(c, buf, 4);
+    if (dc->work < dc->grace) {
+        CHECK_EQ(n, 4);
+    } else {
+        CHECK_LE(n, 0);
+    }
+    weft_stream_close(c);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    weft_time took = weft_now() - t0;
+    CHECK_EQ(dc->serve_rc, -ECANCELED);
+    if (dc->work >= dc->grace) {
+        CHECK_GE(took, dc->grace);
+        CHECK_LT(took, dc->work);
+    }
+    CHECK_EQ(weft_listener_close(dc->l), 0);
+    return 0;
+}
+
+static void test_net_drain_lets_a_slow_handler_finish(void **state)
+{
+    (void)state;
+    struct drain_case dc = {.work = 100 * WEFT_MSEC, .grace = 5 * WEFT_SEC};
+    run_in_loop(drain_main, &dc);
+    assert_true(dc.finished);
+    assert_int_equal(dc.handler_rc, 0);
+}
+
+static void test_net_drain_cancels_at_the_grace_limit(void **state)
+{
+    (void)state;
+    struct drain_case dc = {.work = 10 * WEFT_SEC, .grace = 100 * WEFT_MSEC};
+    run_in_loop(drain_main, &dc);
+    assert_false(dc.finished);
+    assert_int_equal(dc.handler_rc, -ECANCELED);
+}
+
 static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_tcp_connect_ipv4),
     NET_TEST(test_net_listener_from_fd),
+    NET_TEST(test_net_drain_lets_a_slow_handler_finish),
+    NET_TEST(test_net_drain_cancels_at_the_grace_limit),
     NET_TEST(test_net_tcp_connect_ipv6),
     NET_TEST(test_net_tcp_listen_null_host_is_both_families),
     NET_TEST(test_net_tcp_connect_refused),

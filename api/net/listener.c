@@ -133,6 +133,35 @@ static int accept_one(weft_listener *l, weft_stream **out)
     }
 }
 
+/* A drain (serve.c): refuse new connections (unless keep), cancel the
+ * armed accepts and wait for their terminal CQEs; what they accepted
+ * stays queued for wf_listener_take. */
+void wf_listener_stop(struct weft_listener *l, bool keep)
+{
+    if (!keep)
+        for (int i = 0; i < l->nacc; i++)
+            shutdown(l->acc[i].fd, SHUT_RD); /* connects now get RST */
+    for (int i = 0; i < l->nacc; i++)
+        if (l->acc[i].armed)
+            wf_standing_cancel(wf_cur, &l->acc[i].c);
+    while (any_armed(l)) {
+        struct wf_waiter wr = {0};
+        wf_waiter_block(&wr, &l->waiters, &l->nwait,
+                        "weft_listener_serve (drain)", false);
+    }
+    l->err = 0; /* the shutdown's: nobody accepts any more */
+}
+
+int wf_listener_take(struct weft_listener *l, weft_stream **out)
+{
+    if (!l->qlen)
+        return -EAGAIN;
+    int fd = q_pop(l);
+    if (l->tcp)
+        wf_set_nodelay(fd);
+    return wf_sock_stream_new(fd, out);
+}
+
 WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
 {
     struct weft_task *t;

@@ -129,7 +129,7 @@ WF_EXPORT int weft_stream_from_fd(weft_stream **out, int fd)
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno; /* -EBADF: nothing to close */
-    int rc = -EINVAL; /* no out; a directory, ... */
+    int rc = -EINVAL;  /* no out; a directory, ... */
     if (out && S_ISSOCK(st.st_mode)) {
         rc = socket_check(fd);
         if (rc == 0)

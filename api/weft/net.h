@@ -111,6 +111,22 @@ typedef struct weft_serve_opts {
      * not: a peer already gone). NULL = a line on stderr. */
     void (*on_error)(int rc, const struct sockaddr *peer, socklen_t peer_len,
                      void *arg);
+    /*
+     * A graceful drain (Seastar's gate, trio's soft cancellation). 0 (the
+     * default): a cancellation of the serving call cancels every handler
+     * at once. > 0: when the call is cancelled it stops accepting at once
+     * (new connections are refused: the listening sockets are shut down,
+     * unless drain_keep_listening), starts handlers for the connections
+     * it had accepted already, lets every handler run on for up to
+     * drain_grace (shielded from the cancellation), then cancels those
+     * still running; it returns -ECANCELED once every handler has ended.
+     * A listener error ends the call without a drain, as before.
+     */
+    weft_time drain_grace;
+    /* With drain_grace: leave the sockets listening, so that connections
+     * wait in the kernel's backlog for whoever accepts next (a restart
+     * that hands the listening fd on). */
+    bool drain_keep_listening;
 } weft_serve_opts;
 
 int weft_listener_serve_opts(weft_listener *l,
