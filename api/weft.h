@@ -23,5 +23,6 @@
 #include <weft/process.h>
 #include <weft/testing.h>
 #include <weft/core.h>
+#include <weft/signal.h>
 
 #endif

@@ -32,6 +32,9 @@
 
 enum { HEAD_MAX = 8192, RESP_MAX = 256 };
 
+/* How long a SIGTERM/SIGINT drain lets requests under way run on. */
+#define DRAIN_GRACE (5 * WEFT_SEC)
+
 static const char *host = "127.0.0.1";
 static unsigned ncores = 1;
 static int port = 8080;
@@ -122,9 +125,10 @@ static int serve(void *arg)
     (void)arg;
     if (ncores > 1) {
         /* One SO_REUSEPORT listener per core, each serving on its loop. */
-        weft_serve_cores_opts so = {.on_ready = ready};
+        weft_serve_cores_opts so = {.on_ready = ready,
+                                    .serve.drain_grace = DRAIN_GRACE};
         int rc = weft_serve_cores(host, (uint16_t)port, http, NULL, &so);
-        if (rc < 0)
+        if (rc < 0 && rc != -ECANCELED)
             fprintf(stderr, "http_weft: serve on %s:%d: %s\n", host, port,
                     weft_strerror(rc));
         return rc;
@@ -138,8 +142,44 @@ static int serve(void *arg)
     }
     printf("listening on %d\n", weft_listener_port(l));
     fflush(stdout);
-    rc = weft_listener_serve(l, http, NULL);
+    weft_serve_opts so = {.drain_grace = DRAIN_GRACE};
+    rc = weft_listener_serve_opts(l, http, NULL, &so);
     weft_listener_close(l);
+    return rc;
+}
+
+/* SIGTERM or SIGINT: drain (stop accepting, let requests under way end
+ * within DRAIN_GRACE) and exit 0. */
+static weft_scope serving;
+
+static int on_signal(void *arg)
+{
+    int rc = weft_signal_receive(arg);
+    if (rc > 0) {
+        printf("signal %d: draining\n", rc);
+        fflush(stdout);
+        weft_scope_cancel(&serving);
+    }
+    return 0;
+}
+
+static int app(void *arg)
+{
+    int sigs[] = {SIGTERM, SIGINT};
+    weft_signal_receiver *r;
+    int rc = weft_signal_open(&r, sigs, 2);
+    if (rc < 0)
+        return rc;
+    weft_group g;
+    weft_group_enter(&g);
+    rc = weft_group_spawn(&g, on_signal, r);
+    if (rc == 0) {
+        weft_scope_enter(&serving, WEFT_FOREVER);
+        rc = weft_scope_exit(&serving, serve(arg));
+    }
+    weft_group_cancel(&g);
+    rc = weft_group_exit(&g, rc);
+    weft_signal_close(r);
     return rc;
 }
 
@@ -175,7 +215,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    int rc = weft_run_cores(ncores, serve, NULL, &o);
+    int rc = weft_run_cores(ncores, app, NULL, &o);
     if (rc < 0) {
         fprintf(stderr, "http_weft: %s\n", weft_strerror(rc));
         return 1;

@@ -2444,8 +2444,183 @@ static void test_net_serve_failure_without_on_error_goes_to_stderr(void **state)
     assert_non_null(strstr(c.err, strerror(EIO)));
 }
 
+/* ---- weft_listener_from_fd ---- */
+
+static int raw_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* as if inherited */
+    struct sockaddr_in sin;
+    nh_loopback4(&sin, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        listen(fd, 16) < 0)
+        return -1;
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int listener_from_fd_main(void *arg)
+{
+    (void)arg;
+    uint16_t port = 0;
+    int fd = raw_listener(&port);
+    CHECK_GE(fd, 0);
+    weft_listener *l;
+    CHECK_EQ(weft_listener_from_fd(&l, fd), 0);
+    CHECK_EQ(weft_listener_port(l), port);
+    CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    weft_stream *c, *s;
+    CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1", port), 0);
+    CHECK_EQ(weft_listener_accept(l, &s), 0);
+    CHECK(nh_send_str(c, "hi"));
+    CHECK(nh_expect(s, "hi"));
+    weft_stream_close(c);
+    weft_stream_close(s);
+    CHECK_EQ(weft_listener_close(l), 0);
+
+    /* A Unix listener. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/weft-lfd-%d.sock", getpid());
+    unlink(path);
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    CHECK_EQ(bind(u, (struct sockaddr *)&sun, sizeof sun), 0);
+    CHECK_EQ(listen(u, 4), 0);
+    CHECK_EQ(weft_listener_from_fd(&l, u), 0);
+    CHECK_EQ(weft_listener_port(l), -EINVAL);
+    CHECK_EQ(weft_unix_connect(&c, path), 0);
+    CHECK_EQ(weft_listener_accept(l, &s), 0);
+    weft_stream_close(c);
+    weft_stream_close(s);
+    CHECK_EQ(weft_listener_close(l), 0);
+    unlink(path);
+
+    /* Not listening: -EINVAL, the fd closed all the same. */
+    int n = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(weft_listener_from_fd(&l, n), -EINVAL);
+    CHECK_EQ(fcntl(n, F_GETFD), -1);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(weft_listener_from_fd(&l, p[0]), -ENOTSOCK);
+    close(p[1]);
+    CHECK_EQ(weft_listener_from_fd(&l, -1), -EBADF);
+    CHECK_EQ(weft_listener_from_fd(&l, 100000), -EBADF);
+    return 0;
+}
+
+static void test_net_listener_from_fd(void **state)
+{
+    (void)state;
+    run_in_loop(listener_from_fd_main, NULL);
+}
+
+/* ---- weft_serve_opts.drain_grace ---- */
+
+struct drain_case {
+    weft_time work;  /* how long the handler works */
+    weft_time grace; /* the drain's */
+    bool started, finished;
+    int handler_rc, serve_rc;
+    uint16_t port;
+    weft_listener *l;
+    weft_scope scope; /* the server's: cancelled to drain */
+    bool ready;
+};
+
+static int drain_handler(weft_stream *conn, void *arg)
+{
+    struct drain_case *dc = arg;
+    char buf[8];
+    int rc = (int)weft_stream_recv_exactly(conn, buf, 2);
+    if (rc < 0)
+        return rc;
+    dc->started = true;
+    rc = weft_sleep(dc->work);
+    dc->handler_rc = rc;
+    if (rc < 0)
+        return rc;
+    dc->finished = true;
+    return (int)weft_stream_send(conn, "done", 4) < 0 ? -EPIPE : 0;
+}
+
+static int drain_server(void *arg)
+{
+    struct drain_case *dc = arg;
+    weft_serve_opts o = {.drain_grace = dc->grace};
+    weft_scope_enter(&dc->scope, WEFT_FOREVER);
+    dc->ready = true;
+    int rc = weft_listener_serve_opts(dc->l, drain_handler, dc, &o);
+    dc->serve_rc = rc;
+    weft_scope_exit(&dc->scope, rc);
+    return 0;
+}
+
+static int drain_main(void *arg)
+{
+    struct drain_case *dc = arg;
+    CHECK_EQ(weft_tcp_listen(&dc->l, "127.0.0.1", 0), 0);
+    dc->port = (uint16_t)weft_listener_port(dc->l);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, drain_server, dc), 0);
+    CHECK(th_wait_flag(&dc->ready));
+    weft_stream *c;
+    CHECK_EQ(weft_tcp_connect(&c, "127.0.0.1", dc->port), 0);
+    CHECK(nh_send_str(c, "go"));
+    CHECK(th_wait_flag(&dc->started));
+    weft_time t0 = weft_now();
+    weft_scope_cancel(&dc->scope); /* the drain starts */
+    th_settle();
+    /* New connections are refused from now on. */
+    weft_stream *late;
+    int rc = weft_tcp_connect(&late, "127.0.0.1", dc->port);
+    CHECK_EQ(rc, -ECONNREFUSED);
+    if (rc == 0)
+        weft_stream_close(late);
+    char buf[8];
+    ssize_t n = weft_stream_recv_exactly(c, buf, 4);
+    if (dc->work < dc->grace) {
+        CHECK_EQ(n, 4);
+    } else {
+        CHECK_LE(n, 0);
+    }
+    weft_stream_close(c);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    weft_time took = weft_now() - t0;
+    CHECK_EQ(dc->serve_rc, -ECANCELED);
+    if (dc->work >= dc->grace) {
+        CHECK_GE(took, dc->grace);
+        CHECK_LT(took, dc->work);
+    }
+    CHECK_EQ(weft_listener_close(dc->l), 0);
+    return 0;
+}
+
+static void test_net_drain_lets_a_slow_handler_finish(void **state)
+{
+    (void)state;
+    struct drain_case dc = {.work = 100 * WEFT_MSEC, .grace = 5 * WEFT_SEC};
+    run_in_loop(drain_main, &dc);
+    assert_true(dc.finished);
+    assert_int_equal(dc.handler_rc, 0);
+}
+
+static void test_net_drain_cancels_at_the_grace_limit(void **state)
+{
+    (void)state;
+    struct drain_case dc = {.work = 10 * WEFT_SEC, .grace = 100 * WEFT_MSEC};
+    run_in_loop(drain_main, &dc);
+    assert_false(dc.finished);
+    assert_int_equal(dc.handler_rc, -ECANCELED);
+}
+
 static const struct CMUnitTest tests[] = {
     NET_TEST(test_net_tcp_connect_ipv4),
+    NET_TEST(test_net_listener_from_fd),
+    NET_TEST(test_net_drain_lets_a_slow_handler_finish),
+    NET_TEST(test_net_drain_cancels_at_the_grace_limit),
     NET_TEST(test_net_tcp_connect_ipv6),
     NET_TEST(test_net_tcp_listen_null_host_is_both_families),
     NET_TEST(test_net_tcp_connect_refused),

@@ -1469,6 +1469,82 @@ static void test_stream_lengths_of_4_gib_are_not_cut(void **state)
     run_in_loop(len4g_main, NULL);
 }
 
+/* ---- weft_stream_from_fd ---- */
+
+static int from_fd_main(void *arg)
+{
+    (void)arg;
+    /* A socketpair end: the socket transport, half-close included. */
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    weft_stream *a;
+    CHECK_EQ(weft_stream_from_fd(&a, sv[0]), 0);
+    CHECK_EQ(weft_stream_fd(a), sv[0]);
+    CHECK_EQ(write(sv[1], "ping", 4), 4);
+    char buf[16];
+    CHECK_EQ(weft_stream_recv_exactly(a, buf, 4), 4);
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK_EQ(weft_stream_send(a, "pong", 4), 4);
+    CHECK_EQ(read(sv[1], buf, 4), 4);
+    CHECK_EQ(weft_stream_send_eof(a), 0);
+    CHECK_EQ(read(sv[1], buf, 4), 0);
+    CHECK_EQ(weft_stream_close(a), 0);
+    close(sv[1]);
+
+    /* A pipe pair: READ/WRITE, end of stream when the writer closes. */
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    weft_stream *r, *w;
+    CHECK_EQ(weft_stream_from_fd(&r, p[0]), 0);
+    CHECK_EQ(weft_stream_from_fd(&w, p[1]), 0);
+    CHECK_EQ(weft_stream_send(w, "hello\n", 6), 6);
+    CHECK_EQ(weft_stream_recv_until(r, buf, sizeof buf, "\n", 1), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(weft_stream_send_eof(w), -ENOTSUP);
+    /* A receive waiting on an empty pipe is cancellable. */
+    weft_scope s;
+    weft_move_on_after(&s, 5 * WEFT_MSEC);
+    CHECK_EQ(weft_scope_exit(&s, (int)weft_stream_recv(r, buf, 1)), 0);
+    CHECK(weft_scope_cancelled_caught(&s));
+    CHECK_EQ(weft_stream_close(w), 0);
+    CHECK_EQ(weft_stream_recv(r, buf, sizeof buf), 0);
+    CHECK_EQ(weft_stream_close(r), 0);
+
+    /* A regular file: a file stream from the fd's position. */
+    char path[] = "/tmp/weft-from-fd-XXXXXX";
+    int fd = mkostemp(path, O_CLOEXEC);
+    CHECK_GE(fd, 0);
+    unlink(path);
+    CHECK_EQ(write(fd, "0123456789", 10), 10);
+    CHECK_EQ(lseek(fd, 4, SEEK_SET), 4);
+    weft_stream *f;
+    CHECK_EQ(weft_stream_from_fd(&f, fd), 0);
+    CHECK_EQ(weft_stream_recv_exactly(f, buf, 6), 6);
+    CHECK(memcmp(buf, "456789", 6) == 0);
+    CHECK_EQ(weft_stream_recv(f, buf, sizeof buf), 0);
+    CHECK_EQ(weft_stream_close(f), 0);
+
+    /* Refused, and the fd closed all the same. */
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(weft_stream_from_fd(&a, l), -ENOTCONN);
+    CHECK_EQ(fcntl(l, F_GETFD), -1);
+    int d = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(weft_stream_from_fd(&a, d), -EINVAL);
+    CHECK_EQ(fcntl(d, F_GETFD), -1);
+    int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK_EQ(weft_stream_from_fd(&a, dir), -EINVAL);
+    CHECK_EQ(fcntl(dir, F_GETFD), -1);
+    CHECK_EQ(weft_stream_from_fd(&a, -1), -EBADF);
+    CHECK_EQ(weft_stream_from_fd(&a, 100000), -EBADF);
+    return 0;
+}
+
+static void test_stream_from_fd(void **state)
+{
+    (void)state;
+    run_in_loop(from_fd_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_pair_echo_1_byte),
     NET_TEST(test_stream_pair_echo_4_kib),
@@ -1535,6 +1611,7 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_stream_pair_100_echoes_at_once),
     NET_TEST(test_stream_kernel_deadline_moved_later_keeps_waiting),
     NET_TEST(test_stream_lengths_of_4_gib_are_not_cut),
+    NET_TEST(test_stream_from_fd),
 };
 
 TH_MAIN(tests)

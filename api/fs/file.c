@@ -615,3 +615,33 @@ WF_EXPORT int weft_file_close(weft_file *f)
         return -EBADF;
     return wf_file_close_now(f);
 }
+
+/* A weft_file over an fd the program already has (weft_stream_from_fd):
+ * it takes fd, and starts at the fd's own position. */
+int wf_file_from_fd(int fd, weft_file **out)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    weft_file *f = wf_calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    f->fd = fd;
+    f->slot = -1;
+    f->pos = pos < 0 ? 0 : pos;
+    f->oflags = fl;
+    f->mem_align = f->off_align = 1;
+    f->readahead = WF_FILE_DEFAULT_READAHEAD;
+    wf_gate_init(&f->gate);
+    weft_lock_init(&f->poslock);
+    if (fl & O_DIRECT) {
+        int rc = direct_alignment(f);
+        if (rc < 0) {
+            wf_free(f);
+            return rc;
+        }
+    }
+    *out = f;
+    return 0;
+}

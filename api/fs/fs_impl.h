@@ -59,5 +59,7 @@ int wf_file_write_at(weft_file *f, const void *buf, size_t n, off_t off,
 void wf_file_kill(weft_file *f);
 /* Close f (closing already set or not), wait for its calls, free it. */
 int wf_file_close_now(weft_file *f);
+/* A file over fd (taken on success only), at fd's position. */
+int wf_file_from_fd(int fd, weft_file **out);
 
 #endif

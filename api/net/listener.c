@@ -10,7 +10,9 @@
  */
 #include "api/net/net_impl.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { QHIGH = 256 }; /* queued connections before multishot pauses */
@@ -131,6 +133,35 @@ static int accept_one(weft_listener *l, weft_stream **out)
     }
 }
 
+/* A drain (serve.c): refuse new connections (unless keep), cancel the
+ * armed accepts and wait for their terminal CQEs; what they accepted
+ * stays queued for wf_listener_take. */
+void wf_listener_stop(struct weft_listener *l, bool keep)
+{
+    if (!keep)
+        for (int i = 0; i < l->nacc; i++)
+            shutdown(l->acc[i].fd, SHUT_RD); /* connects now get RST */
+    for (int i = 0; i < l->nacc; i++)
+        if (l->acc[i].armed)
+            wf_standing_cancel(wf_cur, &l->acc[i].c);
+    while (any_armed(l)) {
+        struct wf_waiter wr = {0};
+        wf_waiter_block(&wr, &l->waiters, &l->nwait,
+                        "weft_listener_serve (drain)", false);
+    }
+    l->err = 0; /* the shutdown's: nobody accepts any more */
+}
+
+int wf_listener_take(struct weft_listener *l, weft_stream **out)
+{
+    if (!l->qlen)
+        return -EAGAIN;
+    int fd = q_pop(l);
+    if (l->tcp)
+        wf_set_nodelay(fd);
+    return wf_sock_stream_new(fd, out);
+}
+
 WF_EXPORT int weft_listener_accept(weft_listener *l, weft_stream **out)
 {
     struct weft_task *t;
@@ -223,4 +254,42 @@ void wf_listener_abort(struct weft_listener *l)
     for (int i = 0; i < l->nacc; i++)
         close(l->acc[i].fd);
     wf_free(l);
+}
+
+WF_EXPORT int weft_listener_from_fd(weft_listener **out, int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno; /* -EBADF: nothing to close */
+    int rc = 0, acc = 0, family = 0;
+    socklen_t len = sizeof acc;
+    if (!out)
+        rc = -EINVAL;
+    else if (!S_ISSOCK(st.st_mode))
+        rc = -ENOTSOCK;
+    else if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+        rc = -errno;
+    else if (!acc)
+        rc = -EINVAL; /* not listening */
+    len = sizeof family;
+    if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+        rc = -errno;
+    if (rc == 0 && family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        rc = -EINVAL;
+    if (rc == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        rc = -errno;
+    struct weft_listener *l = NULL;
+    if (rc == 0 && !(l = wf_listener_new(family != AF_UNIX)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    if (l->tcp)
+        l->port = wf_sock_port(fd);
+    wf_listener_add(l, fd); /* the first: cannot fail */
+    *out = l;
+    return 0;
 }

@@ -38,6 +38,10 @@ struct weft_listener {
 struct weft_listener *wf_listener_new(bool tcp);
 int wf_listener_add(struct weft_listener *l, int fd);
 void wf_listener_abort(struct weft_listener *l);
+/* serve.c's drain: stop accepting (keep: the socket keeps listening);
+ * then take what was accepted already, one by one (-EAGAIN: no more). */
+void wf_listener_stop(struct weft_listener *l, bool keep);
+int wf_listener_take(struct weft_listener *l, weft_stream **out);
 
 /* resolve.c: host:port as addresses of any family. */
 int wf_resolve(const char *host, uint16_t port, int socktype, int flags,

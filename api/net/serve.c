@@ -64,21 +64,14 @@ static bool out_of_fds(int rc)
     return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
 }
 
-WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
-                                       int (*handler)(weft_stream *, void *),
-                                       void *arg, const weft_serve_opts *opts)
+/* Accept and start a handler per connection in g, until an error or a
+ * cancellation. */
+static int accept_loop(weft_listener *l, struct serve_ctx *ctx, weft_group *g)
 {
-    struct weft_task *t;
-    int rc = wf_entry(&t, l && handler, l && l->gate.closing);
-    if (rc < 0)
-        return rc;
-    struct serve_ctx ctx = {handler, arg, opts};
-    weft_group g;
-    weft_group_enter(&g);
     weft_time backoff = 0;
     for (;;) {
         weft_stream *conn;
-        rc = weft_listener_accept(l, &conn);
+        int rc = weft_listener_accept(l, &conn);
         if (out_of_fds(rc)) {
             /* No fd to take the next one: wait for some to be freed. */
             backoff = backoff ? backoff * 2 : 5 * WEFT_MSEC;
@@ -86,21 +79,105 @@ WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
                 backoff = WEFT_SEC;
             rc = weft_sleep(backoff);
             if (rc < 0)
-                break;
+                return rc;
             continue;
         }
         if (rc < 0)
-            break;
+            return rc;
         backoff = 0;
-        struct serve_conn *sc = serve_conn_new(&ctx, conn);
-        rc = sc ? weft_group_spawn(&g, serve_conn, sc) : -ENOMEM;
+        struct serve_conn *sc = serve_conn_new(ctx, conn);
+        rc = sc ? weft_group_spawn(g, serve_conn, sc) : -ENOMEM;
         if (rc < 0) {
             wf_free(sc);
             weft_stream_close(conn);
             if (rc != -ENOMEM)
-                break;
+                return rc;
         }
     }
+}
+
+/*
+ * The drain. The caller's task accepts inside a shielded scope, so that
+ * a cancellation of the caller reaches neither it nor the handlers; a
+ * watcher task outside the shield is what the cancellation wakes, and it
+ * cancels the accepting scope. Then: stop the listener, start handlers
+ * for what it had accepted, give the handlers' scope its deadline (now +
+ * grace), wait for them; at last the watcher's group says -ECANCELED.
+ *
+ *   group w (watcher) > shield > grace scope > group g (handlers)
+ *                                              > accepting scope
+ */
+struct drain {
+    weft_scope accepting;
+    bool started, done;
+};
+
+static int drain_watch(void *p)
+{
+    struct drain *d = p;
+    weft_sleep_forever();
+    if (!d->done) {
+        d->started = true;
+        weft_scope_cancel(&d->accepting);
+    }
+    return 0;
+}
+
+static int serve_drain(weft_listener *l, struct serve_ctx *ctx)
+{
+    struct drain d = {0};
+    weft_group w;
+    weft_group_enter(&w);
+    int rc = weft_group_spawn(&w, drain_watch, &d);
+    if (rc < 0)
+        return weft_group_exit(&w, rc);
+    weft_scope shield, grace;
+    weft_scope_enter(&shield, WEFT_FOREVER);
+    weft_scope_set_shield(&shield, true);
+    weft_scope_enter(&grace, WEFT_FOREVER);
+    weft_group g;
+    weft_group_enter(&g);
+    weft_scope_enter(&d.accepting, WEFT_FOREVER);
+    rc = accept_loop(l, ctx, &g);
+    rc = weft_scope_exit(&d.accepting, rc);
+    if (d.started) {
+        rc = 0;
+        weft_scope_set_deadline(&grace, weft_now() + ctx->opts->drain_grace);
+        wf_listener_stop(l, ctx->opts->drain_keep_listening);
+        weft_stream *conn;
+        while (wf_listener_take(l, &conn) == 0) {
+            struct serve_conn *sc = serve_conn_new(ctx, conn);
+            if (!sc || weft_group_spawn(&g, serve_conn, sc) < 0) {
+                wf_free(sc);
+                weft_stream_close(conn);
+            }
+        }
+    }
+    rc = weft_group_exit(&g, rc);
+    rc = weft_scope_exit(&grace, rc); /* the grace's end: caught */
+    rc = weft_scope_exit(&shield, rc);
+    d.done = true;
+    if (!d.started)
+        weft_group_cancel(&w); /* a listener error: the watcher goes */
+    rc = weft_group_exit(&w, rc);
+    return d.started && rc == 0 ? -ECANCELED : rc;
+}
+
+WF_EXPORT int weft_listener_serve_opts(weft_listener *l,
+                                       int (*handler)(weft_stream *, void *),
+                                       void *arg, const weft_serve_opts *opts)
+{
+    struct weft_task *t;
+    int rc = wf_entry(&t, l && handler && (!opts || opts->drain_grace >= 0),
+                      l && l->gate.closing);
+    if (rc < 0)
+        return rc;
+    struct serve_ctx ctx = {handler, arg, opts};
+    if (opts && opts->drain_grace > 0)
+        return serve_drain(l, &ctx);
+    weft_group g;
+    weft_group_enter(&g);
+    rc = accept_loop(l, &ctx, &g);
     return weft_group_exit(&g, rc);
 }
 

@@ -46,6 +46,14 @@ int weft_listener_serve(weft_listener *l,
 /* Cancels the accepts in flight, waits for them, closes every socket and
  * queued connection, frees l. */
 int weft_listener_close(weft_listener *l);
+/*
+ * A listener over a listening socket the program already has (inherited
+ * across exec, socket activation); it takes fd (and closes it on failure
+ * too, except -EBADF). TCP (IPv4 or IPv6) or Unix; made close-on-exec.
+ * -EINVAL: not listening (SO_ACCEPTCONN), or another family; -ENOTSOCK:
+ * not a socket.
+ */
+int weft_listener_from_fd(weft_listener **out, int fd);
 
 /* getaddrinfo on the worker pool; EAI_* codes become negative errno
  * (-ENOENT: no such host or service; -EAGAIN: try again; -EINVAL: bad
@@ -103,6 +111,22 @@ typedef struct weft_serve_opts {
      * not: a peer already gone). NULL = a line on stderr. */
     void (*on_error)(int rc, const struct sockaddr *peer, socklen_t peer_len,
                      void *arg);
+    /*
+     * A graceful drain (Seastar's gate, trio's soft cancellation). 0 (the
+     * default): a cancellation of the serving call cancels every handler
+     * at once. > 0: when the call is cancelled it stops accepting at once
+     * (new connections are refused: the listening sockets are shut down,
+     * unless drain_keep_listening), starts handlers for the connections
+     * it had accepted already, lets every handler run on for up to
+     * drain_grace (shielded from the cancellation), then cancels those
+     * still running; it returns -ECANCELED once every handler has ended.
+     * A listener error ends the call without a drain, as before.
+     */
+    weft_time drain_grace;
+    /* With drain_grace: leave the sockets listening, so that connections
+     * wait in the kernel's backlog for whoever accepts next (a restart
+     * that hands the listening fd on). */
+    bool drain_keep_listening;
 } weft_serve_opts;
 
 int weft_listener_serve_opts(weft_listener *l,

@@ -41,6 +41,17 @@ int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
  * transport and frees s, whatever the result (always frees s). */
 int weft_stream_close(weft_stream *s);
 int weft_stream_pair(weft_stream **a, weft_stream **b); /* socketpair */
+/*
+ * A stream over a descriptor the program already has; it takes fd (and
+ * closes it on failure too, except -EBADF: no descriptor). A connected
+ * stream socket (TCP, Unix) is a socket stream; a pipe end, a FIFO or a
+ * tty reads and writes with READ/WRITE (send_eof: -ENOTSUP; a write to a
+ * pipe with no reader is -EPIPE, and the kernel also raises SIGPIPE:
+ * ignore it); a regular file is a file stream (weft_file_stream) from the
+ * fd's position. -EINVAL: a listening or datagram socket, a directory;
+ * -ENOTCONN: a socket that is not connected. The fd's flags are kept.
+ */
+int weft_stream_from_fd(weft_stream **out, int fd);
 
 /* Extra: the file descriptor under a socket or file stream, or -ENOTSUP. */
 int weft_stream_fd(const weft_stream *s);
