@@ -17,6 +17,8 @@
 // oversubscribe): skipped otherwise.
 #include <benchmark/benchmark.h>
 
+#include "handoff.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
@@ -95,53 +97,10 @@ void BM_core_call_cold(benchmark::State &state)
 }
 BENCHMARK(BM_core_call_cold)->UseManualTime()->Iterations(300);
 
-struct Handoff {
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t req_cv = PTHREAD_COND_INITIALIZER;
-    pthread_cond_t rep_cv = PTHREAD_COND_INITIALIZER;
-    bool request = false, reply = false, stop = false;
-};
-
-void *handoff_server(void *arg)
-{
-    auto *h = static_cast<Handoff *>(arg);
-    pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (!h->request && !h->stop)
-            pthread_cond_wait(&h->req_cv, &h->mu);
-        if (h->stop)
-            break;
-        h->request = false;
-        h->reply = true;
-        pthread_cond_signal(&h->rep_cv);
-    }
-    pthread_mutex_unlock(&h->mu);
-    return nullptr;
-}
-
 void BM_handoff_mutex_condvar(benchmark::State &state)
 {
-    Handoff h;
-    pthread_t th;
-    if (pthread_create(&th, nullptr, handoff_server, &h) != 0) {
-        state.SkipWithError("pthread_create failed");
-        return;
-    }
-    for (auto _ : state) {
-        pthread_mutex_lock(&h.mu);
-        h.request = true;
-        pthread_cond_signal(&h.req_cv);
-        while (!h.reply)
-            pthread_cond_wait(&h.rep_cv, &h.mu);
-        h.reply = false;
-        pthread_mutex_unlock(&h.mu);
-    }
-    pthread_mutex_lock(&h.mu);
-    h.stop = true;
-    pthread_cond_signal(&h.req_cv);
-    pthread_mutex_unlock(&h.mu);
-    pthread_join(th, nullptr);
-    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+    if (handoff_round_trips(state))
+        state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_handoff_mutex_condvar)->UseRealTime();
 
