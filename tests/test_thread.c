@@ -154,7 +154,17 @@ static int count_threads_baseline(void)
     pthread_t th;
     if (pthread_create(&th, NULL, nothing, NULL) == 0)
         pthread_join(th, NULL);
-    return count_threads();
+    /* A joined thread can stay listed in /proc/self/task for a moment
+     * after pthread_join returns: count until two reads agree. */
+    int n = count_threads();
+    for (int i = 0; i < 100; i++) {
+        sleep_ms(1);
+        int m = count_threads();
+        if (m == n)
+            break;
+        n = m;
+    }
+    return n;
 }
 
 /* Open descriptors of this process; -1 on error. */
