@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -301,6 +302,22 @@ static TH_UNUSED void th_settle(void)
     weft_scope_set_shield(&s, true);
     CHECK_EQ(weft_sleep(2 * WEFT_MSEC), 0);
     CHECK_EQ(weft_scope_exit(&s, 0), 0);
+}
+
+/* The fds this process has open now (for before/after counts); -1 on
+ * error. */
+static TH_UNUSED int th_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the DIR's own */
 }
 
 static TH_UNUSED int th_task_sleep_forever(void *arg)

@@ -31,18 +31,6 @@ static const char *tp(const char *name)
     return b;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Deterministic bytes: pattern(i) differs for every seed. */
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
@@ -467,7 +455,7 @@ static int open_cancel_main(void *arg)
 {
     warm_up();
     CHECK_EQ(weft_path_write_all(tp("oc"), "x", 1), 0);
-    int before = count_fds();
+    int before = th_fd_count();
     int cancelled = 0;
     for (int i = 0; i < 200; i++) {
         weft_group g;
@@ -488,7 +476,7 @@ static int open_cancel_main(void *arg)
         CHECK_EQ(weft_group_exit(&g, 0), 0);
     }
     CHECK_GT(cancelled, 0);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -502,7 +490,7 @@ static int cancelled_calls_main(void *arg)
     warm_up();
     char buf[8];
     weft_file *f;
-    int before = count_fds();
+    int before = th_fd_count();
     if (!CHECK_EQ(weft_file_open(&f, tp("cc"), O_RDWR | O_CREAT, 0600), 0))
         return -EIO;
     weft_scope s;
@@ -524,7 +512,7 @@ static int cancelled_calls_main(void *arg)
     /* close is a checkpoint too, but closes all the same */
     CHECK_EQ(weft_file_close(f), -ECANCELED);
     weft_scope_exit(&s, -ECANCELED);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -565,7 +553,7 @@ static int close_busy_main(void *arg)
     unlink(tp("fifo2"));
     if (!CHECK_EQ(mkfifo(tp("fifo2"), 0600), 0))
         return -EIO;
-    int before = count_fds();
+    int before = th_fd_count();
     struct closing c = {.reader_rc = 1, .late_rc = 1};
     weft_event_init(&c.go);
     if (!CHECK_EQ(weft_file_open(&c.f, tp("fifo2"), O_RDONLY | O_NONBLOCK, 0),
@@ -584,7 +572,7 @@ static int close_busy_main(void *arg)
     CHECK_EQ(c.reader_rc, -EBADF);
     CHECK_EQ(c.late_rc, -EBADF);
     close(wfd);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -787,7 +775,7 @@ static int bad_input_main(void *arg)
     weft_file *f = (weft_file *)1;
     CHECK_EQ(weft_path_write_all(tp("bad"), "0123456789", 10), 0);
     CHECK_EQ(weft_path_mkdir(tp("bad_dir"), 0755), 0);
-    int before = count_fds();
+    int before = th_fd_count();
 
     CHECK_EQ(weft_file_open(&f, tp("missing"), O_RDONLY, 0), -ENOENT);
     CHECK(f == NULL);
@@ -841,7 +829,7 @@ static int bad_input_main(void *arg)
         free(raw);
         CHECK_EQ(weft_file_close(f), 0);
     }
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -862,13 +850,13 @@ static void test_file_outside_a_task(void **state)
     weft_file *f = (weft_file *)1;
     assert_rc(weft_file_open(&f, tp("outside"), O_RDONLY, 0), -EPERM);
     assert_rc(weft_path_exists(tp("outside")), -EPERM);
-    int before = count_fds();
+    int before = th_fd_count();
     run_in_loop_opts(open_only_main, NULL, NULL, 0);
     char buf[4];
     assert_rc(weft_file_read(leftover, buf, 4), -EPERM);
     /* A file that outlived its loop can still be closed. */
     assert_rc(weft_file_close(leftover), 0);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
 }
 
 /* ---- options ---- */
@@ -876,7 +864,7 @@ static void test_file_outside_a_task(void **state)
 static int options_main(void *arg)
 {
     warm_up();
-    int before = count_fds();
+    int before = th_fd_count();
     size_t n = (1u << 20) + 512;
     unsigned char *out = malloc(n), *in = malloc(n);
     if (!CHECK(out && in))
@@ -935,7 +923,7 @@ static int options_main(void *arg)
     }
     free(out);
     free(in);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -971,7 +959,7 @@ static int drain_task(void *arg)
 static int stream_main(void *arg)
 {
     warm_up();
-    int before = count_fds();
+    int before = th_fd_count();
     /* lines through a file stream */
     const char text[] = "one\ntwo\nthree\n";
     CHECK_EQ(weft_path_write_all(tp("lines"), text, sizeof text - 1), 0);
@@ -1042,7 +1030,7 @@ static int stream_main(void *arg)
     free(chunk);
     free(out);
     free(d.got);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 
@@ -1070,7 +1058,7 @@ static int stream_close_main(void *arg)
     unlink(tp("fifo3"));
     if (!CHECK_EQ(mkfifo(tp("fifo3"), 0600), 0))
         return -EIO;
-    int before = count_fds();
+    int before = th_fd_count();
     weft_file *f;
     if (!CHECK_EQ(weft_file_open(&f, tp("fifo3"), O_RDONLY | O_NONBLOCK, 0), 0))
         return -EIO;
@@ -1093,7 +1081,7 @@ static int stream_close_main(void *arg)
     CHECK_EQ(weft_group_exit(&g, 0), 0);
     CHECK_EQ(b.rc, -EBADF);
     close(wfd);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(th_fd_count(), before);
     return 0;
 }
 

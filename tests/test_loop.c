@@ -613,19 +613,6 @@ static void test_calls_from_thread_without_loop_return_eperm(void **state)
 
 /* ---- resources ---- */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static void test_run_leaves_no_fd_open(void **state)
 {
     struct workload w;
@@ -633,13 +620,13 @@ static void test_run_leaves_no_fd_open(void **state)
     /* A first run may set up process-wide things (signal stacks ...). */
     workload_init(&w, 4, 1);
     run_in_loop(work_main, &w);
-    int before = count_fds();
+    int before = th_fd_count();
     assert_true(before > 0);
     for (int i = 0; i < 20; i++) {
         workload_init(&w, 4, 1);
         run_in_loop(work_main, &w);
     }
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
 }
 
 /* ---- weft_strerror ---- */

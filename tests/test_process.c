@@ -12,21 +12,6 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-/* The fds this process has open now. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own */
-}
-
 /* pid is no child of ours any more (reaped: no zombie left). */
 static bool gone(int pid)
 {
@@ -138,9 +123,9 @@ static void test_cannot_start(void **state)
     fputs("#!/bin/sh\nexit 0\n", f);
     fclose(f);
     chmod(path, 0644);
-    int before = count_fds();
+    int before = th_fd_count();
     run_in_loop(t_cannot_start, dir);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
     unlink(path);
     rmdir(dir);
     const char *argv[] = {"true", NULL};
@@ -265,9 +250,9 @@ static int t_run_cancelled(void *arg)
 static void test_run_cancelled_reaps(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = th_fd_count();
     run_in_loop(t_run_cancelled, NULL);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
     /* No child of ours is left, zombie or not. */
     siginfo_t si;
     assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT), -1);
@@ -342,9 +327,9 @@ static int t_many(void *arg)
 static void test_64_concurrent(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = th_fd_count();
     run_in_loop(t_many, NULL);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
 }
 
 /* ---- the child's signal mask ---- */
@@ -463,9 +448,9 @@ static int t_options(void *arg)
 static void test_options(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = th_fd_count();
     run_in_loop(t_options, NULL);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(th_fd_count(), before);
 }
 
 /* ---- under the sweep: every cancellation point, and faults ---- */

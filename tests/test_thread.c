@@ -167,21 +167,6 @@ static int count_threads_baseline(void)
     return n;
 }
 
-/* Open descriptors of this process; -1 on error. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own */
-}
-
 /* Under ASan: a leak check now (LeakSanitizer), not only at exit. */
 static void check_no_leaks(void)
 {
@@ -1037,7 +1022,7 @@ static void hammer(unsigned flags)
 {
     weft_options o = opts_with(flags);
     struct on_thread t = {.first = {.in = 1}, .rc = 1};
-    int fds = count_fds();
+    int fds = th_fd_count();
 
     th_reset();
     th_guard(TH_GUARD_SECONDS);
@@ -1065,7 +1050,7 @@ static void hammer(unsigned flags)
     th_assert_clean();
     for (int i = 0; i < HAMMER_THREADS; i++)
         assert_int_equal(h[i].good, HAMMER_CALLS);
-    int now = count_fds();
+    int now = th_fd_count();
     if (now != fds) {
         print_error("open descriptors: %d before the portal, %d after its "
                     "close (made, like every call, by threads that have "
@@ -1263,7 +1248,7 @@ static int orphan_main(void *arg)
 
 static void orphan_body(unsigned flags)
 {
-    int threads = count_threads_baseline(), fds = count_fds();
+    int threads = count_threads_baseline(), fds = th_fd_count();
     weft_options o = opts_with(flags);
     o.thread_idle = 50 * WEFT_MSEC;
 
@@ -1282,7 +1267,7 @@ static void orphan_body(unsigned flags)
     while (count_threads() != threads && th_clock() < end)
         sleep_ms(5);
     CHECK_EQ(count_threads(), threads);
-    CHECK_EQ(count_fds(), fds); /* ring, eventfd (and ring dup) closed */
+    CHECK_EQ(th_fd_count(), fds); /* ring, eventfd (and ring dup) closed */
     check_no_leaks();
 }
 
@@ -1329,7 +1314,7 @@ static int idle_main(void *arg)
 
 static void idle_body(unsigned flags)
 {
-    int threads = count_threads_baseline(), fds = count_fds();
+    int threads = count_threads_baseline(), fds = th_fd_count();
     weft_options o = opts_with(flags);
     o.thread_idle = 50 * WEFT_MSEC;
 
@@ -1338,7 +1323,7 @@ static void idle_body(unsigned flags)
     CHECK_GT(atomic_load(&idle_peak), threads); /* workers were made */
     sleep_ms(300);
     CHECK_EQ(count_threads(), threads);
-    CHECK_EQ(count_fds(), fds);
+    CHECK_EQ(th_fd_count(), fds);
     check_no_leaks(); /* MSG_RING: each retired worker freed its ring */
 }
 
