@@ -18,6 +18,8 @@
 #include <weft/chan.h>
 #include <weft/thread.h>
 #include <weft/stream.h>
+#include <weft/transport.h>
+#include <weft/tls.h>
 #include <weft/file.h>
 #include <weft/net.h>
 #include <weft/process.h>

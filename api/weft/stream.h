@@ -15,6 +15,7 @@
 #define WEFT_STREAM_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <weft/base.h>
 
 #ifdef __cplusplus
@@ -37,6 +38,24 @@ ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n);
 ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
                                const void *delim, size_t delim_len);
 int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
+/*
+ * Extra: send every byte of iov[0..iovcnt) in order (a header and a body
+ * in one call): the total, or -errno as send. On a socket stream it is
+ * one sendmsg on the ring (more only if the kernel takes part of it).
+ * -EINVAL: iovcnt < 0 or > IOV_MAX, or a total past SSIZE_MAX; -EFAULT:
+ * iov NULL with iovcnt > 0, or a NULL base with a length.
+ */
+ssize_t weft_stream_sendv(weft_stream *s, const struct iovec *iov, int iovcnt);
+/*
+ * Extra: anyio's StapledByteStream: one stream that receives from
+ * receive_side and sends into send_side, and owns both from now on (on
+ * failure both are closed). send_eof is send_side's send_eof, or, where
+ * that has none (-ENOTSUP), closing send_side; close closes both. The two
+ * may be the same kind or not (a pipe's two ends, a process's stdout and
+ * stdin); they must be different streams (-EINVAL).
+ */
+int weft_stream_staple(weft_stream **out, weft_stream *receive_side,
+                       weft_stream *send_side);
 /* Cancels the stream's operations in flight, waits for them, closes the
  * transport and frees s, whatever the result (always frees s). */
 int weft_stream_close(weft_stream *s);
