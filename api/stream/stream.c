@@ -364,6 +364,8 @@ WF_EXPORT int weft_stream_send_eof(weft_stream *s)
     if (rc < 0)
         return rc;
     rc = s->ops->send_eof ? s->ops->send_eof(s) : -ENOTSUP;
+    if (rc < 0 && wf_stream_closing(s))
+        rc = -EBADF; /* a blocking half-close (TLS) cut short by close */
     wf_stream_unclaim(s, false);
     return rc;
 }
