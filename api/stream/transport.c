@@ -33,15 +33,15 @@ static struct wf_user_stream *user(const weft_stream *s)
 }
 
 /* Run a callback in a scope the close can cancel. */
-#define WF_USER_CALL(u, slot, call)                                         \
-    ({                                                                      \
-        weft_scope sc_;                                                     \
-        weft_scope_enter(&sc_, WEFT_FOREVER);                               \
-        (u)->slot = &sc_;                                                   \
-        ssize_t r_ = (call);                                                \
-        (u)->slot = NULL;                                                   \
-        weft_scope_exit(&sc_, 0);                                           \
-        r_;                                                                 \
+#define WF_USER_CALL(u, slot, call)                                            \
+    ({                                                                         \
+        weft_scope sc_;                                                        \
+        weft_scope_enter(&sc_, WEFT_FOREVER);                                  \
+        (u)->slot = &sc_;                                                      \
+        ssize_t r_ = (call);                                                   \
+        (u)->slot = NULL;                                                      \
+        weft_scope_exit(&sc_, 0);                                              \
+        r_;                                                                    \
     })
 
 static ssize_t user_recv(weft_stream *s, void *buf, size_t max)
@@ -93,15 +93,15 @@ static int user_fd(const weft_stream *s)
 
 /* Two tables, so that a transport without sendv or send_eof gets the
  * stream layer's own answer (piece by piece; -ENOTSUP). */
-#define WF_USER_OPS(name, sendv_fn, eof_fn)                                 \
-    static const struct wf_stream_ops name = {                              \
-        .recv = user_recv,                                                  \
-        .send = user_send,                                                  \
-        .sendv = sendv_fn,                                                  \
-        .send_eof = eof_fn,                                                 \
-        .kill = user_kill,                                                  \
-        .close = user_close,                                                \
-        .fd = user_fd,                                                      \
+#define WF_USER_OPS(name, sendv_fn, eof_fn)                                    \
+    static const struct wf_stream_ops name = {                                 \
+        .recv = user_recv,                                                     \
+        .send = user_send,                                                     \
+        .sendv = sendv_fn,                                                     \
+        .send_eof = eof_fn,                                                    \
+        .kill = user_kill,                                                     \
+        .close = user_close,                                                   \
+        .fd = user_fd,                                                         \
     }
 WF_USER_OPS(user_ops, NULL, NULL);
 WF_USER_OPS(user_ops_v, user_sendv, NULL);
@@ -231,4 +231,55 @@ WF_EXPORT int weft_stream_staple(weft_stream **out, weft_stream *receive_side,
     st->rx = receive_side;
     st->tx = send_side;
     return weft_stream_new(out, &staple_ops, st);
+}
+
+/* ---- weft_stream_borrow: a stream's calls, without owning it ---- */
+
+static ssize_t borrow_recv(void *impl, void *buf, size_t max)
+{
+    return weft_stream_recv(impl, buf, max);
+}
+
+static ssize_t borrow_send(void *impl, const void *buf, size_t len)
+{
+    return weft_stream_send(impl, buf, len);
+}
+
+static ssize_t borrow_sendv(void *impl, const struct iovec *iov, int n)
+{
+    return weft_stream_sendv(impl, iov, n);
+}
+
+static int borrow_send_eof(void *impl)
+{
+    return weft_stream_send_eof(impl);
+}
+
+static int borrow_close(void *impl)
+{
+    (void)impl; /* not ours */
+    return 0;
+}
+
+static int borrow_fd(const void *impl)
+{
+    return weft_stream_fd(impl);
+}
+
+static const weft_transport borrow_ops = {
+    .recv = borrow_recv,
+    .send = borrow_send,
+    .sendv = borrow_sendv,
+    .send_eof = borrow_send_eof,
+    .close = borrow_close,
+    .fd = borrow_fd,
+};
+
+WF_EXPORT int weft_stream_borrow(weft_stream **out, weft_stream *s)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !s)
+        return -EINVAL;
+    return weft_stream_new(out, &borrow_ops, s);
 }

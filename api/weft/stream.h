@@ -72,6 +72,15 @@ int weft_stream_pair(weft_stream **a, weft_stream **b); /* socketpair */
  */
 int weft_stream_from_fd(weft_stream **out, int fd);
 
+/*
+ * Extra: a stream that uses s without owning it: its calls are s's
+ * (receive, send, sendv, send_eof, fd), and closing it leaves s open. For
+ * a wrapper that takes ownership (weft_tls_wrap) of a stream somebody
+ * else closes: the connection weft_listener_serve hands a handler, which
+ * serve closes when the handler returns. s must outlive the borrowed
+ * stream; -EINVAL if either argument is NULL, -ENOMEM.
+ */
+int weft_stream_borrow(weft_stream **out, weft_stream *s);
 /* Extra: the file descriptor under a socket or file stream, or -ENOTSUP. */
 int weft_stream_fd(const weft_stream *s);
 /* Extra: the bytes read ahead (by recv_until, or an early end of
