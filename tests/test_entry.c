@@ -476,6 +476,20 @@ static int stream_recv_until_ok(struct fx *x)
 {
     return (int)weft_stream_recv_until(x->sa, buf, sizeof buf, "\n", 1);
 }
+static const struct iovec one_iov = {"x", 1};
+static int stream_sendv_bad(struct fx *x)
+{
+    (void)x;
+    return (int)weft_stream_sendv(NULL, &one_iov, 1);
+}
+static int stream_sendv_null_iov(struct fx *x)
+{
+    return (int)weft_stream_sendv(x->sa, NULL, 1);
+}
+static int stream_sendv_ok(struct fx *x)
+{
+    return (int)weft_stream_sendv(x->sa, &one_iov, 1);
+}
 static int stream_send_eof_bad(struct fx *x)
 {
     (void)x;
@@ -692,6 +706,10 @@ static const struct row rows[] = {
     {"weft_stream_recv (buf NULL)", stream_recv_null_buf, -EFAULT, NULL, NULL,
      LEAD},
     {"weft_stream_send", stream_send_bad, -EINVAL, stream_send_ok, NULL, LEAD},
+    {"weft_stream_sendv", stream_sendv_bad, -EINVAL, stream_sendv_ok, NULL,
+     LEAD},
+    {"weft_stream_sendv (iov NULL)", stream_sendv_null_iov, -EFAULT, NULL, NULL,
+     LEAD},
     {"weft_stream_recv_exactly", stream_recv_exactly_bad, -EINVAL,
      stream_recv_exactly_ok, NULL, LEAD},
     {"weft_stream_recv_until", stream_recv_until_bad, -EINVAL,

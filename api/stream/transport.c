@@ -91,7 +91,7 @@ static int user_fd(const weft_stream *s)
     return u->ops->fd ? u->ops->fd(u->impl) : -ENOTSUP;
 }
 
-/* Two tables, so that a transport without sendv or send_eof gets the
+/* Four tables, so that a transport without sendv or send_eof gets the
  * stream layer's own answer (piece by piece; -ENOTSUP). */
 #define WF_USER_OPS(name, sendv_fn, eof_fn)                                    \
     static const struct wf_stream_ops name = {                                 \
@@ -142,9 +142,14 @@ WF_EXPORT int weft_stream_new(weft_stream **out, const weft_transport *ops,
     return 0;
 }
 
+/* weft_stream_staple is weft's own transport: its impl is not the
+ * program's to see (below). */
+static const weft_transport staple_ops;
+
 WF_EXPORT void *weft_stream_impl(const weft_stream *s)
 {
-    return s && is_user(s) ? user(s)->impl : NULL;
+    return s && is_user(s) && user(s)->ops != &staple_ops ? user(s)->impl
+                                                          : NULL;
 }
 
 WF_EXPORT bool weft_stream_closing(const weft_stream *s)
