@@ -1640,6 +1640,80 @@ static void test_staple_of_user_transport_and_staples(void **state)
     run_in_loop(staple_mixed_main, NULL);
 }
 
+/* ---- misuse that cannot be reported: aborts naming the rule ---- */
+
+struct liar {
+    weft_stream *self;
+    int how; /* 0: recv claims too much; 1: send closes its own stream */
+};
+
+static ssize_t liar_recv(void *impl, void *buf, size_t max)
+{
+    (void)buf;
+    (void)impl;
+    return (ssize_t)max + 1;
+}
+
+static ssize_t liar_send(void *impl, const void *buf, size_t len)
+{
+    (void)buf;
+    weft_stream_close(((struct liar *)impl)->self);
+    return (ssize_t)len;
+}
+
+static int liar_close(void *impl)
+{
+    (void)impl;
+    return 0;
+}
+
+static const weft_transport liar_ops = {
+    .recv = liar_recv, .send = liar_send, .close = liar_close};
+
+static int liar_main(void *arg)
+{
+    struct liar *l = arg;
+    char buf[8];
+    if (!CHECK_EQ(weft_stream_new(&l->self, &liar_ops, l), 0))
+        return -EIO;
+    if (l->how == 0)
+        weft_stream_recv(l->self, buf, sizeof buf);
+    else
+        weft_stream_send(l->self, "x", 1);
+    fprintf(stderr, "TEST: the misuse returned\n");
+    _exit(20);
+}
+
+static void liar_child(void *arg)
+{
+    weft_run(liar_main, arg, NULL);
+    _exit(21);
+}
+
+static void expect_abort(int how, const char *says)
+{
+    struct liar l = {NULL, how};
+    struct th_child c;
+    th_run_child(liar_child, &l, &c);
+    if (!WIFSIGNALED(c.status) || WTERMSIG(c.status) != SIGABRT ||
+        !strstr(c.err, says)) {
+        th_child_dump(&c);
+        fail_msg("expected an abort saying \"%s\"", says);
+    }
+}
+
+static void test_transport_count_past_buffer_aborts(void **state)
+{
+    (void)state;
+    expect_abort(0, "returned 9 for 8 bytes");
+}
+
+static void test_transport_closing_own_stream_in_callback_aborts(void **state)
+{
+    (void)state;
+    expect_abort(1, "from inside a call on the same stream");
+}
+
 static const struct CMUnitTest tests[] = {
     /* weft_stream_new and what the stream layer gives */
     NET_TEST(test_transport_new_argument_errors_close_the_impl),
@@ -1677,6 +1751,9 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_staple_close_while_blocked_closes_both),
     NET_TEST(test_staple_argument_errors_close_the_sides),
     NET_TEST(test_staple_of_user_transport_and_staples),
+    /* misuse */
+    cmocka_unit_test(test_transport_count_past_buffer_aborts),
+    cmocka_unit_test(test_transport_closing_own_stream_in_callback_aborts),
 };
 
 TH_MAIN(tests)

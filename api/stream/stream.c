@@ -376,6 +376,11 @@ WF_EXPORT int weft_stream_close(weft_stream *s)
         return -EINVAL;
     if (wf_stream_closing(s))
         return -EBADF;
+    struct weft_task *self = wf_self();
+    if (self && (s->receiver == self || s->sender == self))
+        wf_panic("weft_stream_close: called from inside a call on the same "
+                 "stream (a transport's callback closing its own stream "
+                 "would wait for itself)");
     /* Operations in flight end first: the kernel owns their buffers. */
     wf_gate_close(&s->gate, "weft_stream_close");
     int rc = s->ops->close(s);

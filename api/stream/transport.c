@@ -44,22 +44,39 @@ static struct wf_user_stream *user(const weft_stream *s)
         r_;                                                                    \
     })
 
+/* A count past what the callback was given would corrupt the caller's
+ * memory or the read-ahead: a bug in the transport, named. */
+static ssize_t counted(ssize_t r, size_t given, const char *what)
+{
+    if (r > 0 && (size_t)r > given)
+        wf_panic("weft_stream_new: the transport's %s returned %zd for "
+                 "%zu bytes (it may return at most what it was given)",
+                 what, r, given);
+    return r;
+}
+
 static ssize_t user_recv(weft_stream *s, void *buf, size_t max)
 {
     struct wf_user_stream *u = user(s);
-    return WF_USER_CALL(u, in_recv, u->ops->recv(u->impl, buf, max));
+    ssize_t r = WF_USER_CALL(u, in_recv, u->ops->recv(u->impl, buf, max));
+    return counted(r, max, "recv");
 }
 
 static ssize_t user_send(weft_stream *s, const void *buf, size_t len)
 {
     struct wf_user_stream *u = user(s);
-    return WF_USER_CALL(u, in_send, u->ops->send(u->impl, buf, len));
+    ssize_t r = WF_USER_CALL(u, in_send, u->ops->send(u->impl, buf, len));
+    return counted(r, len, "send");
 }
 
 static ssize_t user_sendv(weft_stream *s, const struct iovec *iov, int n)
 {
     struct wf_user_stream *u = user(s);
-    return WF_USER_CALL(u, in_send, u->ops->sendv(u->impl, iov, n));
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ssize_t r = WF_USER_CALL(u, in_send, u->ops->sendv(u->impl, iov, n));
+    return counted(r, total, "sendv");
 }
 
 static int user_send_eof(weft_stream *s)
