@@ -226,9 +226,8 @@ static int config_new(weft_tls_config **out, bool server)
         SSL_CTX_set_tlsext_servername_arg(c->ctx, c);
     } else {
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_set_session_cache_mode(c->ctx,
-                                       SSL_SESS_CACHE_CLIENT |
-                                           SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_set_session_cache_mode(
+            c->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(c->ctx, new_session);
     }
     *out = c;
@@ -348,9 +347,9 @@ WF_EXPORT int weft_tls_config_alpn(weft_tls_config *c,
 static void server_verify_mode(weft_tls_config *c)
 {
     SSL_CTX_set_verify(c->ctx,
-                       c->verify ? SSL_VERIFY_PEER |
-                                       SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                 : SSL_VERIFY_NONE,
+                       c->verify
+                           ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                           : SSL_VERIFY_NONE,
                        NULL);
 }
 
@@ -368,8 +367,7 @@ WF_EXPORT int weft_tls_config_verify(weft_tls_config *c, bool on)
     return 0;
 }
 
-WF_EXPORT int weft_tls_config_client_ca(weft_tls_config *c,
-                                        const char *ca_file)
+WF_EXPORT int weft_tls_config_client_ca(weft_tls_config *c, const char *ca_file)
 {
     int rc = option_check(c);
     if (rc < 0)
@@ -435,18 +433,18 @@ WF_EXPORT int weft_tls_config_resumption(weft_tls_config *c, bool on)
     if (rc < 0)
         return rc;
     if (c->server) {
-        SSL_CTX_set_session_cache_mode(
-            c->ctx, on ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_session_cache_mode(c->ctx, on ? SSL_SESS_CACHE_SERVER
+                                                  : SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(c->ctx, on ? 2 : 0);
         if (on)
             SSL_CTX_clear_options(c->ctx, SSL_OP_NO_TICKET);
         else
             SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
     } else {
-        SSL_CTX_set_session_cache_mode(
-            c->ctx, on ? SSL_SESS_CACHE_CLIENT |
-                             SSL_SESS_CACHE_NO_INTERNAL_STORE
-                       : SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_session_cache_mode(c->ctx,
+                                       on ? SSL_SESS_CACHE_CLIENT |
+                                                SSL_SESS_CACHE_NO_INTERNAL_STORE
+                                          : SSL_SESS_CACHE_OFF);
     }
     return 0;
 }

@@ -63,10 +63,10 @@ struct tls_stream {
      * OpenSSL */
     char *in;
     size_t in_pos, in_len;
-    bool filling; /* a receive into in is under way */
-    bool reading; /* in SSL_read: what it queues is the receiver's */
+    bool filling;     /* a receive into in is under way */
+    bool reading;     /* in SSL_read: what it queues is the receiver's */
     bool recv_queued; /* SSL_read queued records (a KeyUpdate's answer) */
-    bool in_eof;  /* the inner stream ended */
+    bool in_eof;      /* the inner stream ended */
     /* output: the queue of blocks, and the total still to send */
     struct out_block *out_head, *out_tail;
     size_t out_len;
@@ -74,21 +74,20 @@ struct tls_stream {
     int out_err; /* the inner stream failed a transfer: the output is gone */
     wf_link flush_waiters;
     size_t nflush_waiters;
-    char *gather; /* sendv's record being gathered */
-    int broken;   /* -EPROTO or -EKEYREJECTED: the stream is broken */
+    char *gather;       /* sendv's record being gathered */
+    int broken;         /* -EPROTO or -EKEYREJECTED: the stream is broken */
     bool send_broken;   /* a send failed after encrypting: -EPIPE */
     bool shutdown_sent; /* close_notify is queued */
     bool handshaken;
     char alpn[256]; /* the protocol agreed, terminated; "" for none */
-    int ktls; /* WEFT_TLS_KTLS_SEND | _RECV: the kernel has the records */
+    int ktls;       /* WEFT_TLS_KTLS_SEND | _RECV: the kernel has the records */
 };
 
 static const weft_transport tls_ops;
 
 static struct tls_stream *tls_of(const weft_stream *s)
 {
-    return s && wf_stream_transport(s) == &tls_ops ? weft_stream_impl(s)
-                                                   : NULL;
+    return s && wf_stream_transport(s) == &tls_ops ? weft_stream_impl(s) : NULL;
 }
 
 /* ---- the BIO: OpenSSL's view of the two buffers ---- */
@@ -164,8 +163,8 @@ static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
 static void bio_method_make(void)
 {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                                 "weft stream");
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft stream");
     if (m && (BIO_meth_set_write(m, bio_write) != 1 ||
               BIO_meth_set_read(m, bio_read) != 1 ||
               BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
@@ -502,8 +501,8 @@ static int tls_close(void *impl)
 {
     struct tls_stream *t = impl;
     /* No flusher can be under way: close comes after every call left. */
-    if (t->handshaken && !t->broken && !t->send_broken &&
-        !t->shutdown_sent && !t->ktls) {
+    if (t->handshaken && !t->broken && !t->send_broken && !t->shutdown_sent &&
+        !t->ktls) {
         ERR_clear_error();
         if (SSL_shutdown(t->ssl) >= 0)
             t->shutdown_sent = true;
@@ -621,8 +620,7 @@ static int ssl_setup(struct tls_stream *t, const char *server_name)
     if (is_ip) {
         /* No SNI for an address (RFC 6066); the address is checked
          * against the certificate's IP entries. */
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl),
-                                           server_name);
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), server_name);
     } else {
         ok = SSL_set_tlsext_host_name(t->ssl, server_name) == 1 &&
              SSL_set1_host(t->ssl, server_name) == 1;
@@ -674,10 +672,11 @@ static int handshake(struct tls_stream *t)
     if (rc < 0)
         return rc;
     t->handshaken = true;
-    const unsigned char *p;
+    const unsigned char *p = NULL;
     unsigned n = 0;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
-    memcpy(t->alpn, p, n); /* n < 256: one length byte on the wire */
+    if (n)
+        memcpy(t->alpn, p, n); /* n < 256: one length byte on the wire */
     t->alpn[n] = '\0';
     return ktls_try(t);
 }
@@ -699,8 +698,7 @@ WF_EXPORT int weft_tls_wrap(weft_stream **out, weft_stream *inner,
         *out = NULL;
     struct weft_task *task;
     bool closing = inner && weft_stream_closing(inner);
-    int rc = wf_entry(&task, wrap_args_ok(out, inner, c, server_name),
-                      closing);
+    int rc = wf_entry(&task, wrap_args_ok(out, inner, c, server_name), closing);
     if (rc < 0) {
         /* Owned whatever happens; one already being closed is its
          * closer's. */
@@ -757,8 +755,9 @@ WF_EXPORT const char *weft_tls_server_name(const weft_stream *s)
     struct tls_stream *t = tls_of(s);
     if (!t)
         return NULL;
-    return t->cfg->server ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
-                          : t->server_name;
+    return t->cfg->server
+               ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
+               : t->server_name;
 }
 
 WF_EXPORT bool weft_tls_resumed(const weft_stream *s)
