@@ -197,15 +197,19 @@ static int servername(SSL *ssl, int *alert, void *arg)
 
 /* ---- making a configuration ---- */
 
-static int config_new(weft_tls_config **out, bool server)
+/* A new configuration, or NULL with *rc saying why. */
+static weft_tls_config *config_new(bool server, int *rc)
 {
     weft_tls_config *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
+    if (!c) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
     c->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!c->ctx) {
         free(c);
-        return wf_tls_fail_ssl(NULL);
+        *rc = wf_tls_fail_ssl(NULL);
+        return NULL;
     }
     atomic_init(&c->refs, 1);
     atomic_init(&c->used, false);
@@ -230,8 +234,7 @@ static int config_new(weft_tls_config **out, bool server)
             c->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(c->ctx, new_session);
     }
-    *out = c;
-    return 0;
+    return c;
 }
 
 WF_EXPORT int weft_tls_config_client(weft_tls_config **out, const char *ca_file)
@@ -240,10 +243,10 @@ WF_EXPORT int weft_tls_config_client(weft_tls_config **out, const char *ca_file)
         return -EINVAL;
     *out = NULL;
     int rc = ca_file ? wf_tls_file_check(ca_file) : 0;
-    weft_tls_config *c = NULL;
-    if (rc == 0)
-        rc = config_new(&c, false);
     if (rc < 0)
+        return rc;
+    weft_tls_config *c = config_new(false, &rc);
+    if (!c)
         return rc;
     int ok = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
                      : SSL_CTX_set_default_verify_paths(c->ctx);
@@ -280,13 +283,12 @@ WF_EXPORT int weft_tls_config_server(weft_tls_config **out,
     *out = NULL;
     if (!cert_file || !key_file)
         return -EINVAL;
-    weft_tls_config *c;
-    int rc = config_new(&c, true);
-    if (rc == 0)
-        rc = load_cert(c->ctx, cert_file, key_file);
-    if (rc < 0) {
-        if (c)
-            wf_tls_config_put(c);
+    int rc;
+    weft_tls_config *c = config_new(true, &rc);
+    if (!c)
+        return rc;
+    if ((rc = load_cert(c->ctx, cert_file, key_file)) < 0) {
+        wf_tls_config_put(c);
         return rc;
     }
     *out = c;
