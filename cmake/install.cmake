@@ -91,10 +91,14 @@ install(CODE "
   set(WEFT_PC_CFLAGS [==[${WEFT_PC_CFLAGS}]==])
   set(WEFT_PC_NAME weft)
   set(WEFT_PC_LIBS [==[-L\${libdir} -lweft]==])
+  set(WEFT_PC_REQUIRES [==[]==])
+  set(WEFT_PC_REQUIRES_PRIVATE [==[libssl >= 3 libcrypto >= 3]==])
   configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
                  [==[${PROJECT_BINARY_DIR}/weft.pc]==] @ONLY)
   set(WEFT_PC_NAME [==[weft (static)]==])
   set(WEFT_PC_LIBS [==[\${libdir}/libweft.a]==])
+  set(WEFT_PC_REQUIRES [==[, libssl >= 3, libcrypto >= 3]==])
+  set(WEFT_PC_REQUIRES_PRIVATE [==[]==])
   configure_file([==[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]==]
                  [==[${PROJECT_BINARY_DIR}/weft-static.pc]==] @ONLY)
 " COMPONENT Development)

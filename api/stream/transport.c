@@ -163,6 +163,11 @@ WF_EXPORT int weft_stream_new(weft_stream **out, const weft_transport *ops,
  * program's to see (below). */
 static const weft_transport staple_ops;
 
+const weft_transport *wf_stream_transport(const weft_stream *s)
+{
+    return s && is_user(s) ? user(s)->ops : NULL;
+}
+
 WF_EXPORT void *weft_stream_impl(const weft_stream *s)
 {
     return s && is_user(s) && user(s)->ops != &staple_ops ? user(s)->impl
