@@ -38,8 +38,8 @@ static bool plain;
 struct bulk {
     weft_tls_config *server_cfg, *client_cfg;
     int port;
-    double send_cpu, t0;    /* the sender's: CPU seconds, its start */
-    double recv_cpu, t1;    /* the receiver's: CPU seconds, its end */
+    double send_cpu, t0; /* the sender's: CPU seconds, its start */
+    double recv_cpu, t1; /* the receiver's: CPU seconds, its end */
     char version[32], cipher[64];
 };
 
@@ -181,10 +181,12 @@ static int make_configs(struct bulk *b)
 
 int main(int argc, char **argv)
 {
-    static const struct option longs[] = {
-        {"cert", required_argument, 0, 'C'}, {"key", required_argument, 0, 'K'},
-        {"ca", required_argument, 0, 'A'},   {"name", required_argument, 0, 'N'},
-        {"plain", no_argument, 0, 'P'},      {0, 0, 0, 0}};
+    static const struct option longs[] = {{"cert", required_argument, 0, 'C'},
+                                          {"key", required_argument, 0, 'K'},
+                                          {"ca", required_argument, 0, 'A'},
+                                          {"name", required_argument, 0, 'N'},
+                                          {"plain", no_argument, 0, 'P'},
+                                          {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:b:", longs, NULL)) != -1) {
         switch (c) {

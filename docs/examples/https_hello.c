@@ -39,8 +39,8 @@ static int serve_requests(weft_stream *s)
     for (;;) {
         weft_scope idle;
         weft_move_on_after(&idle, IDLE);
-        ssize_t n = weft_stream_recv_until(s, head, sizeof head - 1,
-                                           "\r\n\r\n", 4);
+        ssize_t n =
+            weft_stream_recv_until(s, head, sizeof head - 1, "\r\n\r\n", 4);
         n = weft_scope_exit(&idle, (int)n);
         if (n <= 0) /* 0: idle or closed; -ENODATA, -EPIPE, ...: gone */
             return 0;
