@@ -44,6 +44,17 @@ static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
     return wf_stream_await(s, sqe, "weft_stream_send");
 }
 
+static ssize_t sock_sendv(weft_stream *s, const struct iovec *iov, int n)
+{
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+                         .msg_iovlen = (size_t)n};
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
+    io_uring_prep_sendmsg(sqe, sock(s)->fd, &msg, MSG_NOSIGNAL);
+    return wf_stream_await(s, sqe, "weft_stream_sendv");
+}
+
 static int sock_send_eof(weft_stream *s)
 {
     return shutdown(sock(s)->fd, SHUT_WR) < 0 ? -errno : 0;
@@ -62,6 +73,7 @@ static int sock_fd(const weft_stream *s)
 const struct wf_stream_ops wf_sock_ops = {
     .recv = sock_recv,
     .send = sock_send,
+    .sendv = sock_sendv,
     .send_eof = sock_send_eof,
     .close = sock_close,
     .fd = sock_fd,

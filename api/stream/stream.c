@@ -283,6 +283,81 @@ WF_EXPORT ssize_t weft_stream_send(weft_stream *s, const void *buf, size_t len)
     return r;
 }
 
+/* The verdict on sendv's arguments, and their total. */
+static int sendv_args(const struct iovec *iov, int iovcnt, size_t *total)
+{
+    *total = 0;
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    if (!iov && iovcnt)
+        return -EFAULT;
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len)
+            return -EFAULT;
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - *total)
+            return -EINVAL;
+        *total += iov[i].iov_len;
+    }
+    return 0;
+}
+
+/* Up to this many pieces go to the transport at once from the caller's
+ * stack; a longer array goes in runs of this many. */
+#define WF_SENDV_RUN 16
+
+WF_EXPORT ssize_t weft_stream_sendv(weft_stream *s, const struct iovec *iov,
+                                    int iovcnt)
+{
+    size_t total;
+    int rc = wf_stream_claim(s, sendv_args(iov, iovcnt, &total), false);
+    if (rc < 0)
+        return rc;
+    struct iovec run[WF_SENDV_RUN];
+    int next = 0;    /* the first piece of iov not yet in run */
+    size_t skip = 0; /* bytes of iov[next] already sent */
+    ssize_t r = 0;
+    for (;;) {
+        /* The pieces still to send, from where the last call stopped. */
+        int n = 0;
+        for (int i = next; i < iovcnt && n < WF_SENDV_RUN; i++) {
+            size_t off = i == next ? skip : 0;
+            if (iov[i].iov_len > off)
+                run[n++] = (struct iovec){(char *)iov[i].iov_base + off,
+                                          iov[i].iov_len - off};
+        }
+        if (!n)
+            break;
+        if (wf_stream_closing(s)) {
+            r = -EBADF;
+            break;
+        }
+        r = s->ops->sendv ? s->ops->sendv(s, run, n)
+                          : s->ops->send(s, run[0].iov_base, run[0].iov_len);
+        if (r == 0)
+            r = -EIO; /* a transport that takes nothing */
+        if (r < 0)
+            break;
+        /* Step past what was taken. */
+        size_t took = (size_t)r;
+        while (took && next < iovcnt) {
+            size_t left = iov[next].iov_len - skip;
+            if (took < left) {
+                skip += took;
+                break;
+            }
+            took -= left;
+            next++;
+            skip = 0;
+        }
+    }
+    if (r >= 0)
+        r = (ssize_t)total;
+    else if (wf_stream_closing(s))
+        r = -EBADF;
+    wf_stream_unclaim(s, false);
+    return r;
+}
+
 WF_EXPORT int weft_stream_send_eof(weft_stream *s)
 {
     int rc = wf_stream_claim(s, 0, false);

@@ -9,6 +9,7 @@
 #define WF_API_STREAM_IMPL_H
 
 #include "engine/engine.h"
+#include <sys/uio.h>
 #include <weft/stream.h>
 
 struct wf_stream_ops {
@@ -18,6 +19,9 @@ struct wf_stream_ops {
      * wf_stream_await, so that a close cancels it. */
     ssize_t (*recv)(weft_stream *s, void *buf, size_t max);
     ssize_t (*send)(weft_stream *s, const void *buf, size_t len); /* some */
+    /* Optional: some of iov[0..n) (n >= 1, no empty entries); without
+     * it weft_stream_sendv sends piece by piece with send. */
+    ssize_t (*sendv)(weft_stream *s, const struct iovec *iov, int n);
     int (*send_eof)(weft_stream *s);
     /* Optional: cancel what the transport has in flight elsewhere (a
      * file stream's file operations); the gate's own are cancelled. */

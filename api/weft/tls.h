@@ -112,10 +112,10 @@ const char *weft_tls_alpn(const weft_stream *s);        /* agreed, or NULL */
 const char *weft_tls_version(const weft_stream *s);     /* "TLSv1.3" */
 const char *weft_tls_cipher(const weft_stream *s);      /* OpenSSL's name */
 const char *weft_tls_server_name(const weft_stream *s); /* the SNI */
-bool weft_tls_resumed(const weft_stream *s); /* a resumed session */
+bool weft_tls_resumed(const weft_stream *s);            /* a resumed session */
 #define WEFT_TLS_KTLS_SEND 1
 #define WEFT_TLS_KTLS_RECV 2
-int weft_tls_ktls(const weft_stream *s); /* which directions the kernel has */
+int weft_tls_ktls(const weft_stream *s);  /* which directions the kernel has */
 void *weft_tls_ssl(const weft_stream *s); /* the OpenSSL SSL * */
 /* Whether this kernel offers kernel TLS (TCP_ULP "tls"); probed once. */
 bool weft_tls_ktls_available(void);

@@ -68,8 +68,7 @@ typedef struct weft_transport {
  * the stream lives; recv, send and close are required (-EINVAL). Not a
  * checkpoint; may be called outside a loop.
  */
-int weft_stream_new(weft_stream **out, const weft_transport *ops,
-                    void *impl);
+int weft_stream_new(weft_stream **out, const weft_transport *ops, void *impl);
 /* The impl a stream was made with; NULL for weft's own transports. */
 void *weft_stream_impl(const weft_stream *s);
 /* True once weft_stream_close has begun: a callback that loops should
