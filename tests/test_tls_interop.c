@@ -105,7 +105,7 @@ static int start_s_server(weft_process **p, int port, const char *const *extra)
     for (; extra && *extra && n < 23; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    weft_process_opts o = {.err = {.how = WEFT_STDIO_INHERIT}};
+    weft_process_opts o = {.err = {.how = WEFT_STDIO_DEVNULL}};
     int rc = weft_process_open(p, argv, &o);
     if (!CHECK_EQ(rc, 0))
         return rc;

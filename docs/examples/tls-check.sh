@@ -33,6 +33,7 @@ openssl x509 -req -in "$tmp/req.pem" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
     -CAcreateserial -days 2 -extfile "$tmp/ext" -out "$tmp/cert.pem" \
     2>/dev/null
 
+: >"$tmp/server.log" # before the server: sed reads it at once
 "$hello_bin" "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/server.log" 2>&1 &
 server=$!
 port=
