@@ -48,9 +48,11 @@ static unsigned ncores = 1;
 static int port = 8443;
 static weft_tls_config *tls;
 
-/* The response, rebuilt when the second changes (as in http_weft). */
-static _Thread_local char resp[RESP_MAX];
-static _Thread_local size_t resp_len;
+/* The responses, rebuilt when the second changes (as in http_weft):
+ * [0] keeps the connection, [1] says "Connection: close" (the client
+ * then knows the end of the connection is no error, as nginx says it). */
+static _Thread_local char resp[2][RESP_MAX];
+static _Thread_local size_t resp_len[2];
 static _Thread_local time_t resp_sec = -1;
 
 static void resp_refresh(time_t now)
@@ -59,15 +61,18 @@ static void resp_refresh(time_t now)
     char date[64];
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    resp_len = (size_t)snprintf(resp, sizeof resp,
-                                "HTTP/1.1 200 OK\r\n"
-                                "Server: weft\r\n"
-                                "Date: %s\r\n"
-                                "Content-Type: text/plain\r\n"
-                                "Content-Length: 6\r\n"
-                                "\r\n"
-                                "hello\n",
-                                date);
+    for (int close = 0; close < 2; close++)
+        resp_len[close] =
+            (size_t)snprintf(resp[close], sizeof resp[close],
+                             "HTTP/1.1 200 OK\r\n"
+                             "Server: weft\r\n"
+                             "Date: %s\r\n"
+                             "Content-Type: text/plain\r\n"
+                             "Content-Length: 6\r\n"
+                             "%s"
+                             "\r\n"
+                             "hello\n",
+                             date, close ? "Connection: close\r\n" : "");
     resp_sec = now;
 }
 
@@ -144,8 +149,8 @@ static int serve_requests(weft_stream *s)
     char head[HEAD_MAX];
     /* The task's own copy of the response: another task may refresh the
      * shared one while this send is under way. */
-    char mine[RESP_MAX];
-    size_t mine_len = 0;
+    char mine[2][RESP_MAX];
+    size_t mine_len[2] = {0, 0};
     time_t mine_sec = -1;
     for (;;) {
         ssize_t n = weft_stream_recv_until(s, head, sizeof head, "\r\n\r\n", 4);
@@ -166,17 +171,18 @@ static int serve_requests(weft_stream *s)
         if (now != resp_sec)
             resp_refresh(now);
         if (mine_sec != resp_sec) {
-            memcpy(mine, resp, resp_len);
-            mine_len = resp_len;
+            memcpy(mine, resp, sizeof mine);
+            memcpy(mine_len, resp_len, sizeof mine_len);
             mine_sec = resp_sec;
         }
-        ssize_t w = weft_stream_send(s, mine, mine_len);
+        /* Bodies are not read: a request with one ends the connection. */
+        bool last = !req.keep_alive || req.content_length > 0;
+        ssize_t w = weft_stream_send(s, mine[last], mine_len[last]);
         if (w == -EPIPE || w == -ECONNRESET)
             return 0;
         if (w < 0)
             return (int)w;
-        /* Bodies are not read: a request with one ends the connection. */
-        if (!req.keep_alive || req.content_length > 0)
+        if (last)
             return 0;
     }
 }

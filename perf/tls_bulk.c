@@ -94,6 +94,11 @@ static int sender(void *arg)
     }
     if (rc >= 0)
         rc = weft_stream_send_eof(s);
+    /* Read to the receiver's end before closing: a socket closed with
+     * bytes unread (the server's session tickets) resets the connection,
+     * and the receiver would see -ECONNRESET instead of our close_notify. */
+    while (rc >= 0 && (rc = (int)weft_stream_recv(s, buf, chunk)) > 0)
+        ;
     b->send_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     if (rc < 0)
         tls_fail("send", rc);
@@ -128,6 +133,8 @@ static int receive_all(struct bulk *b, weft_stream *conn)
     b->t1 = clock_s(CLOCK_MONOTONIC);
     b->recv_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     free(buf);
+    if (n == 0)
+        weft_stream_send_eof(s); /* the sender waits for it */
     weft_stream_close(s);
     if (n < 0) {
         tls_fail("receive", (int)n);
