@@ -65,6 +65,12 @@ static inline struct io_uring_sqe *wf_stream_sqe(weft_stream *s)
 ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
                         const char *what);
 
+/* The transport a stream made by weft_stream_new runs on (NULL for
+ * weft's own): how weft's transports built on weft/transport.h (TLS)
+ * know their own streams. */
+struct weft_transport;
+const struct weft_transport *wf_stream_transport(const weft_stream *s);
+
 /* A socket stream: a stream and its fd. */
 struct wf_sock_stream {
     weft_stream base;

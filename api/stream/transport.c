@@ -33,15 +33,15 @@ static struct wf_user_stream *user(const weft_stream *s)
 }
 
 /* Run a callback in a scope the close can cancel. */
-#define WF_USER_CALL(u, slot, call)                                         \
-    ({                                                                      \
-        weft_scope sc_;                                                     \
-        weft_scope_enter(&sc_, WEFT_FOREVER);                               \
-        (u)->slot = &sc_;                                                   \
-        ssize_t r_ = (call);                                                \
-        (u)->slot = NULL;                                                   \
-        weft_scope_exit(&sc_, 0);                                           \
-        r_;                                                                 \
+#define WF_USER_CALL(u, slot, call)                                            \
+    ({                                                                         \
+        weft_scope sc_;                                                        \
+        weft_scope_enter(&sc_, WEFT_FOREVER);                                  \
+        (u)->slot = &sc_;                                                      \
+        ssize_t r_ = (call);                                                   \
+        (u)->slot = NULL;                                                      \
+        weft_scope_exit(&sc_, 0);                                              \
+        r_;                                                                    \
     })
 
 static ssize_t user_recv(weft_stream *s, void *buf, size_t max)
@@ -93,15 +93,15 @@ static int user_fd(const weft_stream *s)
 
 /* Two tables, so that a transport without sendv or send_eof gets the
  * stream layer's own answer (piece by piece; -ENOTSUP). */
-#define WF_USER_OPS(name, sendv_fn, eof_fn)                                 \
-    static const struct wf_stream_ops name = {                              \
-        .recv = user_recv,                                                  \
-        .send = user_send,                                                  \
-        .sendv = sendv_fn,                                                  \
-        .send_eof = eof_fn,                                                 \
-        .kill = user_kill,                                                  \
-        .close = user_close,                                                \
-        .fd = user_fd,                                                      \
+#define WF_USER_OPS(name, sendv_fn, eof_fn)                                    \
+    static const struct wf_stream_ops name = {                                 \
+        .recv = user_recv,                                                     \
+        .send = user_send,                                                     \
+        .sendv = sendv_fn,                                                     \
+        .send_eof = eof_fn,                                                    \
+        .kill = user_kill,                                                     \
+        .close = user_close,                                                   \
+        .fd = user_fd,                                                         \
     }
 WF_USER_OPS(user_ops, NULL, NULL);
 WF_USER_OPS(user_ops_v, user_sendv, NULL);
@@ -140,6 +140,11 @@ WF_EXPORT int weft_stream_new(weft_stream **out, const weft_transport *ops,
     u->in_recv = u->in_send = NULL;
     *out = &u->base;
     return 0;
+}
+
+const weft_transport *wf_stream_transport(const weft_stream *s)
+{
+    return s && is_user(s) ? user(s)->ops : NULL;
 }
 
 WF_EXPORT void *weft_stream_impl(const weft_stream *s)
