@@ -16,15 +16,14 @@
  *
  * weft_listener_serve closes each connection when its handler returns,
  * and weft_tls_wrap takes ownership of the stream it wraps; the handler
- * therefore wraps a borrowed view of the connection (a transport of
- * weft/transport.h whose close does nothing), and serve closes the
- * connection itself, after the TLS stream.
+ * therefore wraps a borrowed view of the connection (weft_stream_borrow:
+ * its close leaves the connection open), and serve closes the connection
+ * itself, after the TLS stream.
  */
 #include "http_parse.h"
 
 #include <weft.h>
 #include <weft/tls.h>
-#include <weft/transport.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -76,55 +75,13 @@ static void resp_refresh(time_t now)
     resp_sec = now;
 }
 
-/* ---- a borrowed connection: serve keeps owning it ---- */
-
-static ssize_t borrow_recv(void *impl, void *buf, size_t max)
-{
-    return weft_stream_recv(impl, buf, max);
-}
-
-static ssize_t borrow_send(void *impl, const void *buf, size_t len)
-{
-    return weft_stream_send(impl, buf, len);
-}
-
-static ssize_t borrow_sendv(void *impl, const struct iovec *iov, int iovcnt)
-{
-    return weft_stream_sendv(impl, iov, iovcnt);
-}
-
-static int borrow_send_eof(void *impl)
-{
-    return weft_stream_send_eof(impl);
-}
-
-static int borrow_close(void *impl)
-{
-    (void)impl; /* serve closes the connection when the handler returns */
-    return 0;
-}
-
-static int borrow_fd(const void *impl)
-{
-    return weft_stream_fd(impl);
-}
-
-static const weft_transport borrowed = {
-    .recv = borrow_recv,
-    .send = borrow_send,
-    .sendv = borrow_sendv,
-    .send_eof = borrow_send_eof,
-    .close = borrow_close,
-    .fd = borrow_fd,
-};
-
 /* The TLS stream over conn, or 0 with *out NULL when the client went
  * away or was too slow (nothing to report). */
 static int handshake(weft_stream *conn, weft_stream **out)
 {
     weft_stream *view;
     *out = NULL;
-    int rc = weft_stream_new(&view, &borrowed, conn);
+    int rc = weft_stream_borrow(&view, conn);
     if (rc < 0)
         return rc;
     weft_scope sc;

@@ -1640,6 +1640,64 @@ static void test_staple_of_user_transport_and_staples(void **state)
     run_in_loop(staple_mixed_main, NULL);
 }
 
+/* ---- weft_stream_borrow ---- */
+
+static int borrow_blocked(void *arg)
+{
+    char c;
+    CHECK_EQ(weft_stream_recv(arg, &c, 1), -EBADF);
+    return 0;
+}
+
+static int borrow_main(void *arg)
+{
+    (void)arg;
+    weft_stream *a = NULL, *b, *view;
+    CHECK_EQ(weft_stream_borrow(NULL, a), -EINVAL);
+    CHECK_EQ(weft_stream_borrow(&view, NULL), -EINVAL);
+    CHECK(view == NULL);
+    if (!CHECK_EQ(weft_stream_pair(&a, &b), 0))
+        return -EIO;
+    CHECK_EQ(weft_stream_borrow(&view, a), 0);
+    CHECK(weft_stream_impl(view) == NULL); /* weft's own transport */
+    CHECK_EQ(weft_stream_fd(view), weft_stream_fd(a));
+    /* its calls are a's */
+    nh_send_str(view, "via view\n");
+    nh_expect(b, "via view\n");
+    nh_send_str(b, "line\nrest");
+    char buf[16];
+    CHECK_EQ(weft_stream_recv_until(view, buf, sizeof buf, "\n", 1), 4);
+    CHECK_EQ(weft_stream_close(view), 0); /* the read-ahead "rest" goes */
+    /* a is open and usable */
+    nh_send_str(a, "still a");
+    nh_expect(b, "still a");
+    /* a close of the view while a task is blocked in it: -EBADF there,
+     * and a is still usable afterwards */
+    CHECK_EQ(weft_stream_borrow(&view, a), 0);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, borrow_blocked, view), 0);
+    weft_wait_all_tasks_blocked();
+    CHECK_EQ(weft_stream_close(view), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    nh_send_str(b, "after");
+    nh_expect(a, "after");
+    /* send_eof through a view half-closes a */
+    CHECK_EQ(weft_stream_borrow(&view, a), 0);
+    CHECK_EQ(weft_stream_send_eof(view), 0);
+    CHECK_EQ(weft_stream_close(view), 0);
+    CHECK_EQ(weft_stream_recv(b, buf, sizeof buf), 0);
+    CHECK_EQ(weft_stream_close(a), 0);
+    CHECK_EQ(weft_stream_close(b), 0);
+    return 0;
+}
+
+static void test_borrow_uses_without_owning(void **state)
+{
+    (void)state;
+    run_in_loop(borrow_main, NULL);
+}
+
 /* ---- misuse that cannot be reported: aborts naming the rule ---- */
 
 struct liar {
@@ -1751,6 +1809,7 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_staple_close_while_blocked_closes_both),
     NET_TEST(test_staple_argument_errors_close_the_sides),
     NET_TEST(test_staple_of_user_transport_and_staples),
+    NET_TEST(test_borrow_uses_without_owning),
     /* misuse */
     cmocka_unit_test(test_transport_count_past_buffer_aborts),
     cmocka_unit_test(test_transport_closing_own_stream_in_callback_aborts),

@@ -161,7 +161,7 @@ WF_EXPORT int weft_stream_new(weft_stream **out, const weft_transport *ops,
 
 /* weft_stream_staple is weft's own transport: its impl is not the
  * program's to see (below). */
-static const weft_transport staple_ops;
+static const weft_transport staple_ops, borrow_ops;
 
 const weft_transport *wf_stream_transport(const weft_stream *s)
 {
@@ -170,8 +170,10 @@ const weft_transport *wf_stream_transport(const weft_stream *s)
 
 WF_EXPORT void *weft_stream_impl(const weft_stream *s)
 {
-    return s && is_user(s) && user(s)->ops != &staple_ops ? user(s)->impl
-                                                          : NULL;
+    return s && is_user(s) && user(s)->ops != &staple_ops &&
+                   user(s)->ops != &borrow_ops
+               ? user(s)->impl
+               : NULL;
 }
 
 WF_EXPORT bool weft_stream_closing(const weft_stream *s)
