@@ -456,6 +456,105 @@ static int scenario_bridge(void *arg)
 
 /* ---- the sweep over each ---- */
 
+/* ---- TLS: the same conservation over a TLS stream pair ---- */
+
+static char tls_dir[256];
+static weft_tls_config *tls_server, *tls_client;
+
+/* A self-signed certificate made once by the openssl command. */
+static bool tls_setup(void)
+{
+    if (tls_server)
+        return true;
+    snprintf(tls_dir, sizeof tls_dir, "%s/weft-sweep.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tls_dir))
+        return false;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:P-256 -nodes -keyout k.pem -out c.pem "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost "
+             "-days 2 >/dev/null 2>&1",
+             tls_dir);
+    char cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/c.pem", tls_dir);
+    snprintf(key, sizeof key, "%s/k.pem", tls_dir);
+    return system(cmd) == 0 &&
+           weft_tls_config_server(&tls_server, cert, key) == 0 &&
+           weft_tls_config_client(&tls_client, cert) == 0;
+}
+
+static void tls_teardown(void)
+{
+    weft_tls_config_free(tls_server);
+    weft_tls_config_free(tls_client);
+    tls_server = tls_client = NULL;
+    if (tls_dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tls_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tls_dir);
+        tls_dir[0] = '\0';
+    }
+}
+
+struct tls_accept {
+    weft_stream *raw, *tls;
+    int rc;
+};
+
+/* The server's handshake; its failure is judged with the client's. */
+static int tls_accepter(void *arg)
+{
+    struct tls_accept *a = arg;
+    a->rc = weft_tls_wrap(&a->tls, a->raw, tls_server, NULL);
+    return 0;
+}
+
+/* A handshake (cancelled anywhere in it, or not), then the byte stream's
+ * conservation over TLS: a cancelled receive loses nothing, a cancelled
+ * send breaks only the send side. */
+static int scenario_tls(void *arg)
+{
+    (void)arg;
+    struct pipe_run p = {0};
+    struct tls_accept a = {0};
+    weft_stream *raw;
+    int rc = weft_stream_pair(&raw, &a.raw);
+    if (rc < 0)
+        return rc;
+    weft_group g;
+    weft_group_enter(&g);
+    rc = weft_group_spawn(&g, tls_accepter, &a);
+    if (rc == 0) {
+        rc = weft_tls_wrap(&p.tx, raw, tls_client, "localhost");
+    } else {
+        /* Neither wrap ran: nothing owns the two ends but us. */
+        weft_stream_close(raw);
+        weft_stream_close(a.raw);
+    }
+    rc = weft_group_exit(&g, rc);
+    /* One side cancelled: the other sees the transport end (-EPIPE) or
+     * fail (-ECONNRESET); the run is a cancelled one. */
+    if (rc == 0)
+        rc = a.rc;
+    else if (a.rc == -ECANCELED)
+        rc = -ECANCELED;
+    if (rc < 0) {
+        /* Each wrap owns its end, wrapped or (on failure) closed. */
+        SHIELDED({
+            if (p.tx)
+                weft_stream_close(p.tx);
+            if (a.tls)
+                weft_stream_close(a.tls);
+        });
+        return rc;
+    }
+    p.rx = a.tls;
+    return stream_run(&p);
+}
+
 static weft_time budget(void)
 {
     const char *s = getenv("WEFT_SWEEP_BUDGET");
@@ -526,6 +625,16 @@ static void test_sweep_file(void **state)
     sweep("file", scenario_file);
 }
 
+static void test_sweep_tls(void **state)
+{
+    if (!tls_setup()) {
+        tls_teardown();
+        skip(); /* no openssl command to make a certificate */
+    }
+    sweep("tls", scenario_tls);
+    tls_teardown();
+}
+
 static void test_sweep_thread_bridge(void **state)
 {
     sweep("thread bridge", scenario_bridge);
@@ -556,6 +665,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sweep_channels),
     cmocka_unit_test(test_sweep_sync),
     cmocka_unit_test(test_sweep_file),
+    cmocka_unit_test(test_sweep_tls),
     cmocka_unit_test(test_sweep_thread_bridge),
 };
 

@@ -74,11 +74,12 @@ struct tls_stream {
     int out_err; /* the inner stream failed a transfer: the output is gone */
     wf_link flush_waiters;
     size_t nflush_waiters;
-    char *gather;       /* sendv's record being gathered */
-    int broken;         /* -EPROTO or -EKEYREJECTED: the stream is broken */
+    char *gather; /* sendv's record being gathered */
+    int broken;   /* -EPROTO, -EKEYREJECTED or -ENOMEM: the stream is broken */
     bool send_broken;   /* a send failed after encrypting: -EPIPE */
     bool shutdown_sent; /* close_notify is queued */
     bool handshaken;
+    bool oom; /* the BIO could not queue a record: the failure is -ENOMEM */
     char alpn[256]; /* the protocol agreed, terminated; "" for none */
     int ktls;       /* WEFT_TLS_KTLS_SEND | _RECV: the kernel has the records */
 };
@@ -101,8 +102,10 @@ static int bio_write(BIO *b, const char *data, int len)
         struct out_block *k = t->out_tail;
         if (!k || k->tail == k->cap) {
             size_t cap = n > WF_TLS_OUT_BLOCK ? n : WF_TLS_OUT_BLOCK;
-            if (!(k = wf_malloc(sizeof *k + cap)))
-                return -1; /* OpenSSL fails the call: -EPROTO */
+            if (!(k = wf_malloc(sizeof *k + cap))) {
+                t->oom = true; /* OpenSSL fails the call: -ENOMEM */
+                return -1;
+            }
             k->next = NULL;
             k->head = k->tail = 0;
             k->cap = cap;
@@ -280,9 +283,16 @@ static ssize_t fill(struct tls_stream *t)
 /* A fatal TLS failure: the stream is broken from now on; the alert
  * OpenSSL queued goes to the peer if that takes no wait for another
  * flusher. */
+static int failure(struct tls_stream *t)
+{
+    if (t->oom)
+        return wf_tls_fail_text(-ENOMEM, "no memory to queue a TLS record");
+    return wf_tls_fail_ssl(t->ssl);
+}
+
 static int broken(struct tls_stream *t)
 {
-    t->broken = wf_tls_fail_ssl(t->ssl);
+    t->broken = failure(t);
     (void)flush_some(t);
     return t->broken;
 }
@@ -652,7 +662,7 @@ static int handshake(struct tls_stream *t)
             break;
         int e = SSL_get_error(t->ssl, r);
         if (e != SSL_ERROR_WANT_READ) {
-            int rc = wf_tls_fail_ssl(t->ssl);
+            int rc = failure(t);
             /* The alert goes to the peer, which is waiting for it. */
             (void)flush_wait(t);
             return rc;
