@@ -71,14 +71,14 @@ static int wait_turn(struct wl_conn *c, weft_time *sent)
 
 /* Read until resp holds a whole response. HTTP_RESP_DONE, 0 if the
  * server closed before any byte of it, or -errno (-ENODATA: cut short). */
-static int read_response(struct wl_conn *c, weft_stream *s,
-                         struct http_resp *r, weft_time *at)
+static int read_response(struct wl_conn *c, weft_stream *s, struct http_resp *r,
+                         weft_time *at)
 {
     for (;;) {
         if (c->off < c->have) {
             size_t used;
-            int rc = http_resp_feed(r, c->rbuf + c->off, c->have - c->off,
-                                    &used);
+            int rc =
+                http_resp_feed(r, c->rbuf + c->off, c->have - c->off, &used);
             c->off += used;
             if (rc != HTTP_RESP_MORE)
                 return rc;

@@ -202,8 +202,7 @@ static int on_line(struct http_resp *r, struct http_span l)
     }
 }
 
-int http_resp_feed(struct http_resp *r, const char *buf, size_t n,
-                   size_t *used)
+int http_resp_feed(struct http_resp *r, const char *buf, size_t n, size_t *used)
 {
     size_t at = 0;
     int rc = HTTP_RESP_MORE;

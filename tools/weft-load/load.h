@@ -24,13 +24,13 @@ enum wl_mode { WL_HTTP, WL_TCP, WL_UDP };
 
 /* Errors by kind, in the order of the report. */
 enum wl_err {
-    WL_E_CONNECT,  /* could not connect (or open the UDP socket) */
-    WL_E_READ,     /* the peer closed or reset mid-response, a read failed */
-    WL_E_WRITE,    /* a send failed */
-    WL_E_TIMEOUT,  /* no whole response within --timeout */
-    WL_E_PARSE,    /* a malformed response (or an echo longer than sent) */
-    WL_E_4XX,      /* status 400 .. 499 */
-    WL_E_5XX,      /* status 500 .. 599 */
+    WL_E_CONNECT, /* could not connect (or open the UDP socket) */
+    WL_E_READ,    /* the peer closed or reset mid-response, a read failed */
+    WL_E_WRITE,   /* a send failed */
+    WL_E_TIMEOUT, /* no whole response within --timeout */
+    WL_E_PARSE,   /* a malformed response (or an echo longer than sent) */
+    WL_E_4XX,     /* status 400 .. 499 */
+    WL_E_5XX,     /* status 500 .. 599 */
     WL_E_KINDS
 };
 
@@ -39,16 +39,16 @@ extern const char *const wl_err_names[WL_E_KINDS];
 struct wl_opts {
     enum wl_mode mode;
     const char *url;
-    char host[256];  /* as given (no brackets) */
-    char addr[64];   /* the numeric address it resolved to, once */
+    char host[256]; /* as given (no brackets) */
+    char addr[64];  /* the numeric address it resolved to, once */
     uint16_t port;
     const char *path; /* HTTP target: "/..." */
     unsigned conns, cores;
-    unsigned pipeline;  /* HTTP: requests per batch; echo: messages */
-    double secs;        /* 0: no time limit (then -n) */
-    uint64_t nreq;      /* 0: no count limit */
-    double rate;        /* requests per second in all; 0: closed loop */
-    weft_time timeout;  /* a whole response within this, or an error */
+    unsigned pipeline; /* HTTP: requests per batch; echo: messages */
+    double secs;       /* 0: no time limit (then -n) */
+    uint64_t nreq;     /* 0: no count limit */
+    double rate;       /* requests per second in all; 0: closed loop */
+    weft_time timeout; /* a whole response within this, or an error */
     const char *method;
     const char **headers; /* -H lines */
     unsigned nheaders;
@@ -82,12 +82,12 @@ struct wl_core {
 struct wl_conn {
     struct wl_core *core;
     const struct wl_opts *o;
-    unsigned index;      /* 0 .. conns - 1, over every core */
-    uint64_t budget;     /* requests it may still send; UINT64_MAX: any */
-    weft_time next;      /* open loop: when its next request is due */
-    weft_time interval;  /* open loop: between its requests */
+    unsigned index;       /* 0 .. conns - 1, over every core */
+    uint64_t budget;      /* requests it may still send; UINT64_MAX: any */
+    weft_time next;       /* open loop: when its next request is due */
+    weft_time interval;   /* open loop: between its requests */
     weft_time busy_since; /* waiting for a response since; 0: not */
-    weft_scope scope;    /* around one connection: the watchdog cancels it */
+    weft_scope scope;     /* around one connection: the watchdog cancels it */
     bool in_scope, timed_out;
     char *rbuf;
     size_t off, have; /* rbuf[off..have): received, not consumed yet */
@@ -106,9 +106,8 @@ int wl_conn_task(void *arg);
 
 static inline void wl_count(atomic_uint_fast64_t *c, uint64_t n)
 {
-    atomic_store_explicit(
-        c, atomic_load_explicit(c, memory_order_relaxed) + n,
-        memory_order_relaxed);
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
 }
 
 static inline void wl_error(struct wl_core *k, enum wl_err e)

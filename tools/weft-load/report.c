@@ -74,11 +74,10 @@ void wl_report_human(const struct wl_opts *o, const struct wl_result *r)
     double secs = r->secs > 0 ? r->secs : 1, cpu = r->cpu_user + r->cpu_sys;
     printf("%s/sec: %.2f\n", o->mode == WL_HTTP ? "Requests" : "Messages",
            (double)r->requests / secs);
-    printf("Transfer/sec: %s\n",
-           size(a, sizeof a, (double)r->bytes_in / secs));
+    printf("Transfer/sec: %s\n", size(a, sizeof a, (double)r->bytes_in / secs));
     printf("CPU: %.2fs user, %.2fs system: %.0f %s per CPU-second\n",
-           r->cpu_user, r->cpu_sys,
-           cpu > 0 ? (double)r->requests / cpu : 0.0, what);
+           r->cpu_user, r->cpu_sys, cpu > 0 ? (double)r->requests / cpu : 0.0,
+           what);
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
@@ -118,8 +117,8 @@ void wl_report_json(const struct wl_opts *o, const struct wl_result *r)
                (unsigned long long)r->status[s]);
     printf("},\"duration_s\":%.6f,\"rps\":%.3f,\"bytes\":%llu,"
            "\"bytes_sent\":%llu,",
-           r->secs, (double)r->requests / secs,
-           (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
+           r->secs, (double)r->requests / secs, (unsigned long long)r->bytes_in,
+           (unsigned long long)r->bytes_out);
     printf("\"latency_us\":{\"mean\":%.3f,\"stdev\":%.3f,\"p50\":%.3f,"
            "\"p75\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
            "\"p9999\":%.3f,\"max\":%.3f},",

@@ -29,8 +29,8 @@ static weft_scope run_scope;
 static int resolve(struct wl_opts *o)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = o->mode == WL_UDP ? SOCK_DGRAM
-                                                              : SOCK_STREAM};
+                             .ai_socktype =
+                                 o->mode == WL_UDP ? SOCK_DGRAM : SOCK_STREAM};
     struct addrinfo *res;
     int rc = weft_getaddrinfo(o->host, NULL, &hints, &res);
     if (rc < 0) {
@@ -38,11 +38,10 @@ static int resolve(struct wl_opts *o)
                 weft_strerror(rc));
         return rc;
     }
-    const void *a = res->ai_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)
-                              ->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)res->ai_addr)
-                              ->sin_addr;
+    const void *a =
+        res->ai_family == AF_INET6
+            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
     if (!inet_ntop(res->ai_family, a, o->addr, sizeof o->addr))
         rc = -errno;
     freeaddrinfo(res);
@@ -106,8 +105,9 @@ static int progress(void *arg)
                 atomic_load_explicit(&cores[i].errors, memory_order_relaxed);
         }
         weft_time now = weft_now();
-        fprintf(stderr, "\r\033[K  %6.1fs  %10.0f req/s  %llu requests  %llu "
-                        "errors",
+        fprintf(stderr,
+                "\r\033[K  %6.1fs  %10.0f req/s  %llu requests  %llu "
+                "errors",
                 (double)(now - t0) / 1e9,
                 (double)(done - before) * 1e9 / (double)(now - last),
                 (unsigned long long)done, (unsigned long long)errors);
@@ -180,8 +180,8 @@ static void collect(const struct wl_opts *o, struct wl_result *r)
  * progress line beside them. */
 static int load(struct wl_opts *o)
 {
-    weft_time deadline = o->secs ? weft_now() + (weft_time)(o->secs * 1e9)
-                                 : WEFT_FOREVER;
+    weft_time deadline =
+        o->secs ? weft_now() + (weft_time)(o->secs * 1e9) : WEFT_FOREVER;
     weft_group side, g;
     weft_group_enter(&side);
     int rc = 0;
