@@ -112,7 +112,7 @@ struct parsed {
     int status[16]; /* each one's */
     uint64_t body[16];
     bool keep[16];
-    int rc;     /* the last feed's or eof's error, else 0 */
+    int rc;        /* the last feed's or eof's error, else 0 */
     bool eof_done; /* the close ended the last response */
 };
 
@@ -178,18 +178,17 @@ static const char cl_resp[] = "HTTP/1.1 200 OK\r\n"
                               "\r\n"
                               "hello";
 
-static const char chunked_resp[] =
-    "HTTP/1.1 201 Created\r\n"
-    "Transfer-Encoding: gzip, chunked\r\n"
-    "\r\n"
-    "5;name=value;other\r\n"
-    "hello\r\n"
-    "A \t; ext\r\n"
-    "0123456789\r\n"
-    "0;last\r\n"
-    "Trailer-One: 1\r\n"
-    "Trailer-Two: two\r\n"
-    "\r\n";
+static const char chunked_resp[] = "HTTP/1.1 201 Created\r\n"
+                                   "Transfer-Encoding: gzip, chunked\r\n"
+                                   "\r\n"
+                                   "5;name=value;other\r\n"
+                                   "hello\r\n"
+                                   "A \t; ext\r\n"
+                                   "0123456789\r\n"
+                                   "0;last\r\n"
+                                   "Trailer-One: 1\r\n"
+                                   "Trailer-Two: two\r\n"
+                                   "\r\n";
 
 static void test_resp_content_length(void **state)
 {
@@ -238,8 +237,7 @@ static void test_resp_split_at_every_byte_boundary(void **state)
 {
     (void)state;
     char all[1024];
-    int n = snprintf(all, sizeof all, "%s%s%s", cl_resp, chunked_resp,
-                     cl_resp);
+    int n = snprintf(all, sizeof all, "%s%s%s", cl_resp, chunked_resp, cl_resp);
     for (size_t cut = 0; cut <= (size_t)n; cut++) {
         struct parsed p = parse(all, (size_t)n, &cut, 1, false, false);
         assert_int_equal(p.rc, 0);
@@ -293,8 +291,7 @@ static void test_resp_cut_short_by_close(void **state)
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                           "\r\n5\r\nhello\r\n"};
     for (size_t i = 0; i < 3; i++) {
-        struct parsed p =
-            parse(cuts[i], strlen(cuts[i]), NULL, 0, false, true);
+        struct parsed p = parse(cuts[i], strlen(cuts[i]), NULL, 0, false, true);
         assert_int_equal(p.rc, -ENODATA);
     }
     struct parsed p = parse(cl_resp, strlen(cl_resp), NULL, 0, false, true);
@@ -357,12 +354,12 @@ enum srv_kind { SRV_HTTP, SRV_TCP_ECHO, SRV_UDP_ECHO };
 static struct srv {
     enum srv_kind kind;
     const char *host;
-    long stall_at;      /* sleep 1 s before answering this request (from 1) */
-    long cut_every;     /* every Nth response is cut short, then close */
-    long close_every;   /* every Nth response says Connection: close */
-    bool chunked;       /* answer with a chunked body */
+    long stall_at;    /* sleep 1 s before answering this request (from 1) */
+    long cut_every;   /* every Nth response is cut short, then close */
+    long close_every; /* every Nth response says Connection: close */
+    bool chunked;     /* answer with a chunked body */
     atomic_long arrived, served, cut;
-    atomic_int port;    /* 0 until it listens; < 0: it could not */
+    atomic_int port; /* 0 until it listens; < 0: it could not */
     atomic_bool stop;
     pthread_t thread;
 } srv;
@@ -569,8 +566,8 @@ static void test_load_counts_match_the_server(void **state)
     (void)state;
     srv_reset(SRV_HTTP);
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -t 1 -c 8 -n 3000 http://127.0.0.1:%d/",
-                         port);
+    char *out =
+        run_load(&st, "--json -t 1 -c 8 -n 3000 http://127.0.0.1:%d/", port);
     srv_stop();
     assert_int_equal(st, 0);
     assert_int_equal(jl(out, NULL, "requests"), 3000);
@@ -587,8 +584,8 @@ static void test_load_duration_counts_what_was_served(void **state)
     (void)state;
     srv_reset(SRV_HTTP);
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -c 6 -p 3 -d 1 http://127.0.0.1:%d/",
-                         port);
+    char *out =
+        run_load(&st, "--json -c 6 -p 3 -d 1 http://127.0.0.1:%d/", port);
     srv_stop();
     assert_int_equal(st, 0);
     long req = jl(out, NULL, "requests"), served = atomic_load(&srv.served);
@@ -604,8 +601,8 @@ static void test_load_pipelined_chunked_and_closing(void **state)
     srv_reset(SRV_HTTP);
     srv.chunked = true;
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -c 4 -p 8 -n 4000 http://127.0.0.1:%d/",
-                         port);
+    char *out =
+        run_load(&st, "--json -c 4 -p 8 -n 4000 http://127.0.0.1:%d/", port);
     srv_stop();
     assert_int_equal(jl(out, NULL, "requests"), 4000);
     assert_int_equal(jl(out, NULL, "errors"), 0);
@@ -616,8 +613,7 @@ static void test_load_pipelined_chunked_and_closing(void **state)
     srv_reset(SRV_HTTP);
     srv.close_every = 7;
     port = srv_start();
-    out = run_load(&st, "--json -c 4 -p 4 -n 2000 http://127.0.0.1:%d/",
-                   port);
+    out = run_load(&st, "--json -c 4 -p 4 -n 2000 http://127.0.0.1:%d/", port);
     srv_stop();
     assert_int_equal(jl(out, NULL, "requests"), 2000);
     assert_int_equal(jl(out, NULL, "errors"), 0);
@@ -627,15 +623,14 @@ static void test_load_pipelined_chunked_and_closing(void **state)
 
 /* A server that closes mid-response: each time, a read error; the
  * responses it did finish are the requests counted. */
-static void test_load_counts_errors_when_the_server_closes_mid_response(
-    void **state)
+static void
+test_load_counts_errors_when_the_server_closes_mid_response(void **state)
 {
     (void)state;
     srv_reset(SRV_HTTP);
     srv.cut_every = 10;
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -c 4 -n 1000 http://127.0.0.1:%d/",
-                         port);
+    char *out = run_load(&st, "--json -c 4 -n 1000 http://127.0.0.1:%d/", port);
     srv_stop();
     long cut = atomic_load(&srv.cut);
     assert_true(cut > 0);
@@ -650,8 +645,8 @@ static void test_load_counts_status_4xx(void **state)
     (void)state;
     srv_reset(SRV_HTTP);
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -c 2 -n 50 http://127.0.0.1:%d/404",
-                         port);
+    char *out =
+        run_load(&st, "--json -c 2 -n 50 http://127.0.0.1:%d/404", port);
     srv_stop();
     assert_int_equal(jl(out, NULL, "requests"), 50);
     assert_int_equal(jl(out, "errors_by_kind", "status_4xx"), 50);
@@ -695,8 +690,8 @@ static void test_load_tcp_and_udp_echo(void **state)
     (void)state;
     srv_reset(SRV_TCP_ECHO);
     int port = srv_start(), st;
-    char *out = run_load(&st, "--json -c 3 -p 4 -s 100 -n 2000 tcp://127.0.0.1:%d",
-                         port);
+    char *out = run_load(
+        &st, "--json -c 3 -p 4 -s 100 -n 2000 tcp://127.0.0.1:%d", port);
     srv_stop();
     assert_int_equal(jl(out, NULL, "requests"), 2000);
     assert_int_equal(jl(out, NULL, "errors"), 0);
@@ -709,9 +704,8 @@ static void test_load_tcp_and_udp_echo(void **state)
     out = run_load(&st, "--json -c 2 -s 32 -n 500 udp://127.0.0.1:%d", port);
     srv_stop();
     /* loopback UDP drops nothing here; a loss would be a timeout */
-    assert_int_equal(jl(out, NULL, "requests") +
-                         jl(out, "errors_by_kind", "timeout"),
-                     500);
+    assert_int_equal(
+        jl(out, NULL, "requests") + jl(out, "errors_by_kind", "timeout"), 500);
     assert_true(jl(out, NULL, "requests") > 0);
     free(out);
 }
@@ -749,15 +743,18 @@ static void test_load_json_is_one_valid_object(void **state)
     int fd = mkstemp(hist);
     assert_true(fd >= 0);
     close(fd);
-    char *out = run_load(&st, "--json --hist %s -c 2 -n 200 "
-                              "http://localhost:%d/x?y=\"z\"",
+    char *out = run_load(&st,
+                         "--json --hist %s -c 2 -n 200 "
+                         "http://localhost:%d/x?y=\"z\"",
                          hist, port);
     char *human = run_load(&st, "-c 2 -n 100 http://127.0.0.1:%d/", port);
     srv_stop();
-    const char *fields[] = {"requests", "errors", "duration_s", "rps",
-                            "bytes", "latency_us", "p50", "p90", "p99",
-                            "p999", "max", "errors_by_kind", "connect",
-                            "read", "timeout", "status_4xx", "status_5xx"};
+    const char *fields[] = {"requests",   "errors",    "duration_s",
+                            "rps",        "bytes",     "latency_us",
+                            "p50",        "p90",       "p99",
+                            "p999",       "max",       "errors_by_kind",
+                            "connect",    "read",      "timeout",
+                            "status_4xx", "status_5xx"};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         char k[64];
         snprintf(k, sizeof k, "\"%s\":", fields[i]);

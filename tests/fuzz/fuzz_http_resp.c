@@ -34,8 +34,8 @@ struct outcome {
 };
 
 /* Feed data in pieces of at most step bytes (step 0: cut at cut only). */
-static void run(const char *data, size_t n, size_t cut, size_t step,
-                bool head, struct outcome *o)
+static void run(const char *data, size_t n, size_t cut, size_t step, bool head,
+                struct outcome *o)
 {
     char *buf = malloc(n ? n : 1);
     CHECK(buf);
