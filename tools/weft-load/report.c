@@ -162,8 +162,9 @@ static char *plot_script(const struct wl_opts *o, const char *data)
                  "set title 'weft-load: latency by percentile'\n"
                  "set logscale x\n"
                  "unset xtics\n"
-                 "set xtics ('0%%' 1, '90%%' 10, '99%%' 100, '99.9%%' 1000, "
-                 "'99.99%%' 10000, '99.999%%' 100000)\n"
+                 /* a tic label is a format: "%%" is a percent sign */
+                 "set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, "
+                 "'99.9%%%%' 1000, '99.99%%%%' 10000, '99.999%%%%' 100000)\n"
                  "set xlabel 'percentile'\n"
                  "set ylabel 'latency (us)'\n"
                  "set grid\n"

@@ -23,6 +23,7 @@ const char *const wl_err_names[WL_E_KINDS] = {
     "connect", "read", "write", "timeout", "parse", "status_4xx", "status_5xx"};
 
 static struct wl_core *cores;
+static struct wl_conn *conns; /* every core's, cores[k].conns points in */
 static weft_scope run_scope;
 
 /* Resolve the host once, to the numeric address every connection uses. */
@@ -129,7 +130,7 @@ static int on_signal(void *arg)
 /* Split the connections over the cores, and the work over them. */
 static int plan(struct wl_opts *o, weft_time start)
 {
-    struct wl_conn *all = calloc(o->conns, sizeof *all);
+    struct wl_conn *all = conns = calloc(o->conns, sizeof *all);
     if (!all)
         return -ENOMEM;
     unsigned at = 0;
@@ -229,8 +230,11 @@ static int app(void *arg)
     weft_group_cancel(&sg);
     rc = weft_group_exit(&sg, rc);
     weft_signal_close(sr);
-    if (rc < 0)
+    if (rc < 0) {
+        free(conns);
+        free(cores);
         return rc;
+    }
 
     static struct wl_result r;
     collect(o, &r);
@@ -246,6 +250,8 @@ static int app(void *arg)
                 weft_strerror(rc));
     if (o->plot_file)
         wl_plot(o, &r);
+    free(conns);
+    free(cores);
     return r.requests ? 0 : 1;
 }
 
