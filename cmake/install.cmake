@@ -9,6 +9,8 @@
 #   lib/pkgconfig/weft-static.pc          the same with libweft.a
 #   lib/cmake/weft/                       for `find_package(weft)`:
 #                                         weft::weft (static), weft::shared
+#   bin/weft-load                         the load generator (tools/), when
+#                                         WEFT_BUILD_TOOLS is on
 # (lib/ is CMAKE_INSTALL_LIBDIR: lib/<multiarch> on Debian under /usr.)
 
 include(GNUInstallDirs)
@@ -44,6 +46,12 @@ install(TARGETS weft_static weft_shared EXPORT weftTargets
                 NAMELINK_COMPONENT Development
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Runtime
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# ---- tools: the load generator ----
+if(TARGET weft-load)
+  install(TARGETS weft-load RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+          COMPONENT Runtime)
+endif()
 
 # ---- CMake package ----
 # The exported targets name PkgConfig::LIBURING and Threads::Threads in

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * perf/http_parse.c - HTTP/1.x request heads (RFC 9112), parsed in place.
- * The header-line code is shared by request and response parsers.
+ * The header-line code is shared with weft-load's response parser
+ * (tools/weft-load/http_resp.c).
  */
 #include "http_parse.h"
 
@@ -32,7 +33,7 @@ static bool is_vchar(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static bool span_is(struct http_span s, const char *lower)
+bool http_span_is(struct http_span s, const char *lower)
 {
     size_t n = strlen(lower);
     if (s.n != n)
@@ -71,8 +72,7 @@ static bool next_line(const char *head, size_t n, size_t *at,
     return true;
 }
 
-/* "name: value" with optional spaces and tabs around the value. */
-static int parse_header(struct http_span line, struct http_header *h)
+int http_parse_header(struct http_span line, struct http_header *h)
 {
     size_t i = 0;
     while (i < line.n && is_tchar((unsigned char)line.p[i]))
@@ -92,8 +92,7 @@ static int parse_header(struct http_span line, struct http_header *h)
     return 0;
 }
 
-/* Content-Length: 1*DIGIT, at most 18 digits (no overflow). */
-static int parse_length(struct http_span v, int64_t *out)
+int http_parse_length(struct http_span v, int64_t *out)
 {
     if (v.n == 0 || v.n > 18)
         return -EBADMSG;
@@ -107,8 +106,7 @@ static int parse_length(struct http_span v, int64_t *out)
     return 0;
 }
 
-/* Connection: a comma-separated list of tokens; close wins. */
-static void parse_connection(struct http_span v, bool *close, bool *keep)
+void http_parse_connection(struct http_span v, bool *close, bool *keep)
 {
     size_t i = 0;
     while (i < v.n) {
@@ -118,9 +116,9 @@ static void parse_connection(struct http_span v, bool *close, bool *keep)
         while (i < v.n && v.p[i] != ',' && v.p[i] != ' ' && v.p[i] != '\t')
             i++;
         struct http_span t = {v.p + b, i - b};
-        if (span_is(t, "close"))
+        if (http_span_is(t, "close"))
             *close = true;
-        else if (span_is(t, "keep-alive"))
+        else if (http_span_is(t, "keep-alive"))
             *keep = true;
     }
 }
@@ -166,16 +164,16 @@ int http_parse_request(const char *buf, size_t n, struct http_request *req)
         if (req->nheaders == HTTP_MAX_HEADERS)
             return -E2BIG;
         struct http_header *h = &req->headers[req->nheaders++];
-        if ((rc = parse_header(line, h)) < 0)
+        if ((rc = http_parse_header(line, h)) < 0)
             return rc;
-        if (span_is(h->name, "content-length")) {
+        if (http_span_is(h->name, "content-length")) {
             int64_t len;
-            if (parse_length(h->value, &len) < 0 ||
+            if (http_parse_length(h->value, &len) < 0 ||
                 (req->content_length >= 0 && req->content_length != len))
                 return -EBADMSG;
             req->content_length = len;
-        } else if (span_is(h->name, "connection")) {
-            parse_connection(h->value, &close, &keep);
+        } else if (http_span_is(h->name, "connection")) {
+            http_parse_connection(h->value, &close, &keep);
         }
     }
     req->keep_alive = close ? false : keep || req->minor >= 1;

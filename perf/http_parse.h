@@ -8,8 +8,9 @@
  * without the empty line that ends the head. http_head_end finds that
  * end in bytes read some other way.
  *
- * The request parser serves perf/http_weft.c; a response parser (for a
- * load generator) belongs beside it, sharing the header-line code.
+ * The request parser serves perf/http_weft.c; the header-line calls
+ * below are shared with weft-load's response parser
+ * (tools/weft-load/http_resp.h), which parses responses as they arrive.
  */
 #ifndef WEFT_PERF_HTTP_PARSE_H
 #define WEFT_PERF_HTTP_PARSE_H
@@ -47,5 +48,20 @@ size_t http_head_end(const char *buf, size_t n);
  * Content-Length); -E2BIG with more than HTTP_MAX_HEADERS header lines.
  * On error *req is unspecified. */
 int http_parse_request(const char *buf, size_t n, struct http_request *req);
+
+/* ---- header lines, shared by the request and response parsers ---- */
+
+/* A span equals lower, ASCII case-insensitively (lower is lower case). */
+bool http_span_is(struct http_span s, const char *lower);
+/* "name: value" (a line without its CRLF) with optional spaces and tabs
+ * around the value: 0, or -EBADMSG (no token before ':', a control
+ * byte in the value). */
+int http_parse_header(struct http_span line, struct http_header *h);
+/* Content-Length: 1*DIGIT, at most 18 digits (no overflow): 0 or
+ * -EBADMSG. */
+int http_parse_length(struct http_span v, int64_t *out);
+/* Connection: a comma-separated list of tokens; sets *close for "close"
+ * and *keep for "keep-alive" (the caller decides that close wins). */
+void http_parse_connection(struct http_span v, bool *close, bool *keep);
 
 #endif

@@ -1,0 +1,837 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_load.c - weft-load (tools/weft-load): its response parser
+ * and its histogram against known inputs, then the program itself run
+ * against servers written here with weft (on their own loop, in a
+ * thread) that count what they serve, stall once, cut responses short,
+ * answer chunked or with Connection: close, and echo over TCP and UDP.
+ *
+ * The one timing this suite asserts is a relation the tool exists to
+ * show: a one-second stall of the server shows in the open loop's p99
+ * (--rate) and not in the closed loop's. Everything else is counts.
+ */
+#include "helpers.h"
+
+#include "tools/weft-load/hist.h"
+#include "tools/weft-load/http_resp.h"
+
+#include <stdatomic.h>
+
+/* ==== the histogram ==== */
+
+static void test_hist_keeps_small_values_exact(void **state)
+{
+    (void)state;
+    static struct hist h;
+    hist_init(&h);
+    for (uint64_t v = 1; v <= 100; v++)
+        hist_record(&h, v);
+    assert_int_equal(h.count, 100);
+    assert_int_equal(hist_percentile(&h, 50), 50);
+    assert_int_equal(hist_percentile(&h, 99), 99);
+    assert_int_equal(hist_percentile(&h, 100), 100);
+    assert_int_equal(hist_percentile(&h, 0.001), 1);
+    assert_int_equal(h.max, 100);
+    assert_true(hist_mean(&h) > 50.49 && hist_mean(&h) < 50.51);
+}
+
+/* Every value's bucket holds it, and is narrower than 1% of it. */
+static void test_hist_buckets_bound_the_relative_error(void **state)
+{
+    (void)state;
+    for (uint64_t v = 1; v < (1ull << 41); v = v * 5 / 4 + 1) {
+        for (uint64_t d = 0; d < 3; d++) {
+            uint64_t x = v + d;
+            unsigned b = hist_bucket(x);
+            assert_true(b < HIST_BUCKETS);
+            assert_true(hist_bucket_low(b) <= x && x <= hist_bucket_high(b));
+            assert_true((double)(hist_bucket_high(b) - hist_bucket_low(b)) <=
+                        (double)x / 100);
+        }
+    }
+    /* beyond the top: the last bucket, the exact max kept apart */
+    static struct hist h;
+    hist_init(&h);
+    hist_record(&h, UINT64_MAX / 2);
+    assert_int_equal(hist_bucket(UINT64_MAX / 2), HIST_BUCKETS - 1);
+    assert_true(hist_percentile(&h, 50) == UINT64_MAX / 2);
+}
+
+static void test_hist_percentiles_within_one_percent(void **state)
+{
+    (void)state;
+    static struct hist h;
+    hist_init(&h);
+    for (uint64_t v = 1; v <= 1000000; v++)
+        hist_record(&h, v * 1000); /* 1 us .. 1 s in ns */
+    const double q[] = {50, 90, 99, 99.9, 99.99};
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
+        double exact = q[i] / 100 * 1e6 * 1000;
+        double got = (double)hist_percentile(&h, q[i]);
+        assert_true(got >= exact && got <= exact * 1.01);
+    }
+    assert_int_equal(hist_percentile(&h, 100), 1000000000ull);
+}
+
+/* Two cores' histograms merged are one histogram of all the records. */
+static void test_hist_merge_equals_one_histogram(void **state)
+{
+    (void)state;
+    static struct hist a, b, all;
+    hist_init(&a);
+    hist_init(&b);
+    hist_init(&all);
+    uint64_t x = 12345;
+    for (int i = 0; i < 100000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t v = (x >> 40) + 1;
+        hist_record(i % 3 ? &a : &b, v);
+        hist_record(&all, v);
+    }
+    hist_merge(&a, &b);
+    assert_int_equal(a.count, all.count);
+    assert_int_equal(a.max, all.max);
+    assert_int_equal(a.min, all.min);
+    assert_memory_equal(a.b, all.b, sizeof a.b);
+    assert_int_equal(hist_percentile(&a, 99.9), hist_percentile(&all, 99.9));
+}
+
+static void test_hist_empty_reports_zero(void **state)
+{
+    (void)state;
+    static struct hist h;
+    hist_init(&h);
+    assert_int_equal(hist_percentile(&h, 99), 0);
+    assert_true(hist_mean(&h) == 0 && hist_stdev(&h) == 0);
+}
+
+/* ==== the response parser ==== */
+
+struct parsed {
+    int n;          /* responses */
+    int status[16]; /* each one's */
+    uint64_t body[16];
+    bool keep[16];
+    int rc;        /* the last feed's or eof's error, else 0 */
+    bool eof_done; /* the close ended the last response */
+};
+
+/* Feed data as weft-load does (lines not whole stay at the buffer's
+ * front), in pieces cut at the offsets given, then the close if eof. */
+static struct parsed parse(const char *data, size_t n, const size_t *cuts,
+                           size_t ncuts, bool head, bool eof)
+{
+    struct parsed p = {0};
+    static char buf[4096];
+    size_t have = 0, from = 0;
+    struct http_resp r;
+    http_resp_start(&r, head);
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t to = i < ncuts ? cuts[i] : n;
+        assert_true(have + (to - from) <= sizeof buf);
+        memcpy(buf + have, data + from, to - from);
+        have += to - from;
+        from = to;
+        size_t off = 0;
+        for (;;) {
+            size_t used;
+            int rc = http_resp_feed(&r, buf + off, have - off, &used);
+            assert_true(used <= have - off);
+            off += used;
+            if (rc < 0) {
+                p.rc = rc;
+                return p;
+            }
+            if (rc == HTTP_RESP_MORE)
+                break;
+            assert_true(p.n < 16);
+            p.status[p.n] = r.status;
+            p.body[p.n] = r.body;
+            p.keep[p.n++] = r.keep_alive;
+            http_resp_start(&r, head);
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+    if (eof) {
+        int rc = http_resp_eof(&r, have);
+        if (rc == HTTP_RESP_DONE) {
+            p.eof_done = true;
+            p.status[p.n] = r.status;
+            p.body[p.n] = r.body;
+            p.keep[p.n++] = r.keep_alive;
+        } else {
+            p.rc = rc;
+        }
+    }
+    return p;
+}
+
+static struct parsed parse_whole(const char *s)
+{
+    return parse(s, strlen(s), NULL, 0, false, false);
+}
+
+static const char cl_resp[] = "HTTP/1.1 200 OK\r\n"
+                              "Server: x\r\n"
+                              "Content-Length: 5\r\n"
+                              "\r\n"
+                              "hello";
+
+static const char chunked_resp[] = "HTTP/1.1 201 Created\r\n"
+                                   "Transfer-Encoding: gzip, chunked\r\n"
+                                   "\r\n"
+                                   "5;name=value;other\r\n"
+                                   "hello\r\n"
+                                   "A \t; ext\r\n"
+                                   "0123456789\r\n"
+                                   "0;last\r\n"
+                                   "Trailer-One: 1\r\n"
+                                   "Trailer-Two: two\r\n"
+                                   "\r\n";
+
+static void test_resp_content_length(void **state)
+{
+    (void)state;
+    struct parsed p = parse_whole(cl_resp);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.status[0], 200);
+    assert_int_equal(p.body[0], 5);
+    assert_true(p.keep[0]);
+}
+
+static void test_resp_chunked_with_extensions_and_trailers(void **state)
+{
+    (void)state;
+    struct parsed p = parse_whole(chunked_resp);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.status[0], 201);
+    assert_int_equal(p.body[0], 15);
+}
+
+/* Three responses back to back in one read, and one more half of a
+ * fourth: three come out, each with its own fields. */
+static void test_resp_pipelined_come_out_one_by_one(void **state)
+{
+    (void)state;
+    char all[1024];
+    int n = snprintf(all, sizeof all, "%s%s%sHTTP/1.1 404 Not Found\r\nCont",
+                     cl_resp, chunked_resp,
+                     "HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n"
+                     "\r\n");
+    struct parsed p = parse(all, (size_t)n, NULL, 0, false, false);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.status[0], 200);
+    assert_int_equal(p.status[1], 201);
+    assert_int_equal(p.body[1], 15);
+    assert_int_equal(p.status[2], 204);
+    assert_true(p.keep[2]);
+}
+
+/* The same responses, cut in two at every byte and in single bytes:
+ * the same results every time. */
+static void test_resp_split_at_every_byte_boundary(void **state)
+{
+    (void)state;
+    char all[1024];
+    int n = snprintf(all, sizeof all, "%s%s%s", cl_resp, chunked_resp, cl_resp);
+    for (size_t cut = 0; cut <= (size_t)n; cut++) {
+        struct parsed p = parse(all, (size_t)n, &cut, 1, false, false);
+        assert_int_equal(p.rc, 0);
+        assert_int_equal(p.n, 3);
+        assert_int_equal(p.body[0], 5);
+        assert_int_equal(p.body[1], 15);
+        assert_int_equal(p.status[2], 200);
+    }
+    size_t cuts[1024];
+    for (size_t i = 0; i < (size_t)n; i++)
+        cuts[i] = i + 1;
+    struct parsed p = parse(all, (size_t)n, cuts, (size_t)n - 1, false, false);
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.body[1], 15);
+}
+
+static void test_resp_connection_close_and_http10(void **state)
+{
+    (void)state;
+    struct parsed p = parse_whole("HTTP/1.1 200 OK\r\nConnection: Close\r\n"
+                                  "Content-Length: 0\r\n\r\n");
+    assert_int_equal(p.n, 1);
+    assert_false(p.keep[0]);
+    p = parse_whole("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    assert_int_equal(p.n, 1);
+    assert_false(p.keep[0]);
+    p = parse_whole("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 1\r\n\r\nx");
+    assert_true(p.keep[0]);
+}
+
+/* No length, not chunked: the body runs to the close, which ends it. */
+static void test_resp_body_until_close(void **state)
+{
+    (void)state;
+    const char *s = "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nall of this";
+    struct parsed p = parse(s, strlen(s), NULL, 0, false, true);
+    assert_int_equal(p.rc, 0);
+    assert_true(p.eof_done);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.body[0], 11);
+    assert_false(p.keep[0]);
+}
+
+/* A close inside a response is an error; between responses it is not. */
+static void test_resp_cut_short_by_close(void **state)
+{
+    (void)state;
+    const char *cuts[] = {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+                          "HTTP/1.1 200 OK\r\nContent-Le",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\n5\r\nhello\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        struct parsed p = parse(cuts[i], strlen(cuts[i]), NULL, 0, false, true);
+        assert_int_equal(p.rc, -ENODATA);
+    }
+    struct parsed p = parse(cl_resp, strlen(cl_resp), NULL, 0, false, true);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.n, 1);
+    assert_false(p.eof_done);
+}
+
+/* HEAD, 204 and 304 have no body, whatever their headers say; a 100
+ * Continue before the response is skipped. */
+static void test_resp_without_body_and_interim(void **state)
+{
+    (void)state;
+    const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    struct parsed p = parse(s, strlen(s), NULL, 0, true, false);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.body[0], 0);
+    p = parse_whole("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+                    "HTTP/1.1 100 Continue\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.status[0], 304);
+    assert_int_equal(p.status[1], 200);
+    assert_int_equal(p.body[1], 2);
+}
+
+static void test_resp_malformed_is_an_error(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "HTTP/2.0 200 OK\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 200OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1\r\nab\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1000000000000000\r\n",
+        "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct parsed p = parse_whole(bad[i]);
+        if (p.rc != -EBADMSG)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
+/* ==== weft-load against servers of this suite ==== */
+
+#ifdef WEFT_LOAD_PATH
+
+enum srv_kind { SRV_HTTP, SRV_TCP_ECHO, SRV_UDP_ECHO };
+
+/* The server's behaviour and counts: set before it starts, read after
+ * it stops (its thread's end orders them); counts are atomics because
+ * they are read while it serves. */
+static struct srv {
+    enum srv_kind kind;
+    const char *host;
+    long stall_at;    /* sleep 1 s before answering this request (from 1) */
+    long cut_every;   /* every Nth response is cut short, then close */
+    long close_every; /* every Nth response says Connection: close */
+    bool chunked;     /* answer with a chunked body */
+    atomic_long arrived, served, cut;
+    atomic_int port; /* 0 until it listens; < 0: it could not */
+    atomic_bool stop;
+    pthread_t thread;
+} srv;
+
+static const char hello[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+                            "Content-Type: text/plain\r\n\r\nhello\n";
+static const char hello_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+                                  "Connection: close\r\n\r\nhello\n";
+static const char hello_chunked[] = "HTTP/1.1 200 OK\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n"
+                                    "3;x=y\r\nhel\r\n3\r\nlo\n\r\n"
+                                    "0\r\nT: 1\r\n\r\n";
+static const char not_found[] = "HTTP/1.1 404 Not Found\r\n"
+                                "Content-Length: 0\r\n\r\n";
+
+static int http_conn(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char head[4096];
+    for (;;) {
+        ssize_t n = weft_stream_recv_until(s, head, sizeof head, "\r\n\r\n", 4);
+        if (n <= 0)
+            return 0;
+        long k = atomic_fetch_add(&srv.arrived, 1) + 1;
+        if (k == srv.stall_at && weft_sleep(WEFT_SEC) < 0)
+            return 0;
+        const char *r = hello;
+        bool close = false;
+        if (n > 8 && memcmp(head, "GET /404 ", 9) == 0)
+            r = not_found;
+        else if (srv.chunked)
+            r = hello_chunked;
+        else if (srv.close_every && k % srv.close_every == 0)
+            r = hello_close, close = true;
+        if (srv.cut_every && k % srv.cut_every == 0) {
+            weft_stream_send(s, hello, sizeof hello - 4); /* body cut */
+            atomic_fetch_add(&srv.cut, 1);
+            return 0;
+        }
+        if (weft_stream_send(s, r, strlen(r)) < 0)
+            return 0;
+        atomic_fetch_add(&srv.served, 1);
+        if (close)
+            return 0;
+    }
+}
+
+static int echo_conn(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[8192];
+    ssize_t n;
+    while ((n = weft_stream_recv(s, buf, sizeof buf)) > 0) {
+        if (weft_stream_send(s, buf, (size_t)n) < 0)
+            break;
+        atomic_fetch_add(&srv.served, n);
+    }
+    return 0;
+}
+
+static int udp_echo(void *arg)
+{
+    weft_udp *u = arg;
+    char buf[2048];
+    for (;;) {
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof from;
+        ssize_t n = weft_udp_recvfrom(u, buf, sizeof buf, &from, &fl);
+        if (n < 0)
+            return n == -ECANCELED ? 0 : (int)n;
+        if (weft_udp_sendto(u, buf, (size_t)n, (struct sockaddr *)&from, fl) >=
+            0)
+            atomic_fetch_add(&srv.served, 1);
+    }
+}
+
+/* Cancel the server once the test says stop. */
+static int stopper(void *arg)
+{
+    while (!atomic_load(&srv.stop))
+        if (weft_sleep(5 * WEFT_MSEC) < 0)
+            return 0;
+    weft_group_cancel(arg);
+    return 0;
+}
+
+static int serve(void *arg)
+{
+    (void)arg;
+    weft_group g;
+    weft_group_enter(&g);
+    int rc = weft_group_spawn(&g, stopper, &g);
+    if (srv.kind == SRV_UDP_ECHO) {
+        weft_udp *u;
+        if (rc == 0 && (rc = weft_udp_open(&u, srv.host, 0)) == 0) {
+            atomic_store(&srv.port, weft_udp_port(u));
+            rc = udp_echo(u);
+            weft_udp_close(u);
+        }
+    } else {
+        weft_listener *l;
+        if (rc == 0 && (rc = weft_tcp_listen(&l, srv.host, 0)) == 0) {
+            atomic_store(&srv.port, weft_listener_port(l));
+            rc = weft_listener_serve(
+                l, srv.kind == SRV_HTTP ? http_conn : echo_conn, NULL);
+            weft_listener_close(l);
+        }
+    }
+    if (rc < 0 && rc != -ECANCELED)
+        atomic_store(&srv.port, rc);
+    weft_group_cancel(&g);
+    weft_group_exit(&g, rc);
+    return 0;
+}
+
+static void *srv_thread(void *arg)
+{
+    weft_run(serve, arg, NULL);
+    return NULL;
+}
+
+/* Start the server as configured in srv; its port, or a skip. */
+static int srv_start(void)
+{
+    atomic_store(&srv.port, 0);
+    atomic_store(&srv.stop, false);
+    assert_int_equal(pthread_create(&srv.thread, NULL, srv_thread, NULL), 0);
+    for (int i = 0; i < 2000 && atomic_load(&srv.port) == 0; i++)
+        usleep(1000);
+    int port = atomic_load(&srv.port);
+    if (port <= 0) {
+        atomic_store(&srv.stop, true);
+        pthread_join(srv.thread, NULL);
+        if (port < 0)
+            fail_msg("the test server cannot listen: %s", strerror(-port));
+        fail_msg("the test server did not start");
+    }
+    return port;
+}
+
+static void srv_stop(void)
+{
+    atomic_store(&srv.stop, true);
+    pthread_join(srv.thread, NULL);
+}
+
+static void srv_reset(enum srv_kind kind)
+{
+    memset(&srv, 0, sizeof srv);
+    srv.kind = kind;
+    srv.host = "127.0.0.1";
+}
+
+/* Run weft-load with args (a printf format); its stdout, malloc'd. */
+static char *run_load(int *status, const char *fmt, ...)
+{
+    char args[512], cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    /* timeout(1): a hang guard, never a measurement */
+    snprintf(cmd, sizeof cmd, "timeout 120 %s -q %s", WEFT_LOAD_PATH, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    size_t k;
+    while ((k = fread(out + n, 1, cap - 1 - n, f)) > 0)
+        n += k;
+    out[n] = 0;
+    int st = pclose(f);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return out;
+}
+
+/* A number of the JSON object: "key": at its first place after within. */
+static double json_num(const char *json, const char *within, const char *key)
+{
+    const char *p = json;
+    if (within) {
+        char w[64];
+        snprintf(w, sizeof w, "\"%s\":{", within);
+        p = strstr(json, w);
+        if (!p)
+            fail_msg("no object %s in %s", within, json);
+    }
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *q = strstr(p, k);
+    if (!q)
+        fail_msg("no field %s in %s", key, json);
+    return strtod(q + strlen(k), NULL);
+}
+
+static long jl(const char *json, const char *within, const char *key)
+{
+    return (long)json_num(json, within, key);
+}
+
+static void test_load_counts_match_the_server(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char *out =
+        run_load(&st, "--json -t 1 -c 8 -n 3000 http://127.0.0.1:%d/", port);
+    srv_stop();
+    assert_int_equal(st, 0);
+    assert_int_equal(jl(out, NULL, "requests"), 3000);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 3000);
+    assert_int_equal(jl(out, "status", "2xx"), 3000);
+    free(out);
+}
+
+/* -d: whatever it counts, the server served; at most one request per
+ * connection was under way when the time ran out. */
+static void test_load_duration_counts_what_was_served(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char *out =
+        run_load(&st, "--json -c 6 -p 3 -d 1 http://127.0.0.1:%d/", port);
+    srv_stop();
+    assert_int_equal(st, 0);
+    long req = jl(out, NULL, "requests"), served = atomic_load(&srv.served);
+    assert_true(req > 0);
+    assert_true(served >= req && served - req <= 6 * 3);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    free(out);
+}
+
+static void test_load_pipelined_chunked_and_closing(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    srv.chunked = true;
+    int port = srv_start(), st;
+    char *out =
+        run_load(&st, "--json -c 4 -p 8 -n 4000 http://127.0.0.1:%d/", port);
+    srv_stop();
+    assert_int_equal(jl(out, NULL, "requests"), 4000);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 4000);
+    free(out);
+
+    /* Connection: close every 7th: reconnect, no error, nothing lost */
+    srv_reset(SRV_HTTP);
+    srv.close_every = 7;
+    port = srv_start();
+    out = run_load(&st, "--json -c 4 -p 4 -n 2000 http://127.0.0.1:%d/", port);
+    srv_stop();
+    assert_int_equal(jl(out, NULL, "requests"), 2000);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 2000);
+    free(out);
+}
+
+/* A server that closes mid-response: each time, a read error; the
+ * responses it did finish are the requests counted. */
+static void
+test_load_counts_errors_when_the_server_closes_mid_response(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    srv.cut_every = 10;
+    int port = srv_start(), st;
+    char *out = run_load(&st, "--json -c 4 -n 1000 http://127.0.0.1:%d/", port);
+    srv_stop();
+    long cut = atomic_load(&srv.cut);
+    assert_true(cut > 0);
+    assert_int_equal(jl(out, "errors_by_kind", "read"), cut);
+    assert_int_equal(jl(out, NULL, "requests"), atomic_load(&srv.served));
+    assert_int_equal(jl(out, NULL, "requests") + cut, 1000);
+    free(out);
+}
+
+static void test_load_counts_status_4xx(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char *out =
+        run_load(&st, "--json -c 2 -n 50 http://127.0.0.1:%d/404", port);
+    srv_stop();
+    assert_int_equal(jl(out, NULL, "requests"), 50);
+    assert_int_equal(jl(out, "errors_by_kind", "status_4xx"), 50);
+    assert_int_equal(jl(out, NULL, "errors"), 50);
+    free(out);
+}
+
+/* The server stalls one request for a second. Closed loop: one
+ * connection waits, the others go on, and the stall is one sample in
+ * many. Open loop at 1000/s: every request due during the stall on that
+ * connection counts from when it was due, so p99 shows the stall. */
+static void test_load_open_loop_shows_a_stall_closed_loop_hides(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    srv.stall_at = 300;
+    int port = srv_start(), st;
+    char *open = run_load(
+        &st, "--json -t 1 -c 10 --rate 1000 -d 3 http://127.0.0.1:%d/", port);
+    srv_stop();
+    srv_reset(SRV_HTTP);
+    srv.stall_at = 300;
+    port = srv_start();
+    char *closed =
+        run_load(&st, "--json -t 1 -c 10 -d 3 http://127.0.0.1:%d/", port);
+    srv_stop();
+    double p99_open = json_num(open, "latency_us", "p99");
+    double p99_closed = json_num(closed, "latency_us", "p99");
+    print_message("p99: open loop %.0f us, closed loop %.0f us\n", p99_open,
+                  p99_closed);
+    assert_true(json_num(open, "latency_us", "max") >= 900000);
+    assert_true(json_num(closed, "latency_us", "max") >= 900000);
+    assert_true(p99_open >= 500000);
+    assert_true(p99_closed * 5 < p99_open);
+    free(open);
+    free(closed);
+}
+
+static void test_load_tcp_and_udp_echo(void **state)
+{
+    (void)state;
+    srv_reset(SRV_TCP_ECHO);
+    int port = srv_start(), st;
+    char *out = run_load(
+        &st, "--json -c 3 -p 4 -s 100 -n 2000 tcp://127.0.0.1:%d", port);
+    srv_stop();
+    assert_int_equal(jl(out, NULL, "requests"), 2000);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 2000 * 100);
+    assert_int_equal(jl(out, NULL, "bytes"), 2000 * 100);
+    free(out);
+
+    srv_reset(SRV_UDP_ECHO);
+    port = srv_start();
+    out = run_load(&st, "--json -c 2 -s 32 -n 500 udp://127.0.0.1:%d", port);
+    srv_stop();
+    /* loopback UDP drops nothing here; a loss would be a timeout */
+    assert_int_equal(
+        jl(out, NULL, "requests") + jl(out, "errors_by_kind", "timeout"), 500);
+    assert_true(jl(out, NULL, "requests") > 0);
+    free(out);
+}
+
+static void test_load_ipv6(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    srv.host = "::1";
+    atomic_store(&srv.port, 0);
+    atomic_store(&srv.stop, false);
+    assert_int_equal(pthread_create(&srv.thread, NULL, srv_thread, NULL), 0);
+    for (int i = 0; i < 2000 && atomic_load(&srv.port) == 0; i++)
+        usleep(1000);
+    int port = atomic_load(&srv.port), st;
+    if (port <= 0) {
+        srv_stop();
+        skip(); /* no IPv6 loopback here */
+    }
+    char *out = run_load(&st, "--json -c 2 -n 100 http://[::1]:%d/", port);
+    srv_stop();
+    assert_int_equal(jl(out, NULL, "requests"), 100);
+    assert_non_null(strstr(out, "\"address\":\"::1\""));
+    free(out);
+}
+
+/* --json: exactly one JSON object with the documented fields (python3
+ * parses it, where there is one); the summary and --hist otherwise. */
+static void test_load_json_is_one_valid_object(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char hist[] = "/tmp/weft-load-test-hist.XXXXXX";
+    int fd = mkstemp(hist);
+    assert_true(fd >= 0);
+    close(fd);
+    char *out = run_load(&st,
+                         "--json --hist %s -c 2 -n 200 "
+                         "http://localhost:%d/x?y=\"z\"",
+                         hist, port);
+    char *human = run_load(&st, "-c 2 -n 100 http://127.0.0.1:%d/", port);
+    srv_stop();
+    const char *fields[] = {"requests",   "errors",    "duration_s",
+                            "rps",        "bytes",     "latency_us",
+                            "p50",        "p90",       "p99",
+                            "p999",       "max",       "errors_by_kind",
+                            "connect",    "read",      "timeout",
+                            "status_4xx", "status_5xx"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "\"%s\":", fields[i]);
+        if (!strstr(out, k))
+            fail_msg("no %s in %s", k, out);
+    }
+    assert_int_equal(out[0], '{');
+    assert_non_null(strchr(out, '\n'));
+    assert_int_equal(strchr(out, '\n')[1], 0); /* one line, one object */
+    if (system("command -v python3 >/dev/null 2>&1") == 0) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd,
+                 "python3 -c 'import json,sys; d = json.load(sys.stdin); "
+                 "assert d[\"requests\"] == 200'");
+        FILE *f = popen(cmd, "w");
+        assert_non_null(f);
+        fputs(out, f);
+        assert_int_equal(pclose(f), 0);
+    }
+    assert_non_null(strstr(human, "Requests/sec:"));
+    assert_non_null(strstr(human, "99.9%"));
+    FILE *h = fopen(hist, "r");
+    assert_non_null(h);
+    char line[256];
+    int lines = 0;
+    while (fgets(line, sizeof line, h))
+        lines++;
+    fclose(h);
+    unlink(hist);
+    assert_true(lines > 5);
+    free(out);
+    free(human);
+}
+
+/* A server that is not there: connect errors, and the run still ends. */
+static void test_load_counts_connect_errors(void **state)
+{
+    (void)state;
+    int port = weft_free_port(), st;
+    char *out = run_load(&st, "--json -c 2 -n 4 http://127.0.0.1:%d/", port);
+    assert_int_equal(st, 1); /* no request answered */
+    assert_int_equal(jl(out, "errors_by_kind", "connect"), 4);
+    assert_int_equal(jl(out, NULL, "requests"), 0);
+    free(out);
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hist_keeps_small_values_exact),
+        cmocka_unit_test(test_hist_buckets_bound_the_relative_error),
+        cmocka_unit_test(test_hist_percentiles_within_one_percent),
+        cmocka_unit_test(test_hist_merge_equals_one_histogram),
+        cmocka_unit_test(test_hist_empty_reports_zero),
+        cmocka_unit_test(test_resp_content_length),
+        cmocka_unit_test(test_resp_chunked_with_extensions_and_trailers),
+        cmocka_unit_test(test_resp_pipelined_come_out_one_by_one),
+        cmocka_unit_test(test_resp_split_at_every_byte_boundary),
+        cmocka_unit_test(test_resp_connection_close_and_http10),
+        cmocka_unit_test(test_resp_body_until_close),
+        cmocka_unit_test(test_resp_cut_short_by_close),
+        cmocka_unit_test(test_resp_without_body_and_interim),
+        cmocka_unit_test(test_resp_malformed_is_an_error),
+#ifdef WEFT_LOAD_PATH
+        cmocka_unit_test(test_load_counts_match_the_server),
+        cmocka_unit_test(test_load_duration_counts_what_was_served),
+        cmocka_unit_test(test_load_pipelined_chunked_and_closing),
+        cmocka_unit_test(
+            test_load_counts_errors_when_the_server_closes_mid_response),
+        cmocka_unit_test(test_load_counts_status_4xx),
+        cmocka_unit_test(test_load_open_loop_shows_a_stall_closed_loop_hides),
+        cmocka_unit_test(test_load_tcp_and_udp_echo),
+        cmocka_unit_test(test_load_ipv6),
+        cmocka_unit_test(test_load_json_is_one_valid_object),
+        cmocka_unit_test(test_load_counts_connect_errors),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
