@@ -124,6 +124,7 @@ struct wf_wait {
 enum wf_task_state { WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
 
 struct wf_start; /* engine/group.c */
+struct wf_arena; /* engine/stack.c */
 
 struct weft_task {
     /* The first cache line (the record is 64-byte aligned) holds what
@@ -150,9 +151,9 @@ struct weft_task {
     uint64_t id;
     int result;
     char name[32];
-    /* its stack: [guard][stack ... ][this struct] */
-    void *map;
-    size_t map_len;
+    /* its stack, a slot of an arena (stack.c):
+     * [guard][stack ... ][this struct] */
+    void *slot;
     struct weft_task *pool_next;
     unsigned vg_id;
 };
@@ -233,11 +234,15 @@ struct wf_loop {
     uint64_t cancel_at;         /* a sweep's: cancel at this one; 0 = no */
     wf_link room_waiters;       /* tasks waiting for ring capacity */
     wf_link deferred;           /* struct wf_defer, run after each reap */
-    struct weft_task *pool;     /* recycled stacks */
+    struct weft_task *pool;     /* recycled stacks, warm (stack.c) */
     unsigned npool, pool_cap;
-    unsigned colour; /* the next fresh stack's (stack.c) */
+    struct wf_arena *arenas; /* where stacks are carved, newest first */
+    void **cold;             /* free slots whose pages were given back */
+    size_t ncold, cold_cap;  /* cold_cap: every slot of every arena */
+    unsigned colour;         /* the next fresh stack's (stack.c) */
     size_t stack_size, page;
-    size_t guard;           /* PROT_NONE bytes below each stack */
+    size_t guard;           /* guard bytes below each stack */
+    size_t slot_len;        /* guard + stack_size: one slot of an arena */
     struct weft_task *root; /* the root task while it lives, then NULL
                                (its record is recycled once it ends) */
     uint64_t root_id;       /* its id: identifies it, unlike the record */
@@ -308,8 +313,10 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
 void wf_task_reclaim(struct wf_loop *L, struct weft_task *t);
 void wf_task_finished(struct weft_task *t); /* engine/group.c */
 void wf_group_errors_free(struct weft_task *t);
-/* engine/stack.c: PROT_NONE below each stack (reserved, never committed),
- * and how much of a pooled stack's top it keeps resident. */
+/* engine/stack.c: the guard below each stack (a fault on touch, never
+ * committed; at least the stack-probe interval weft exports, so that a
+ * probe cannot step over it), and how much of a pooled stack's top it
+ * keeps resident. */
 #define WF_GUARD ((size_t)64 * 1024)
 #define WF_STACK_KEEP ((size_t)64 * 1024)
 struct weft_task *wf_stack_get(struct wf_loop *L);

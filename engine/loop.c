@@ -335,6 +335,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
         stack = min;
     L->stack_size = (stack + L->page - 1) & ~(L->page - 1);
     L->guard = (WF_GUARD + L->page - 1) & ~(L->page - 1);
+    L->slot_len = L->guard + L->stack_size;
     L->pool_cap = L->opts.stack_cache;
     wf_list_init(&L->room_waiters);
     wf_list_init(&L->deferred);

@@ -44,7 +44,7 @@ int wf_task_new(struct wf_loop *L, weft_fn fn, void *arg, const char *name,
     struct weft_task *t = wf_stack_get(L);
     if (!t)
         return -ENOMEM;
-    char *lo = (char *)t->map + L->guard;
+    char *lo = (char *)t->slot + L->guard;
     wf_fiber_init(&t->fiber, lo, (size_t)((char *)t - lo), task_entry, t);
     t->loop = L;
     t->scope = &t->root;
