@@ -50,7 +50,7 @@ struct session {
  * once instead of trying the socket first and failing (one tcp_recvmsg
  * per request saved). A kernel without the flag says -EINVAL once; from
  * then on receives go without it. A TLS connection (no fd) uses its
- * stream.
+ * stream, whose record layer needs it.
  */
 static _Atomic bool poll_first_off;
 
@@ -281,9 +281,16 @@ static int open_session(struct session *ss)
     const struct wl_opts *o = ss->c->o;
     if (o->mode != WL_UDP) {
         int rc = weft_tcp_connect(&ss->s, o->addr, o->port);
-        if (rc == 0)
+        if (rc < 0)
+            return rc;
+        if (!o->tls_config) {
             ss->fd = weft_stream_fd(ss->s);
-        return rc;
+            return 0;
+        }
+        /* the handshake owns the TCP stream, closed if it fails */
+        weft_stream *tcp = ss->s;
+        ss->s = NULL;
+        return weft_tls_wrap(&ss->s, tcp, o->tls_config, o->host);
     }
     int rc = weft_udp_open(&ss->u, strchr(o->addr, ':') ? "::" : "0.0.0.0", 0);
     if (rc < 0)
