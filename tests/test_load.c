@@ -354,10 +354,11 @@ enum srv_kind { SRV_HTTP, SRV_TCP_ECHO, SRV_UDP_ECHO };
 static struct srv {
     enum srv_kind kind;
     const char *host;
-    long stall_at;    /* sleep 1 s before answering this request (from 1) */
-    long cut_every;   /* every Nth response is cut short, then close */
-    long close_every; /* every Nth response says Connection: close */
-    bool chunked;     /* answer with a chunked body */
+    long stall_at;        /* sleep 1 s before answering this request (from 1) */
+    long cut_every;       /* every Nth response is cut short, then close */
+    long close_every;     /* every Nth response says Connection: close */
+    bool chunked;         /* answer with a chunked body */
+    weft_tls_config *tls; /* non-NULL: HTTPS with this configuration */
     atomic_long arrived, served, cut;
     atomic_int port; /* 0 until it listens; < 0: it could not */
     atomic_bool stop;
@@ -405,6 +406,19 @@ static int http_conn(weft_stream *s, void *arg)
         if (close)
             return 0;
     }
+}
+
+/* HTTPS: the same server inside a TLS stream over the connection. */
+static int https_conn(weft_stream *s, void *arg)
+{
+    weft_stream *b, *t;
+    if (weft_stream_borrow(&b, s) < 0)
+        return 0;
+    if (weft_tls_wrap(&t, b, srv.tls, NULL) < 0)
+        return 0; /* b is closed: a client that did not trust us */
+    http_conn(t, arg);
+    weft_stream_close(t);
+    return 0;
 }
 
 static int echo_conn(weft_stream *s, void *arg)
@@ -463,8 +477,11 @@ static int serve(void *arg)
         weft_listener *l;
         if (rc == 0 && (rc = weft_tcp_listen(&l, srv.host, 0)) == 0) {
             atomic_store(&srv.port, weft_listener_port(l));
-            rc = weft_listener_serve(
-                l, srv.kind == SRV_HTTP ? http_conn : echo_conn, NULL);
+            rc = weft_listener_serve(l,
+                                     srv.kind != SRV_HTTP ? echo_conn
+                                     : srv.tls            ? https_conn
+                                                          : http_conn,
+                                     NULL);
             weft_listener_close(l);
         }
     }
@@ -789,6 +806,84 @@ static void test_load_json_is_one_valid_object(void **state)
     free(human);
 }
 
+/* A CA and a server certificate for 127.0.0.1 only, made by openssl in
+ * a fresh directory (as tests/test_tls.c does); false without openssl. */
+static bool make_certs(char *dir, size_t len)
+{
+    snprintf(dir, len, "%s/weft-load-tls.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return false;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'\n"
+             "key() { openssl ecparam -name prime256v1 -genkey -noout "
+             "-out $1; }\n"
+             "key ca.key; openssl req -x509 -new -key ca.key -subj /CN=ca "
+             "-days 30 -out ca.pem\n"
+             "key srv.key; openssl req -new -key srv.key -subj /CN=srv "
+             "-out srv.csr\n"
+             "echo subjectAltName=IP:127.0.0.1 >srv.ext\n"
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -days 30 -extfile srv.ext -out srv.pem\n",
+             dir);
+    FILE *sh = popen("sh >/dev/null 2>&1", "w");
+    if (!sh)
+        return false;
+    fputs(cmd, sh);
+    return pclose(sh) == 0;
+}
+
+static void rm_certs(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        print_message("could not remove %s\n", dir);
+}
+
+/* https://: every request answered through TLS with --cacert; with
+ * --insecure a name the certificate does not hold is accepted; without
+ * either, a server the system does not trust fails every handshake, each
+ * a connect error. */
+static void test_load_https_verifies_or_counts_connect_errors(void **state)
+{
+    (void)state;
+    char dir[512], cert[600], key[600];
+    if (!make_certs(dir, sizeof dir)) {
+        rm_certs(dir);
+        skip(); /* no openssl command here */
+    }
+    snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    weft_tls_config *sc;
+    assert_int_equal(weft_tls_config_server(&sc, cert, key), 0);
+    srv_reset(SRV_HTTP);
+    srv.tls = sc;
+    int port = srv_start(), st;
+    char *ok = run_load(&st,
+                        "--json -c 4 -p 2 -n 400 --cacert %s/ca.pem "
+                        "https://127.0.0.1:%d/",
+                        dir, port);
+    char *k =
+        run_load(&st, "--json -c 2 -n 100 -k https://localhost:%d/", port);
+    char *bad = run_load(&st, "--json -c 2 -n 4 https://127.0.0.1:%d/", port);
+    srv_stop();
+    weft_tls_config_free(sc);
+    rm_certs(dir);
+    assert_int_equal(jl(ok, NULL, "requests"), 400);
+    assert_int_equal(jl(ok, NULL, "errors"), 0);
+    assert_int_equal(jl(k, NULL, "requests"), 100);
+    assert_int_equal(jl(k, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 500);
+    assert_int_equal(st, 1); /* none answered */
+    assert_int_equal(jl(bad, "errors_by_kind", "connect"), 4);
+    assert_int_equal(jl(bad, NULL, "requests"), 0);
+    free(ok);
+    free(k);
+    free(bad);
+}
+
 /* A server that is not there: connect errors, and the run still ends. */
 static void test_load_counts_connect_errors(void **state)
 {
@@ -831,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_load_ipv6),
         cmocka_unit_test(test_load_json_is_one_valid_object),
         cmocka_unit_test(test_load_counts_connect_errors),
+        cmocka_unit_test(test_load_https_verifies_or_counts_connect_errors),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,8 @@ enum wl_mode { WL_HTTP, WL_TCP, WL_UDP };
 
 /* Errors by kind, in the order of the report. */
 enum wl_err {
-    WL_E_CONNECT, /* could not connect (or open the UDP socket) */
+    WL_E_CONNECT, /* could not connect (or open the UDP socket, or the TLS
+                     handshake failed) */
     WL_E_READ,    /* the peer closed or reset mid-response, a read failed */
     WL_E_WRITE,   /* a send failed */
     WL_E_TIMEOUT, /* no whole response within --timeout */
@@ -49,6 +50,10 @@ struct wl_opts {
     uint64_t nreq;     /* 0: no count limit */
     double rate;       /* requests per second in all; 0: closed loop */
     weft_time timeout; /* a whole response within this, or an error */
+    /* https://: a TLS handshake per connection (failed: a connect error) */
+    bool tls, insecure; /* insecure: no verification (--insecure) */
+    const char *cacert; /* --cacert; NULL: the system's trust store */
+    weft_tls_config *tls_config;
     const char *method;
     const char **headers; /* -H lines */
     unsigned nheaders;

@@ -15,7 +15,8 @@
 
 static const char usage_text[] =
     "usage: weft-load [options] URL\n"
-    "  URL: http://HOST[:PORT][/PATH], tcp://HOST:PORT or udp://HOST:PORT\n"
+    "  URL: http[s]://HOST[:PORT][/PATH], tcp://HOST:PORT or "
+    "udp://HOST:PORT\n"
     "       (HOST: a name, an IPv4 address or [an IPv6 address])\n"
     "  -c, --connections N  connections, spread over the cores (10)\n"
     "  -d, --duration S     seconds to run (10, unless -n is given)\n"
@@ -30,6 +31,8 @@ static const char usage_text[] =
     "      --body FILE      send FILE as the request body\n"
     "  -s, --size B         echo message size in bytes (64)\n"
     "      --timeout S      a response within S seconds, or an error (2)\n"
+    "      --cacert FILE    https: verify the server against FILE (PEM)\n"
+    "  -k, --insecure       https: do not verify the server's certificate\n"
     "      --json           one JSON object on stdout instead of the summary\n"
     "      --hist FILE      the latency distribution, for plotting\n"
     "      --plot FILE      latency by percentile, .svg or .png (gnuplot)\n"
@@ -58,16 +61,19 @@ static void parse_url(struct wl_opts *o, const char *url)
 {
     const char *p = strstr(url, "://");
     if (!p)
-        usage("not a URL (http://, tcp:// or udp://)", url);
+        usage("not a URL (http://, https://, tcp:// or udp://)", url);
     size_t sl = (size_t)(p - url);
-    if (sl == 4 && strncasecmp(url, "http", 4) == 0)
+    if (sl == 4 && strncasecmp(url, "http", 4) == 0) {
         o->mode = WL_HTTP;
-    else if (sl == 3 && strncasecmp(url, "tcp", 3) == 0)
+    } else if (sl == 5 && strncasecmp(url, "https", 5) == 0) {
+        o->mode = WL_HTTP;
+        o->tls = true;
+    } else if (sl == 3 && strncasecmp(url, "tcp", 3) == 0)
         o->mode = WL_TCP;
     else if (sl == 3 && strncasecmp(url, "udp", 3) == 0)
         o->mode = WL_UDP;
     else
-        usage("unknown scheme (http://, tcp:// or udp://)", url);
+        usage("unknown scheme (http://, https://, tcp:// or udp://)", url);
     p += 3;
     const char *h = p, *he;
     if (*p == '[') { /* [IPv6] */
@@ -84,7 +90,7 @@ static void parse_url(struct wl_opts *o, const char *url)
         usage("no host in the URL", url);
     memcpy(o->host, h, (size_t)(he - h));
     o->host[he - h] = 0;
-    long port = o->mode == WL_HTTP ? 80 : -1;
+    long port = o->tls ? 443 : o->mode == WL_HTTP ? 80 : -1;
     if (*p == ':') {
         char *end;
         port = strtol(p + 1, &end, 10);
@@ -132,7 +138,7 @@ static void read_body(struct wl_opts *o)
     o->body_len = n;
 }
 
-enum { O_BODY = 256, O_TIMEOUT, O_JSON, O_HIST, O_PLOT };
+enum { O_BODY = 256, O_TIMEOUT, O_JSON, O_HIST, O_PLOT, O_CACERT };
 
 static const struct option longs[] = {
     {"connections", required_argument, 0, 'c'},
@@ -153,6 +159,8 @@ static const struct option longs[] = {
     {"json", no_argument, 0, O_JSON},
     {"hist", required_argument, 0, O_HIST},
     {"plot", required_argument, 0, O_PLOT},
+    {"cacert", required_argument, 0, O_CACERT},
+    {"insecure", no_argument, 0, 'k'},
     {0, 0, 0, 0}};
 
 /* One option; false if it is not one. */
@@ -204,6 +212,12 @@ static bool option(struct wl_opts *o, int c, bool *quiet)
     case O_PLOT:
         o->plot_file = optarg;
         break;
+    case O_CACERT:
+        o->cacert = optarg;
+        break;
+    case 'k':
+        o->insecure = true;
+        break;
     default:
         return false;
     }
@@ -222,8 +236,8 @@ int wl_parse_args(struct wl_opts *o, int argc, char **argv)
         usage("out of memory", NULL);
     bool quiet = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:n:t:R:p:H:m:s:qh", longs, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, "c:d:n:t:R:p:H:m:s:kqh", longs,
+                            NULL)) != -1) {
         if (c == 'h') {
             fputs(usage_text, stdout);
             exit(0);
@@ -248,6 +262,8 @@ int wl_parse_args(struct wl_opts *o, int argc, char **argv)
     if (!o->method)
         o->method = o->body ? "POST" : "GET";
     o->head = strcasecmp(o->method, "HEAD") == 0;
+    if ((o->cacert || o->insecure) && !o->tls)
+        usage("--cacert and --insecure are for https:// URLs", NULL);
     o->progress = !quiet && isatty(STDERR_FILENO);
     return 0;
 }
@@ -275,7 +291,7 @@ static char *http_request(const struct wl_opts *o, size_t *len)
     if (!has_header(o, "host")) {
         bool v6 = strchr(o->host, ':') != NULL;
         w += sprintf(w, "Host: %s%s%s", v6 ? "[" : "", o->host, v6 ? "]" : "");
-        if (o->port != 80)
+        if (o->port != (o->tls ? 443 : 80))
             w += sprintf(w, ":%u", o->port);
         w += sprintf(w, "\r\n");
     }

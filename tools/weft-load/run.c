@@ -198,11 +198,34 @@ static int load(struct wl_opts *o)
     return weft_group_exit(&side, rc);
 }
 
+/* https://: one client configuration for every connection of every core
+ * (a config serves any number of streams on any thread). A body that
+ * ends with the connection is common in HTTP/1.1, and servers often close
+ * without close_notify: truncation is an end of stream, as for curl. */
+static int tls_setup(struct wl_opts *o)
+{
+    int rc = weft_tls_config_client(&o->tls_config, o->cacert);
+    if (rc == 0 && o->insecure)
+        rc = weft_tls_config_verify(o->tls_config, false);
+    if (rc == 0)
+        rc = weft_tls_config_allow_truncation(o->tls_config, true);
+    if (rc < 0) {
+        char why[256] = "";
+        weft_tls_error(why, sizeof why);
+        fprintf(stderr, "weft-load: TLS set-up%s%s: %s%s%s\n",
+                o->cacert ? " with " : "", o->cacert ? o->cacert : "",
+                weft_strerror(rc), *why ? ": " : "", why);
+    }
+    return rc;
+}
+
 static int app(void *arg)
 {
     struct wl_opts *o = arg;
     int rc = resolve(o);
     if (rc < 0 || (rc = wl_build_batch(o)) < 0)
+        return rc;
+    if (o->tls && (rc = tls_setup(o)) < 0)
         return rc;
     o->cores = weft_core_count();
     cores = aligned_alloc(64, sizeof *cores * o->cores);
@@ -257,5 +280,7 @@ static int app(void *arg)
 
 int wl_run(struct wl_opts *o)
 {
-    return weft_run_cores(o->cores, app, o, NULL);
+    int rc = weft_run_cores(o->cores, app, o, NULL);
+    weft_tls_config_free(o->tls_config);
+    return rc;
 }
