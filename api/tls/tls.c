@@ -110,11 +110,11 @@ struct tls_stream {
     char alpn[256]; /* the protocol agreed, terminated; "" for none */
     int ktls;       /* WEFT_TLS_KTLS_SEND | _RECV: the kernel has the records */
     /* kernel TLS */
-    bool ulp;             /* the socket has the "tls" ULP */
-    bool bio_tx, bio_rx;  /* the kernel has the keys of that direction */
-    unsigned char ctrl;   /* the record type of OpenSSL's next write */
-    bool rekey;           /* OpenSSL wanted a KeyUpdate the kernel cannot do */
-    bool peer_closed;     /* kernel receiving: close_notify came */
+    bool ulp;            /* the socket has the "tls" ULP */
+    bool bio_tx, bio_rx; /* the kernel has the keys of that direction */
+    unsigned char ctrl;  /* the record type of OpenSSL's next write */
+    bool rekey;          /* OpenSSL wanted a KeyUpdate the kernel cannot do */
+    bool peer_closed;    /* kernel receiving: close_notify came */
     unsigned char hdr[WF_TLS_HEADER]; /* the record header being read */
     size_t hdr_len, rec_left; /* where the bytes read stand in records */
 };
@@ -507,9 +507,10 @@ static int failure(struct tls_stream *t)
         return wf_tls_fail_text(-ENOMEM, "no memory to queue a TLS record");
     if (t->rekey)
         return wf_tls_fail_text(-EPROTO,
-                                "a TLS 1.3 key update, which the kernel's TLS "
-                                "cannot follow (weft_tls_config_ktls off "
-                                "keeps the records in userspace)");
+                                "the peer asked for a TLS 1.3 key update, "
+                                "which the kernel's TLS cannot follow "
+                                "(weft_tls_config_ktls off keeps the records "
+                                "in userspace)");
     return wf_tls_fail_ssl(t->ssl);
 }
 
@@ -563,9 +564,9 @@ static int ktls_other(struct tls_stream *t, int type, const unsigned char *p,
     if (type == WF_TLS_RT_ALERT && n == 2 && p[0] == SSL3_AL_WARNING)
         return 0; /* TLS 1.2's warnings (no_renegotiation, ...) */
     if (type == WF_TLS_RT_ALERT && n == 2)
-        return t->broken = wf_tls_fail_text(-EPROTO,
-                                            "the peer sent the TLS alert %s",
-                                            SSL_alert_desc_string_long(p[1]));
+        return t->broken =
+                   wf_tls_fail_text(-EPROTO, "the peer sent the TLS alert %s",
+                                    SSL_alert_desc_string_long(p[1]));
     return t->broken = wf_tls_fail_text(
                -EPROTO, "a TLS record of type %d from the peer", type);
 }
@@ -679,6 +680,13 @@ static int send_failed(struct tls_stream *t, int rc)
  * the send side, as in userspace. */
 static ssize_t ktls_send(struct tls_stream *t, struct iovec *iov, int iovcnt)
 {
+    /* The peer asked for a key update (TLS 1.3): OpenSSL owes it a
+     * KeyUpdate before the next data, which it would send at its next
+     * SSL_write, under keys the kernel does not have. */
+    if (SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) {
+        t->rekey = true;
+        return t->broken = failure(t);
+    }
     int rc = flush_wait(t); /* control records queued go first */
     if (rc < 0)
         return rc == -ECANCELED ? rc : send_failed(t, rc);
