@@ -7,23 +7,28 @@
  * baseline in perf/tls-bench.
  *
  *   tls_bulk --cert CERT.pem --key KEY.pem [--ca CA.pem] [--name NAME]
- *            [-n BYTES] [-b SEND_SIZE] [--plain]
+ *            [-n BYTES] [-b SEND_SIZE] [--plain] [--tls12]
  *
  * --ca (default: the certificate) verifies the server as NAME (default
  * "localhost"); --plain sends over the bare TCP connection instead (what
- * the TLS costs). Prints one line:
+ * the TLS costs); --tls12 offers TLS 1.2 at most. Prints one line:
  *
  *   RESULT bytes=B secs=S MBps=M send_cpu=S recv_cpu=S version=V cipher=C
+ *          ktls=K
  *
  * MBps is 10^6 bytes of payload per second of wall time, from the first
  * send (after the handshake) to the last byte received; send_cpu and
- * recv_cpu are the seconds of CPU each side's thread spent in that time.
+ * recv_cpu are the seconds of CPU each side's thread spent in that time;
+ * ktls says where the records were made and read: "send+recv" (both in
+ * the kernel), "send" (the sender's kernel encrypts, the receiver's
+ * OpenSSL decrypts), "recv", or "none" (WEFT_TLS_KTLS=0 turns it off).
  */
 #include <weft.h>
 #include <weft/tls.h>
 
 #include <errno.h>
 #include <getopt.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +38,7 @@
 static const char *cert, *key, *ca, *name = "localhost";
 static size_t total = (size_t)1 << 30;
 static size_t chunk = 64 * 1024;
-static bool plain;
+static bool plain, tls12;
 
 struct bulk {
     weft_tls_config *server_cfg, *client_cfg;
@@ -41,6 +46,7 @@ struct bulk {
     double send_cpu, t0; /* the sender's: CPU seconds, its start */
     double recv_cpu, t1; /* the receiver's: CPU seconds, its end */
     char version[32], cipher[64];
+    int ktls_send, ktls_recv; /* weft_tls_ktls of the sender, the receiver */
 };
 
 static double clock_s(clockid_t id)
@@ -75,6 +81,7 @@ static int sender(void *arg)
             tls_fail("client handshake", rc);
             return rc;
         }
+        b->ktls_send = weft_tls_ktls(s);
     }
     char *buf = malloc(chunk);
     if (!buf) {
@@ -119,6 +126,7 @@ static int receive_all(struct bulk *b, weft_stream *conn)
         }
         snprintf(b->version, sizeof b->version, "%s", weft_tls_version(s));
         snprintf(b->cipher, sizeof b->cipher, "%s", weft_tls_cipher(s));
+        b->ktls_recv = weft_tls_ktls(s);
     }
     size_t bufsize = 256 * 1024, got = 0;
     char *buf = malloc(bufsize);
@@ -183,6 +191,9 @@ static int make_configs(struct bulk *b)
     rc = weft_tls_config_client(&b->client_cfg, ca ? ca : cert);
     if (rc < 0)
         tls_fail("client config", rc);
+    else if (tls12) /* the kernel takes both directions of TLS 1.2 */
+        SSL_CTX_set_max_proto_version(weft_tls_config_ssl_ctx(b->client_cfg),
+                                      TLS1_2_VERSION);
     return rc;
 }
 
@@ -193,6 +204,7 @@ int main(int argc, char **argv)
                                           {"ca", required_argument, 0, 'A'},
                                           {"name", required_argument, 0, 'N'},
                                           {"plain", no_argument, 0, 'P'},
+                                          {"tls12", no_argument, 0, 'T'},
                                           {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:b:", longs, NULL)) != -1) {
@@ -211,6 +223,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             plain = true;
+            break;
+        case 'T':
+            tls12 = true;
             break;
         case 'n':
             total = strtoull(optarg, NULL, 0);
@@ -236,14 +251,20 @@ int main(int argc, char **argv)
         return 1;
     }
     double secs = b.t1 - b.t0;
+    bool ks = b.ktls_send & WEFT_TLS_KTLS_SEND;
+    bool kr = b.ktls_recv & WEFT_TLS_KTLS_RECV;
     printf("RESULT bytes=%zu secs=%.3f MBps=%.0f send_cpu=%.3f "
-           "recv_cpu=%.3f version=%s cipher=%s\n",
+           "recv_cpu=%.3f version=%s cipher=%s ktls=%s\n",
            total, secs, (double)total / secs / 1e6, b.send_cpu, b.recv_cpu,
-           plain ? "plain" : b.version, plain ? "none" : b.cipher);
+           plain ? "plain" : b.version, plain ? "none" : b.cipher,
+           ks && kr ? "send+recv"
+           : ks     ? "send"
+           : kr     ? "recv"
+                    : "none");
     return 0;
 usage:
     fprintf(stderr, "usage: tls_bulk --cert CERT.pem --key KEY.pem "
                     "[--ca CA.pem] [--name NAME] [-n BYTES] [-b SEND_SIZE] "
-                    "[--plain]\n");
+                    "[--plain] [--tls12]\n");
     return 2;
 }

@@ -6,13 +6,24 @@
  * untrusted CA, a second server name for SNI, a client certificate; all
  * ECDSA P-256), then handshakes, verification, close_notify,
  * truncation, resumption, ALPN, and cancellation at many points.
+ *
+ * Kernel TLS: the kTLS tests run where the kernel has it (skipped
+ * elsewhere; scripts/vm-run --modules tls runs them on Debian's kernel):
+ * the same scenarios over TCP with the kernel holding the records, in
+ * TLS 1.2 (both directions in the kernel) and TLS 1.3 (the send
+ * direction, with OpenSSL 3.0), and against a userspace peer.
  */
 #include "helpers.h"
 #include "net_helpers.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <weft/tls.h>
 #include <weft/transport.h>
 
@@ -92,6 +103,24 @@ static weft_tls_config *client_config(void)
 
 enum transport { PAIR, TCP, MEM };
 
+/* A kTLS scenario: the version, and which sides may use the kernel. */
+struct kt {
+    int version; /* the highest offered: WEFT_TLS_1_2 or _1_3 */
+    bool client, server;
+};
+
+/* What weft_tls_ktls says of a stream whose side may use the kernel:
+ * OpenSSL 3.0 and 3.1 hand the kernel both directions of TLS 1.2 and
+ * the send direction of TLS 1.3. */
+static int ktls_expected(int version)
+{
+    const char *env = getenv("WEFT_TLS_KTLS");
+    if (!weft_tls_ktls_available() || (env && strcmp(env, "0") == 0))
+        return 0;
+    bool rx = version == WEFT_TLS_1_2 || OpenSSL_version_num() >= 0x30200000L;
+    return WEFT_TLS_KTLS_SEND | (rx ? WEFT_TLS_KTLS_RECV : 0);
+}
+
 struct hs {
     weft_tls_config *cc, *sc;
     const char *name;
@@ -101,8 +130,32 @@ struct hs {
     int crc, src;
     weft_stream *sraw;
     weft_time client_deadline; /* 0: none */
-    char ctext[256]; /* the client's weft_tls_error, before the server's */
+    char ctext[256];     /* the client's weft_tls_error, before the server's */
+    const struct kt *kt; /* a kTLS scenario: over TCP, checked */
 };
+
+/* A kTLS scenario's settings (options already set on a config used
+ * before say -EBUSY: they are the same). */
+static void kt_apply(struct hs *h)
+{
+    h->how = TCP;
+    h->name = "127.0.0.1";
+    SSL_CTX_set_max_proto_version(weft_tls_config_ssl_ctx(h->cc),
+                                  h->kt->version);
+    SSL_CTX_set_max_proto_version(weft_tls_config_ssl_ctx(h->sc),
+                                  h->kt->version);
+    (void)weft_tls_config_ktls(h->cc, h->kt->client);
+    (void)weft_tls_config_ktls(h->sc, h->kt->server);
+}
+
+static void kt_check(struct hs *h)
+{
+    int v = h->kt->version;
+    CHECK_EQ(weft_tls_ktls(h->c), h->kt->client ? ktls_expected(v) : 0);
+    CHECK_EQ(weft_tls_ktls(h->s), h->kt->server ? ktls_expected(v) : 0);
+    CHECK_STR_EQ(weft_tls_version(h->c),
+                 v == WEFT_TLS_1_2 ? "TLSv1.2" : "TLSv1.3");
+}
 
 static int server_wrap(void *arg)
 {
@@ -116,6 +169,8 @@ static void handshake(struct hs *h)
 {
     weft_stream *a = NULL, *b = NULL;
     h->c = h->s = NULL;
+    if (h->kt)
+        kt_apply(h);
     if (h->how == PAIR)
         CHECK_EQ(weft_stream_pair(&a, &b), 0);
     else if (h->how == TCP)
@@ -134,6 +189,8 @@ static void handshake(struct hs *h)
     weft_tls_error(h->ctext, sizeof h->ctext);
     /* A client that failed closed its transport: the server sees it. */
     CHECK_EQ(weft_group_exit(&g, 0), 0);
+    if (h->kt && h->c && h->s)
+        kt_check(h);
 }
 
 static void hs_close(struct hs *h)
@@ -234,7 +291,8 @@ static int round_trips(void *arg)
     }
     CHECK_STR_EQ(weft_tls_version(h.c), "TLSv1.3");
     CHECK(weft_tls_cipher(h.s) != NULL);
-    CHECK_EQ(weft_tls_ktls(h.c), 0);
+    CHECK_EQ(weft_tls_ktls(h.c),
+             h.how == TCP ? ktls_expected(WEFT_TLS_1_3) : 0);
     CHECK(weft_tls_ssl(h.c) != NULL);
     if (h.how == PAIR) {
         CHECK_STR_EQ(weft_tls_server_name(h.c), "localhost");
@@ -426,8 +484,10 @@ static void test_tls_alpn_refused_fails_both_handshakes(void **state)
 
 static int close_notify(void *arg)
 {
-    struct hs h = {
-        .cc = client_config(), .sc = server_config("srv"), .name = "localhost"};
+    struct hs h = {.cc = client_config(),
+                   .sc = server_config("srv"),
+                   .name = "localhost",
+                   .kt = arg};
     handshake(&h);
     char buf[16];
     /* client -> server: data, close_notify; then the server still sends */
@@ -496,7 +556,7 @@ static int resumption(void *arg)
 {
     weft_tls_config *cc = client_config(), *sc = server_config("srv");
     for (int i = 0; i < 2; i++) {
-        struct hs h = {.cc = cc, .sc = sc, .name = "localhost"};
+        struct hs h = {.cc = cc, .sc = sc, .name = "localhost", .kt = arg};
         handshake(&h);
         CHECK_EQ(h.crc, 0);
         CHECK_EQ(weft_tls_resumed(h.c), i == 1);
@@ -682,7 +742,8 @@ static int cancelled_receives(void *arg)
                    .sc = server_config("srv"),
                    .name = "localhost",
                    .how = MEM,
-                   .mem = {.chunk = 700, .delay = 50 * WEFT_USEC}};
+                   .mem = {.chunk = 700, .delay = 50 * WEFT_USEC},
+                   .kt = arg};
     handshake(&h);
     size_t n = 400000;
     struct bulk tx = {h.s, n, 0};
@@ -730,8 +791,10 @@ test_tls_receive_cancelled_at_random_points_loses_nothing(void **state)
 
 static int cancelled_send(void *arg)
 {
-    struct hs h = {
-        .cc = client_config(), .sc = server_config("srv"), .name = "localhost"};
+    struct hs h = {.cc = client_config(),
+                   .sc = server_config("srv"),
+                   .name = "localhost",
+                   .kt = arg};
     handshake(&h);
     /* Nobody receives: the send blocks once the socket buffers fill. */
     size_t n = 16u << 20;
@@ -781,8 +844,10 @@ static int blocked_call(void *arg)
 
 static int close_blocked(void *arg)
 {
-    struct hs h = {
-        .cc = client_config(), .sc = server_config("srv"), .name = "localhost"};
+    struct hs h = {.cc = client_config(),
+                   .sc = server_config("srv"),
+                   .name = "localhost",
+                   .kt = arg};
     handshake(&h);
     struct blocked r = {h.c, false, 1}, w = {h.c, true, 1};
     weft_group g;
@@ -867,8 +932,186 @@ static void test_tls_arguments_and_options(void **state)
         -EPROTO); /* a key of another certificate */
     char buf[8];
     assert_true(weft_tls_error(buf, sizeof buf) > 0);
-    assert_int_equal(strlen(buf), 7);        /* truncated, terminated */
-    assert_false(weft_tls_ktls_available()); /* this machine: no TLS ULP */
+    assert_int_equal(strlen(buf), 7); /* truncated, terminated */
+}
+
+/* ---- kernel TLS ---- */
+
+/* Whether this kernel takes the "tls" ULP on a connected TCP socket, asked
+ * here without weft (the first ask loads the module). */
+static int kernel_has_tls_ulp(void *arg)
+{
+    bool *has = arg;
+    weft_stream *a, *b;
+    CHECK_EQ(nh_tcp_pair("127.0.0.1", &a, &b), 0);
+    *has = setsockopt(weft_stream_fd(a), SOL_TCP, TCP_ULP, "tls", 3) == 0;
+    CHECK_EQ(weft_stream_close(a), 0);
+    CHECK_EQ(weft_stream_close(b), 0);
+    return 0;
+}
+
+static int ktls_default(void *arg)
+{
+    (void)arg;
+    /* Over TCP each side says what the kernel took (nothing where it has
+     * no TLS); over a Unix socket, a memory stream, or with the option
+     * off, nothing. */
+    static const struct kt both = {WEFT_TLS_1_3, true, true};
+    static const struct kt off = {WEFT_TLS_1_3, false, false};
+    const struct kt *modes[] = {&both, &off};
+    for (int i = 0; i < 2; i++) {
+        struct hs h = {
+            .cc = client_config(), .sc = server_config("srv"), .kt = modes[i]};
+        handshake(&h);
+        CHECK_EQ(h.crc, 0);
+        transfer(h.c, h.s, 1000);
+        transfer(h.s, h.c, 1000);
+        hs_close(&h);
+        weft_tls_config_free(h.cc);
+        weft_tls_config_free(h.sc);
+    }
+    struct hs p = {
+        .cc = client_config(), .sc = server_config("srv"), .name = "localhost"};
+    handshake(&p);
+    CHECK_EQ(weft_tls_ktls(p.c) | weft_tls_ktls(p.s), 0);
+    hs_close(&p);
+    weft_tls_config_free(p.cc);
+    weft_tls_config_free(p.sc);
+    return 0;
+}
+
+static void test_tls_ktls_available_says_what_the_kernel_has(void **state)
+{
+    (void)state;
+    bool has = false;
+    run_in_loop(kernel_has_tls_ulp, &has);
+    assert_int_equal(weft_tls_ktls_available(), has);
+    run_in_loop(ktls_default, NULL);
+}
+
+static void need_ktls(void)
+{
+    if (!weft_tls_ktls_available()) {
+        print_message("no kernel TLS here (no \"tls\" TCP ULP): skipped\n");
+        skip();
+    }
+}
+
+static const struct kt kt12 = {WEFT_TLS_1_2, true, true};
+static const struct kt kt13 = {WEFT_TLS_1_3, true, true};
+
+static int ktls_round_trips(void *arg)
+{
+    struct hs h = {
+        .cc = client_config(), .sc = server_config("srv"), .kt = arg};
+    handshake(&h);
+    CHECK_EQ(h.crc, 0);
+    CHECK_EQ(h.src, 0);
+    CHECK_NE(weft_tls_ktls(h.c) | weft_tls_ktls(h.s), 0); /* one side's */
+    static const size_t sizes[] = {1, 1000, 16384, 16385, 100000, 16u << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        transfer(h.c, h.s, sizes[i]);
+        transfer(h.s, h.c, sizes[i] / 2 + 1);
+    }
+    /* sendv: a header and a body; recv_until and recv_exactly on top */
+    struct iovec iov[2] = {{"HEAD\r\n", 6}, {"body", 4}};
+    CHECK_EQ(weft_stream_sendv(h.c, iov, 2), 10);
+    char buf[64];
+    CHECK_EQ(weft_stream_recv_until(h.s, buf, sizeof buf, "\r\n", 2), 4);
+    CHECK_EQ(weft_stream_recv_exactly(h.s, buf, 4), 4);
+    CHECK_EQ(memcmp(buf, "body", 4), 0);
+    hs_close(&h);
+    weft_tls_config_free(h.cc);
+    weft_tls_config_free(h.sc);
+    return 0;
+}
+
+static void test_tls_ktls_round_trips_1_byte_to_16_mib(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(ktls_round_trips, (void *)&kt13);
+    run_in_loop(ktls_round_trips, (void *)&kt12);
+}
+
+static void test_tls_ktls_close_notify_both_ways(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(close_notify, (void *)&kt13);
+    run_in_loop(close_notify, (void *)&kt12);
+}
+
+static void test_tls_ktls_cancelled_receive_loses_nothing(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(cancelled_receives, (void *)&kt13);
+    run_in_loop(cancelled_receives, (void *)&kt12);
+}
+
+static void test_tls_ktls_cancelled_send_breaks_the_send_side(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(cancelled_send, (void *)&kt13);
+    run_in_loop(cancelled_send, (void *)&kt12);
+    run_in_loop(close_blocked, (void *)&kt12);
+}
+
+/* A kTLS side against a userspace one, each way, both versions: bulk
+ * both ways, then close_notify both ways. */
+static void test_tls_ktls_interoperates_with_a_userspace_peer(void **state)
+{
+    (void)state;
+    need_ktls();
+    static const struct kt modes[] = {{WEFT_TLS_1_3, true, false},
+                                      {WEFT_TLS_1_3, false, true},
+                                      {WEFT_TLS_1_2, true, false},
+                                      {WEFT_TLS_1_2, false, true}};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        run_in_loop(ktls_round_trips, (void *)&modes[i]);
+        run_in_loop(close_notify, (void *)&modes[i]);
+    }
+}
+
+static void test_tls_ktls_resumption_still_works(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(resumption, (void *)&kt13);
+    run_in_loop(resumption, (void *)&kt12);
+}
+
+/* A TLS 1.3 peer that asks for a key update: the kernel's send keys
+ * cannot follow (Linux 6.1), so the kTLS side's next send says -EPROTO
+ * and why; what came before it was received. */
+static int key_update(void *arg)
+{
+    (void)arg;
+    static const struct kt mode = {WEFT_TLS_1_3, true, false};
+    struct hs h = {
+        .cc = client_config(), .sc = server_config("srv"), .kt = &mode};
+    handshake(&h);
+    CHECK_EQ(h.crc, 0);
+    CHECK_EQ(SSL_key_update(weft_tls_ssl(h.s), SSL_KEY_UPDATE_REQUESTED), 1);
+    CHECK_EQ(weft_stream_send(h.s, "abc", 3), 3); /* the KeyUpdate first */
+    char buf[8];
+    CHECK_EQ(weft_stream_recv_exactly(h.c, buf, 3), 3);
+    CHECK_EQ(weft_stream_send(h.c, "x", 1), -EPROTO);
+    error_text_has(NULL, "key update");
+    CHECK_EQ(weft_stream_recv(h.c, buf, sizeof buf), -EPROTO); /* broken */
+    hs_close(&h);
+    weft_tls_config_free(h.cc);
+    weft_tls_config_free(h.sc);
+    return 0;
+}
+
+static void test_tls_ktls_key_update_is_eproto(void **state)
+{
+    (void)state;
+    need_ktls();
+    run_in_loop(key_update, NULL);
 }
 
 /* ---- one configuration, two threads ---- */
@@ -943,6 +1186,14 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_tls_close_ends_a_blocked_recv_and_send),
     NET_TEST(test_tls_arguments_and_options),
     NET_TEST(test_tls_one_config_on_two_threads),
+    NET_TEST(test_tls_ktls_available_says_what_the_kernel_has),
+    NET_TEST(test_tls_ktls_round_trips_1_byte_to_16_mib),
+    NET_TEST(test_tls_ktls_close_notify_both_ways),
+    NET_TEST(test_tls_ktls_cancelled_receive_loses_nothing),
+    NET_TEST(test_tls_ktls_cancelled_send_breaks_the_send_side),
+    NET_TEST(test_tls_ktls_interoperates_with_a_userspace_peer),
+    NET_TEST(test_tls_ktls_resumption_still_works),
+    NET_TEST(test_tls_ktls_key_update_is_eproto),
 };
 
 int main(int argc, char **argv)

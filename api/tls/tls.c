@@ -24,6 +24,20 @@
  * transfer at a time) and the next flush, or close, sends it. The output
  * queue is a list of blocks that never move while a transfer from them
  * is in flight: the kernel reads them.
+ *
+ * Kernel TLS. Where the kernel has it (api/tls/ktls.c), a TCP socket gets
+ * the "tls" ULP before the handshake and the SSL SSL_OP_ENABLE_KTLS:
+ * at each change to application keys OpenSSL hands the BIO the kernel's
+ * crypto_info, which the BIO installs (ktls_set) when that loses nothing.
+ * From then on OpenSSL writes plaintext to the BIO, each record of a type
+ * other than data announced by a control (a ticket, an alert), and the
+ * queue keeps the type with the block, sent by a sendmsg with the type as
+ * a control message; with the kernel receiving, the BIO reads records by
+ * recvmsg and gives OpenSSL each one behind a header made for it, as
+ * OpenSSL's socket BIO does. After the handshake the stream's own sends
+ * and receives bypass OpenSSL (ktls_send, ktls_recv). OpenSSL 3.0 hands
+ * over both directions of TLS 1.2 and the send direction of TLS 1.3
+ * (receiving in TLS 1.3 stays here; OpenSSL 3.2 on hands it over too).
  */
 #include "api/stream/stream_impl.h"
 #include "api/tls/tls_impl.h"
@@ -31,12 +45,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <weft/transport.h>
+#include <weft/uring.h>
 
 /* The input buffer: two full records (16 KiB of plaintext, 256 bytes of
  * overhead each) per receive from the transport. */
@@ -45,12 +61,23 @@
  * a send of 16 MiB is encrypted and flushed 64 KiB at a time. */
 #define WF_TLS_OUT_BLOCK 70000
 #define WF_TLS_CHUNK 65536
-/* sendv gathers pieces into whole records of this many bytes. */
+/* sendv gathers pieces into whole records of this many bytes (the most
+ * plaintext a record holds). */
 #define WF_TLS_RECORD 16384
+/* A record's header: type, version (2), length (2). */
+#define WF_TLS_HEADER 5
+
+/* OpenSSL's own BIO controls for kTLS (internal in OpenSSL 3: bio.h lists
+ * them in a comment), which a BIO that is not OpenSSL's socket BIO
+ * answers to take the keys. */
+#define WF_BIO_CTRL_SET_KTLS 72
+#define WF_BIO_CTRL_SET_KTLS_TX_SEND_CTRL_MSG 74
+#define WF_BIO_CTRL_CLEAR_KTLS_TX_CTRL_MSG 75
 
 struct out_block {
     struct out_block *next;
     size_t head, tail, cap; /* bytes [head, tail) still to send */
+    unsigned char type;     /* kTLS: the record type of the block, 0 none */
     char data[];
 };
 
@@ -82,6 +109,14 @@ struct tls_stream {
     bool oom; /* the BIO could not queue a record: the failure is -ENOMEM */
     char alpn[256]; /* the protocol agreed, terminated; "" for none */
     int ktls;       /* WEFT_TLS_KTLS_SEND | _RECV: the kernel has the records */
+    /* kernel TLS */
+    bool ulp;            /* the socket has the "tls" ULP */
+    bool bio_tx, bio_rx; /* the kernel has the keys of that direction */
+    unsigned char ctrl;  /* the record type of OpenSSL's next write */
+    bool rekey;          /* OpenSSL wanted a KeyUpdate the kernel cannot do */
+    bool peer_closed;    /* kernel receiving: close_notify came */
+    unsigned char hdr[WF_TLS_HEADER]; /* the record header being read */
+    size_t hdr_len, rec_left; /* where the bytes read stand in records */
 };
 
 static const weft_transport tls_ops;
@@ -93,27 +128,70 @@ static struct tls_stream *tls_of(const weft_stream *s)
 
 /* ---- the BIO: OpenSSL's view of the two buffers ---- */
 
+/* The block a write of n bytes of a record type (0: bytes as they are)
+ * goes to: the tail if it takes them, else a new one. A typed write is
+ * one record of the kernel's: a block of its own. NULL: no memory. */
+static struct out_block *out_room(struct tls_stream *t, size_t n,
+                                  unsigned char type)
+{
+    struct out_block *k = t->out_tail;
+    if (k && !t->out_len && (k->type || type)) {
+        /* The one block left, emptied (nothing in flight from it), of
+         * the other kind. */
+        wf_free(k);
+        t->out_head = t->out_tail = k = NULL;
+    }
+    if (k && k->tail < k->cap && !k->type && !type)
+        return k;
+    size_t cap = type || n > WF_TLS_OUT_BLOCK ? n : WF_TLS_OUT_BLOCK;
+    if (!(k = wf_malloc(sizeof *k + cap)))
+        return NULL;
+    k->next = NULL;
+    k->head = k->tail = 0;
+    k->cap = cap;
+    k->type = type;
+    if (t->out_tail)
+        t->out_tail->next = k;
+    else
+        t->out_head = k;
+    t->out_tail = k;
+    return k;
+}
+
+/* Whether a handshake record holds a KeyUpdate (type 24). */
+static bool has_key_update(const unsigned char *p, size_t n)
+{
+    while (n >= 4) {
+        if (p[0] == 24)
+            return true;
+        size_t len = 4 + ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+        if (len > n)
+            break;
+        p += len;
+        n -= len;
+    }
+    return false;
+}
+
 static int bio_write(BIO *b, const char *data, int len)
 {
     struct tls_stream *t = BIO_get_data(b);
     size_t n = (size_t)len;
+    unsigned char type = t->ctrl;
+    t->ctrl = 0;
+    /* The kernel keeps its keys (Linux 6.1 cannot change them): a
+     * KeyUpdate sent would make OpenSSL's keys and the kernel's part. */
+    if (type == WF_TLS_RT_HANDSHAKE &&
+        has_key_update((const unsigned char *)data, n)) {
+        t->rekey = true;
+        return -1;
+    }
     t->recv_queued |= t->reading;
     while (n) {
-        struct out_block *k = t->out_tail;
-        if (!k || k->tail == k->cap) {
-            size_t cap = n > WF_TLS_OUT_BLOCK ? n : WF_TLS_OUT_BLOCK;
-            if (!(k = wf_malloc(sizeof *k + cap))) {
-                t->oom = true; /* OpenSSL fails the call: -ENOMEM */
-                return -1;
-            }
-            k->next = NULL;
-            k->head = k->tail = 0;
-            k->cap = cap;
-            if (t->out_tail)
-                t->out_tail->next = k;
-            else
-                t->out_head = k;
-            t->out_tail = k;
+        struct out_block *k = out_room(t, n, type);
+        if (!k) {
+            t->oom = true; /* OpenSSL fails the call: -ENOMEM */
+            return -1;
         }
         /* Appending after a transfer in flight from this block is safe:
          * the block does not move. */
@@ -146,16 +224,37 @@ static int bio_read(BIO *b, char *buf, int len)
     return (int)n;
 }
 
+static void flush_nowait(struct tls_stream *t);
+static long ktls_set(struct tls_stream *t, const void *crypto_info, bool tx);
+
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     struct tls_stream *t = BIO_get_data(b);
     switch (cmd) {
     case BIO_CTRL_FLUSH:
-        return 1; /* the flusher sends; OpenSSL need not wait */
+        /* OpenSSL flushes before it hands over the send keys: what is
+         * queued goes now if the socket takes it at once (ktls_set needs
+         * the queue empty). Otherwise the flusher sends; OpenSSL need not
+         * wait. */
+        if (t->ulp && !t->handshaken && !t->flushing)
+            flush_nowait(t);
+        return 1;
     case BIO_CTRL_PENDING:
         return (long)t->in_len;
     case BIO_CTRL_WPENDING:
         return (long)t->out_len;
+    case WF_BIO_CTRL_SET_KTLS:
+        return ktls_set(t, ptr, num != 0);
+    case BIO_CTRL_GET_KTLS_SEND:
+        return t->bio_tx;
+    case BIO_CTRL_GET_KTLS_RECV:
+        return t->bio_rx;
+    case WF_BIO_CTRL_SET_KTLS_TX_SEND_CTRL_MSG:
+        t->ctrl = (unsigned char)num;
+        return 0;
+    case WF_BIO_CTRL_CLEAR_KTLS_TX_CTRL_MSG:
+        t->ctrl = 0;
+        return 0;
     default:
         return 0;
     }
@@ -193,6 +292,47 @@ static ssize_t send_some(weft_stream *s, const void *buf, size_t len)
     return n == 0 ? -EIO : n;
 }
 
+/* One sendmsg or recvmsg on the inner stream's socket through the ring,
+ * with that side of the inner stream claimed, as send_some does (its
+ * close cancels it): the bytes moved, or -errno. */
+static ssize_t inner_msg(struct tls_stream *t, struct msghdr *mh, bool receive)
+{
+    weft_stream *s = t->inner;
+    int rc = wf_stream_claim(s, 0, receive);
+    if (rc < 0)
+        return rc;
+    ssize_t n = -EBADF;
+    struct io_uring_sqe *sqe = wf_stream_closing(s) ? NULL : wf_stream_sqe(s);
+    if (sqe) {
+        int fd = weft_stream_fd(s);
+        if (receive)
+            io_uring_prep_recvmsg(sqe, fd, mh, 0);
+        else
+            io_uring_prep_sendmsg(sqe, fd, mh, MSG_NOSIGNAL);
+        n = wf_stream_await(s, sqe,
+                            receive ? "weft_stream_recv (kernel TLS)"
+                                    : "weft_stream_send (kernel TLS)");
+    }
+    wf_stream_unclaim(s, receive);
+    return n;
+}
+
+/* One transfer from the head block: a typed one is a record for the
+ * kernel, its type in a control message (TLS_SET_RECORD_TYPE). Should
+ * the kernel take part of it, the rest goes as a record of its own: a
+ * handshake message may span records, and an alert is two bytes. */
+static ssize_t send_block(struct tls_stream *t, struct out_block *k)
+{
+    if (!k->type)
+        return send_some(t->inner, k->data + k->head, k->tail - k->head);
+    struct iovec iov = {k->data + k->head, k->tail - k->head};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    wf_ktls_cmsg cb;
+    wf_ktls_set_type(&mh, &cb, k->type);
+    ssize_t n = inner_msg(t, &mh, false);
+    return n == 0 ? -EIO : n;
+}
+
 /* The sent head block freed (the last one is kept, emptied). */
 static void out_sent(struct tls_stream *t, size_t n)
 {
@@ -215,8 +355,7 @@ static int flush_all(struct tls_stream *t)
     t->flushing = true;
     int rc = 0;
     while (t->out_len) {
-        struct out_block *k = t->out_head;
-        ssize_t n = send_some(t->inner, k->data + k->head, k->tail - k->head);
+        ssize_t n = send_block(t, t->out_head);
         if (n < 0) {
             rc = (int)n;
             break;
@@ -263,6 +402,81 @@ static int flush_wait(struct tls_stream *t)
 
 /* ---- input ---- */
 
+/* Follow the record boundaries in n bytes read from the socket, so that
+ * the BIO knows where the next record begins (ktls_set). */
+static void track_records(struct tls_stream *t, const unsigned char *p,
+                          size_t n)
+{
+    while (n) {
+        if (t->rec_left) {
+            size_t k = n < t->rec_left ? n : t->rec_left;
+            t->rec_left -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        t->hdr[t->hdr_len++] = *p++;
+        n--;
+        if (t->hdr_len == WF_TLS_HEADER) {
+            t->rec_left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+            t->hdr_len = 0;
+        }
+    }
+}
+
+/* How much one receive from the socket may take. With the ULP on and the
+ * handshake under way, no byte past the record being read: OpenSSL may
+ * hand the receive keys to the kernel after any record, and bytes read
+ * beyond it would never reach the kernel. (A header, then its body: two
+ * receives a record, only where OpenSSL can hand over the receive keys:
+ * not TLS 1.3 with OpenSSL before 3.2.) */
+static size_t fill_max(struct tls_stream *t)
+{
+    if (!t->ulp || t->handshaken ||
+        (SSL_version(t->ssl) == TLS1_3_VERSION &&
+         OpenSSL_version_num() < 0x30200000L))
+        return WF_TLS_IN;
+    if (!t->rec_left)
+        return WF_TLS_HEADER - t->hdr_len;
+    return t->rec_left < WF_TLS_IN ? t->rec_left : WF_TLS_IN;
+}
+
+/* One record from the kernel (which has the receive keys), decrypted:
+ * into buf, at most max bytes (a whole record if max >= 16 KiB; data
+ * records may come several at once), its type in *type. EBADMSG is a
+ * record that failed the kernel's check. */
+static ssize_t ktls_recvmsg(struct tls_stream *t, void *buf, size_t max,
+                            int *type)
+{
+    struct iovec iov = {buf, max};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    wf_ktls_cmsg cb;
+    wf_ktls_want_type(&mh, &cb);
+    ssize_t n = inner_msg(t, &mh, true);
+    if (n == -EBADMSG)
+        return wf_tls_fail_text(-EPROTO, "a TLS record failed the kernel's "
+                                         "decryption (bad record MAC)");
+    *type = wf_ktls_type(&mh);
+    return n;
+}
+
+/* With the kernel receiving during the handshake: a record as OpenSSL's
+ * socket BIO gives it, a header made for it then its plaintext. */
+static ssize_t fill_record(struct tls_stream *t)
+{
+    int type;
+    unsigned char *in = (unsigned char *)t->in;
+    ssize_t n = ktls_recvmsg(t, in + WF_TLS_HEADER, WF_TLS_RECORD, &type);
+    if (n <= 0)
+        return n;
+    in[0] = (unsigned char)type;
+    in[1] = 3;
+    in[2] = 3;
+    in[3] = (unsigned char)(n >> 8);
+    in[4] = (unsigned char)n;
+    return n + WF_TLS_HEADER;
+}
+
 /* Refill the empty input buffer from the inner stream: >0, 0 at its end,
  * or -errno (a cancelled receive took nothing). */
 static ssize_t fill(struct tls_stream *t)
@@ -271,12 +485,16 @@ static ssize_t fill(struct tls_stream *t)
         return 0;
     t->in_pos = 0;
     t->filling = true;
-    ssize_t n = weft_stream_recv(t->inner, t->in, WF_TLS_IN);
+    ssize_t n = t->bio_rx ? fill_record(t)
+                          : weft_stream_recv(t->inner, t->in, fill_max(t));
     t->filling = false;
-    if (n > 0)
+    if (n > 0) {
         t->in_len = (size_t)n;
-    else if (n == 0)
+        if (t->ulp && !t->bio_rx)
+            track_records(t, (unsigned char *)t->in, (size_t)n);
+    } else if (n == 0) {
         t->in_eof = true;
+    }
     return n;
 }
 
@@ -287,6 +505,12 @@ static int failure(struct tls_stream *t)
 {
     if (t->oom)
         return wf_tls_fail_text(-ENOMEM, "no memory to queue a TLS record");
+    if (t->rekey)
+        return wf_tls_fail_text(-EPROTO,
+                                "the peer asked for a TLS 1.3 key update, "
+                                "which the kernel's TLS cannot follow "
+                                "(weft_tls_config_ktls off keeps the records "
+                                "in userspace)");
     return wf_tls_fail_ssl(t->ssl);
 }
 
@@ -319,13 +543,79 @@ static int recv_flush(struct tls_stream *t)
     return rc;
 }
 
+/* kernel receiving: what a record other than data means. 0: go on
+ * (a ticket, or a HelloRequest of TLS 1.2, which a client may ignore);
+ * 1: the end (close_notify); or the failure. */
+static int ktls_other(struct tls_stream *t, int type, const unsigned char *p,
+                      size_t n)
+{
+    if (type == WF_TLS_RT_HANDSHAKE) {
+        /* Tickets after the hand-off are dropped (OpenSSL no longer
+         * reads): resumption uses those of the handshake. */
+        if (!has_key_update(p, n))
+            return 0;
+        t->rekey = true;
+        return t->broken = failure(t);
+    }
+    if (type == WF_TLS_RT_ALERT && n == 2 && p[1] == SSL_AD_CLOSE_NOTIFY) {
+        t->peer_closed = true;
+        return 1;
+    }
+    if (type == WF_TLS_RT_ALERT && n == 2 && p[0] == SSL3_AL_WARNING)
+        return 0; /* TLS 1.2's warnings (no_renegotiation, ...) */
+    if (type == WF_TLS_RT_ALERT && n == 2)
+        return t->broken =
+                   wf_tls_fail_text(-EPROTO, "the peer sent the TLS alert %s",
+                                    SSL_alert_desc_string_long(p[1]));
+    return t->broken = wf_tls_fail_text(
+               -EPROTO, "a TLS record of type %d from the peer", type);
+}
+
+/* The kernel has the receive keys: a recvmsg, straight into buf when it
+ * holds a whole record, else into the input buffer, whose rest the next
+ * receives take. A cancelled recvmsg took nothing. */
+static ssize_t ktls_recv(struct tls_stream *t, void *buf, size_t max)
+{
+    for (;;) {
+        if (t->in_len) {
+            size_t n = t->in_len < max ? t->in_len : max;
+            memcpy(buf, t->in + t->in_pos, n);
+            t->in_pos += n;
+            t->in_len -= n;
+            return (ssize_t)n;
+        }
+        if (t->peer_closed)
+            return 0;
+        bool direct = max >= WF_TLS_RECORD;
+        unsigned char *p = direct ? buf : (unsigned char *)t->in;
+        int type;
+        ssize_t n = ktls_recvmsg(t, p, direct ? max : WF_TLS_RECORD, &type);
+        if (n == -EPROTO)
+            return t->broken = -EPROTO;
+        if (n == 0)
+            return ended(t);
+        if (n < 0)
+            return n;
+        if (type == WF_TLS_RT_DATA && direct)
+            return n;
+        if (type == WF_TLS_RT_DATA) {
+            t->in_pos = 0;
+            t->in_len = (size_t)n;
+            continue;
+        }
+        int rc = ktls_other(t, type, p, (size_t)n);
+        if (rc)
+            return rc > 0 ? 0 : rc;
+    }
+}
+
 static ssize_t tls_recv(void *impl, void *buf, size_t max)
 {
     struct tls_stream *t = impl;
     if (t->broken)
         return t->broken;
     if (t->ktls & WEFT_TLS_KTLS_RECV)
-        return weft_stream_recv(t->inner, buf, max);
+        return ktls_recv(t, buf, max);
     for (;;) {
         size_t n = 0;
         ERR_clear_error();
@@ -383,6 +673,52 @@ static int send_failed(struct tls_stream *t, int rc)
     return rc;
 }
 
+/* The kernel has the send keys: the iovecs, sendmsg after sendmsg until
+ * all went (the kernel makes the records). This task is the flusher
+ * meanwhile, so that records the receiver queues (none but an alert)
+ * wait for it and go after. A send cancelled after bytes went breaks
+ * the send side, as in userspace. */
+static ssize_t ktls_send(struct tls_stream *t, struct iovec *iov, int iovcnt)
+{
+    /* The peer asked for a key update (TLS 1.3): OpenSSL owes it a
+     * KeyUpdate before the next data, which it would send at its next
+     * SSL_write, under keys the kernel does not have. */
+    if (SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) {
+        t->rekey = true;
+        return t->broken = failure(t);
+    }
+    int rc = flush_wait(t); /* control records queued go first */
+    if (rc < 0)
+        return rc == -ECANCELED ? rc : send_failed(t, rc);
+    size_t total = 0, done = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n = 0;
+    t->flushing = true;
+    while (done < total) {
+        if ((n = inner_msg(t, &mh, false)) <= 0)
+            break;
+        done += (size_t)n;
+        for (size_t k = (size_t)n; k;) { /* step past what went */
+            size_t take = k < mh.msg_iov->iov_len ? k : mh.msg_iov->iov_len;
+            mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + take;
+            mh.msg_iov->iov_len -= take;
+            k -= take;
+            if (!mh.msg_iov->iov_len && mh.msg_iovlen > 1) {
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            }
+        }
+    }
+    t->flushing = false;
+    rc = flush_all(t); /* what the receiver queued; wakes the waiters */
+    if (n <= 0)
+        return done || n != -ECANCELED ? send_failed(t, n ? (int)n : -EIO)
+                                       : (ssize_t)n;
+    return rc < 0 && rc != -ECANCELED ? send_failed(t, rc) : (ssize_t)total;
+}
+
 /* The whole of buf, 64 KiB of plaintext at a time, each flushed before
  * the next is encrypted: one call, so that "something was encrypted"
  * means "this send". */
@@ -393,7 +729,7 @@ static ssize_t tls_send(void *impl, const void *buf, size_t len)
     if (rc < 0)
         return rc;
     if (t->ktls & WEFT_TLS_KTLS_SEND)
-        return weft_stream_send(t->inner, buf, len);
+        return ktls_send(t, &(struct iovec){(void *)buf, len}, 1);
     /* Output queued by the receiver goes first, before anything of ours
      * is encrypted: a cancel here leaves the send side usable. */
     if ((rc = flush_wait(t)) < 0)
@@ -409,6 +745,19 @@ static ssize_t tls_send(void *impl, const void *buf, size_t len)
     return (ssize_t)len;
 }
 
+/* A copy of the caller's iovecs, which ktls_send steps through. */
+static ssize_t ktls_sendv(struct tls_stream *t, const struct iovec *iov,
+                          int iovcnt)
+{
+    struct iovec *v = wf_malloc(sizeof *v * (size_t)iovcnt);
+    if (!v)
+        return -ENOMEM;
+    memcpy(v, iov, sizeof *v * (size_t)iovcnt);
+    ssize_t n = ktls_send(t, v, iovcnt);
+    wf_free(v);
+    return n;
+}
+
 /* sendv: small pieces gathered into whole records (a header and a body
  * make one record, not two), large ones encrypted where they are. */
 static ssize_t tls_sendv(void *impl, const struct iovec *iov, int iovcnt)
@@ -418,7 +767,7 @@ static ssize_t tls_sendv(void *impl, const struct iovec *iov, int iovcnt)
     if (rc < 0)
         return rc;
     if (t->ktls & WEFT_TLS_KTLS_SEND)
-        return weft_stream_sendv(t->inner, iov, iovcnt);
+        return ktls_sendv(t, iov, iovcnt);
     if (!t->gather && !(t->gather = wf_malloc(WF_TLS_RECORD)))
         return -ENOMEM;
     if ((rc = flush_wait(t)) < 0)
@@ -484,8 +833,12 @@ static void flush_nowait(struct tls_stream *t)
     int fd = weft_stream_fd(t->inner);
     while (fd >= 0 && t->out_len && !t->out_err) {
         struct out_block *k = t->out_head;
-        ssize_t n = send(fd, k->data + k->head, k->tail - k->head,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        struct iovec iov = {k->data + k->head, k->tail - k->head};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        wf_ktls_cmsg cb;
+        if (k->type)
+            wf_ktls_set_type(&mh, &cb, k->type);
+        ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n <= 0)
             break; /* full, not a socket, or gone: the rest is dropped */
         out_sent(t, (size_t)n);
@@ -511,8 +864,7 @@ static int tls_close(void *impl)
 {
     struct tls_stream *t = impl;
     /* No flusher can be under way: close comes after every call left. */
-    if (t->handshaken && !t->broken && !t->send_broken && !t->shutdown_sent &&
-        !t->ktls) {
+    if (t->handshaken && !t->broken && !t->send_broken && !t->shutdown_sent) {
         ERR_clear_error();
         if (SSL_shutdown(t->ssl) >= 0)
             t->shutdown_sent = true;
@@ -541,59 +893,48 @@ static const weft_transport tls_ops = {
 
 /* ---- kernel TLS ---- */
 
-static bool ktls_available;
-static pthread_once_t ktls_once = PTHREAD_ONCE_INIT;
-
-/* Whether the kernel attaches the "tls" ULP to a connected TCP socket
- * (it refuses a listening one): a loopback pair made for the question. */
-static void ktls_probe(void)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int a = -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, sl) == 0 &&
-        listen(l, 1) == 0 && getsockname(l, (struct sockaddr *)&sa, &sl) == 0 &&
-        connect(c, (struct sockaddr *)&sa, sl) == 0 &&
-        (a = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-        ktls_available = setsockopt(c, SOL_TCP, TCP_ULP, "tls", 3) == 0;
-    for (int *fd = (int[]){l, c, a}, i = 0; i < 3; i++)
-        if (fd[i] >= 0)
-            close(fd[i]);
-}
-
-WF_EXPORT bool weft_tls_ktls_available(void)
-{
-    pthread_once(&ktls_once, ktls_probe);
-    return ktls_available;
-}
-
 /*
- * After the handshake: hand the record layer to the kernel where it can
- * take it, and say which directions it took (t->ktls). Not done yet: it
- * returns 0 (the records stay in OpenSSL) when the kernel has no TLS
- * ULP, the configuration turned it off, or always for now.
- *
- * The hand-off, when it comes: OpenSSL 3 does it itself with
- * SSL_OP_ENABLE_KTLS on a socket BIO, which weft does not use; here it
- * takes the keys and sequence numbers of the session (after the
- * handshake, with nothing left in the input buffer or OpenSSL's read
- * buffer, and the output queue flushed), setsockopt(TCP_ULP, "tls") and
- * TLS_TX/TLS_RX with a tls12_crypto_info_* on weft_stream_fd(inner),
- * then sets WEFT_TLS_KTLS_SEND/_RECV: tls_recv, tls_send, tls_sendv then
- * are plain operations of the inner stream (already written above).
- * Records other than data (a TLS 1.3 KeyUpdate, a ticket) then arrive
- * as control messages of a recvmsg, which the inner stream's recv does
- * not read: the receive side must move to a recvmsg of its own first.
+ * OpenSSL hands the BIO one direction's keys (BIO_CTRL_SET_KTLS, from
+ * tls1_change_cipher_state / tls13_change_cipher_state): install them if
+ * nothing is lost by it, else say no (0) and OpenSSL keeps the records.
+ * Send: the queue must be empty, every record encrypted here already on
+ * the wire before the kernel encrypts (OpenSSL flushed just before: what
+ * the socket did not take at once stays, and so do the records). Receive:
+ * every byte read from the socket given to OpenSSL, at a record boundary
+ * (fill_max), and none in the inner stream's read-ahead.
  */
-static int ktls_try(struct tls_stream *t)
+static long ktls_set(struct tls_stream *t, const void *crypto_info, bool tx)
 {
-    if (!t->cfg->ktls || !weft_tls_ktls_available() ||
-        weft_stream_fd(t->inner) < 0)
+    int fd = weft_stream_fd(t->inner);
+    if (!t->ulp || t->flushing || fd < 0)
         return 0;
-    return 0; /* the hand-off is not written yet */
+    if (tx) {
+        flush_nowait(t);
+        if (t->out_len)
+            return 0;
+    } else if (t->in_len || t->hdr_len || t->rec_left || t->inner->rlen) {
+        return 0;
+    }
+    if (wf_ktls_install(fd, crypto_info, tx) < 0)
+        return 0;
+    if (tx)
+        t->bio_tx = true;
+    else
+        t->bio_rx = true;
+    return 1;
+}
+
+/* Before the handshake: the ULP on the socket, and OpenSSL asked to hand
+ * the keys over, where this stream may use the kernel (a TCP socket, its
+ * configuration and WEFT_TLS_KTLS not against, the kernel able). Any
+ * refusal leaves the records in userspace, never fails the handshake. */
+static void ktls_prepare(struct tls_stream *t)
+{
+    int fd = weft_stream_fd(t->inner);
+    if (!t->cfg->ktls || fd < 0 || !wf_ktls_wanted() || !wf_ktls_attach(fd))
+        return;
+    t->ulp = true;
+    SSL_set_options(t->ssl, SSL_OP_ENABLE_KTLS);
 }
 
 /* ---- the handshake ---- */
@@ -613,6 +954,7 @@ static int ssl_setup(struct tls_stream *t, const char *server_name)
     BIO_set_init(bio, 1);
     SSL_set_bio(t->ssl, bio, bio); /* one reference, for both */
     SSL_set_app_data(t->ssl, t);
+    ktls_prepare(t);
     if (c->server) {
         SSL_set_accept_state(t->ssl);
         return 0;
@@ -688,7 +1030,9 @@ static int handshake(struct tls_stream *t)
     if (n)
         memcpy(t->alpn, p, n); /* n < 256: one length byte on the wire */
     t->alpn[n] = '\0';
-    return ktls_try(t);
+    t->ktls = (t->bio_tx ? WEFT_TLS_KTLS_SEND : 0) |
+              (t->bio_rx ? WEFT_TLS_KTLS_RECV : 0);
+    return 0;
 }
 
 static bool wrap_args_ok(weft_stream **out, weft_stream *inner,

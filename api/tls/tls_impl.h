@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <weft/tls.h>
 
 /* A server's extra certificate, chosen by SNI: a context of its own only
@@ -63,5 +64,34 @@ int wf_tls_fail_text(int rc, const char *fmt, ...)
 int wf_tls_fail_ssl(const SSL *ssl);
 /* -ENOENT/-EACCES for a file that cannot be read, else 0. */
 int wf_tls_file_check(const char *path);
+
+/* ---- kernel TLS (api/tls/ktls.c) ---- */
+
+/* TLS record types (RFC 8446, 5.1): what a control message carries. */
+#define WF_TLS_RT_ALERT 21
+#define WF_TLS_RT_HANDSHAKE 22
+#define WF_TLS_RT_DATA 23
+
+/* A control message's room: one record type. */
+typedef union {
+    char buf[CMSG_SPACE(sizeof(unsigned char))];
+    struct cmsghdr align;
+} wf_ktls_cmsg;
+
+/* weft_tls_ktls_available(), and WEFT_TLS_KTLS not "0": a stream may try
+ * the kernel. Probed once per process. */
+bool wf_ktls_wanted(void);
+/* Attach the "tls" ULP to fd if it is a connected TCP socket: true if it
+ * took it (the socket is plain TCP until a direction gets keys). */
+bool wf_ktls_attach(int fd);
+/* Install one direction's keys (a struct tls12_crypto_info_* that OpenSSL
+ * filled): 0 or -errno; -EOPNOTSUPP for a cipher weft does not know. */
+int wf_ktls_install(int fd, const void *crypto_info, bool tx);
+/* Make mh carry a record type (sendmsg), or room to learn it (recvmsg);
+ * wf_ktls_type reads it after a recvmsg (WF_TLS_RT_DATA if absent). */
+void wf_ktls_set_type(struct msghdr *mh, wf_ktls_cmsg *cbuf,
+                      unsigned char type);
+void wf_ktls_want_type(struct msghdr *mh, wf_ktls_cmsg *cbuf);
+int wf_ktls_type(const struct msghdr *mh);
 
 #endif

@@ -98,9 +98,14 @@ int weft_tls_config_resumption(weft_tls_config *c, bool on);
  * close_notify is an end of stream (recv returns 0), as HTTP/1.1 with a
  * length allows. Off by default (-EPIPE). */
 int weft_tls_config_allow_truncation(weft_tls_config *c, bool on);
-/* Kernel TLS (on by default where the kernel has it): after the
- * handshake the record layer moves into the kernel and the stream's
- * sends and receives are plain ring operations on the socket. */
+/* Kernel TLS (on by default where the kernel has it, over TCP): the
+ * directions OpenSSL can hand over (TLS 1.2 both, TLS 1.3 the send
+ * direction with OpenSSL 3.0) move into the kernel during the handshake,
+ * and the stream's sends and receives are plain ring operations on the
+ * socket; anything refused stays in userspace. WEFT_TLS_KTLS=0 in the
+ * environment turns it off for the process. With the kernel sending, a
+ * TLS 1.3 peer's request for a key update makes the next send -EPROTO
+ * (the kernel cannot change its keys). */
 int weft_tls_config_ktls(weft_tls_config *c, bool on);
 /* The OpenSSL SSL_CTX (an SSL_CTX *) for what weft does not wrap; set
  * what you need on it before the first wrap. */
