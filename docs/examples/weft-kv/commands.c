@@ -7,7 +7,9 @@
  * KV_MULTI command gathers over shards with kv_gather; KV_LOCAL ones run
  * where the connection is.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -160,8 +162,9 @@ static int cmd_select(struct kv_ctx *c)
     if (!arg_ll(c, 1, &id))
         return 0;
     if (id < INT_MIN || id > INT_MAX)
-        out_error(c->out, "ERR value is out of range, value must between %d "
-                          "and %d",
+        out_error(c->out,
+                  "ERR value is out of range, value must between %d "
+                  "and %d",
                   INT_MIN, INT_MAX);
     else if (id != 0) /* one database (Redis has 16) */
         out_error(c->out, "ERR DB index is out of range");
@@ -230,10 +233,10 @@ static int cmd_config_get(struct kv_ctx *c)
              (long long)(kv_cfg.idle_timeout / WEFT_SEC));
     snprintf(bulk, sizeof bulk, "%lld", kv_cfg.limits.max_bulk);
     const char *params[][2] = {
-        {"save", ""},           {"appendonly", "no"},
-        {"databases", "1"},     {"maxclients", maxclients},
-        {"timeout", timeout},   {"proto-max-bulk-len", bulk},
-        {"maxmemory", "0"},     {"io-threads", "1"},
+        {"save", ""},         {"appendonly", "no"},
+        {"databases", "1"},   {"maxclients", maxclients},
+        {"timeout", timeout}, {"proto-max-bulk-len", bulk},
+        {"maxmemory", "0"},   {"io-threads", "1"},
         {"hz", "10"},
     };
     size_t np = sizeof params / sizeof params[0];
@@ -274,8 +277,8 @@ static int cmd_client_setname(struct kv_ctx *c)
                               "newlines or special characters.");
             return 0;
         }
-    size_t n = a->len < sizeof c->conn->name - 1 ? a->len
-                                                 : sizeof c->conn->name - 1;
+    size_t n =
+        a->len < sizeof c->conn->name - 1 ? a->len : sizeof c->conn->name - 1;
     memcpy(c->conn->name, a->p, n);
     c->conn->name[n] = '\0';
     out_status(c->out, "OK");
@@ -336,8 +339,8 @@ static bool set_options(struct kv_ctx *c, unsigned *flags, int *expire_at)
     static const struct {
         const char *name;
         unsigned flag;
-    } exp[] = {{"ex", SET_EX}, {"px", SET_PX}, {"exat", SET_EXAT},
-               {"pxat", SET_PXAT}};
+    } exp[] = {
+        {"ex", SET_EX}, {"px", SET_PX}, {"exat", SET_EXAT}, {"pxat", SET_PXAT}};
     for (int j = 3; j < c->argc; j++) {
         const struct kv_arg *opt = &c->argv[j];
         bool next = j < c->argc - 1;
@@ -820,13 +823,12 @@ static void unknown(const struct kv_req *req, struct kv_out *out)
         int n = (int)strnlen(a->p, a->len);
         if (n > 128 - (int)len)
             n = 128 - (int)len;
-        len += (size_t)snprintf(args + len, sizeof args - len, "'%.*s' ", n,
-                                a->p);
+        len +=
+            (size_t)snprintf(args + len, sizeof args - len, "'%.*s' ", n, a->p);
     }
     const struct kv_arg *c = &req->argv[0];
     int n = (int)strnlen(c->p, c->len);
-    out_error(out,
-              "ERR unknown command '%.*s', with args beginning with: %s",
+    out_error(out, "ERR unknown command '%.*s', with args beginning with: %s",
               n > 128 ? 128 : n, c->p, args);
 }
 

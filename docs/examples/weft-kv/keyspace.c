@@ -16,7 +16,9 @@
  * no locks. mem and expired are atomics only so that INFO on another core
  * may read them.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,8 +329,7 @@ size_t ks_sweep(struct kv_keyspace *ks, int64_t now, unsigned max_samples)
         unsigned n = ks->nexpires < SAMPLE ? (unsigned)ks->nexpires : SAMPLE;
         unsigned stale = 0;
         for (unsigned i = 0; i < n && ks->nexpires; i++) {
-            struct kv_entry *e =
-                ks->expires[next_rand(ks) % ks->nexpires];
+            struct kv_entry *e = ks->expires[next_rand(ks) % ks->nexpires];
             if (e->expire <= now) {
                 expire_entry(ks, e);
                 stale++;

@@ -31,10 +31,10 @@ struct kv_out {
 void out_raw(struct kv_out *o, const void *p, size_t n);
 void out_status(struct kv_out *o, const char *s); /* +s */
 void out_error(struct kv_out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3))); /* -..., \r\n made spaces */
-void out_int(struct kv_out *o, long long v);         /* :v */
+    __attribute__((format(printf, 2, 3)));   /* -..., \r\n made spaces */
+void out_int(struct kv_out *o, long long v); /* :v */
 void out_bulk(struct kv_out *o, const void *p, size_t n);
-void out_nil(struct kv_out *o);                 /* $-1 */
+void out_nil(struct kv_out *o);                /* $-1 */
 void out_array(struct kv_out *o, long long n); /* *n */
 void out_free(struct kv_out *o);
 
@@ -56,9 +56,9 @@ struct kv_req {
 };
 
 struct kv_limits {
-    long long max_bulk;   /* proto-max-bulk-len (512 MB, as Redis) */
-    size_t max_inline;    /* an inline request or a header line (64 KB) */
-    long long max_argc;   /* arguments of one request */
+    long long max_bulk; /* proto-max-bulk-len (512 MB, as Redis) */
+    size_t max_inline;  /* an inline request or a header line (64 KB) */
+    long long max_argc; /* arguments of one request */
 };
 
 enum {
@@ -98,7 +98,7 @@ struct kv_keyspace {
     size_t mask, count;
     struct kv_entry **expires; /* keys with a time to live (sampled) */
     size_t nexpires, expires_cap;
-    _Atomic size_t mem;             /* bytes this keyspace allocated */
+    _Atomic size_t mem;                 /* bytes this keyspace allocated */
     _Atomic unsigned long long expired; /* keys removed by expiry */
     uint64_t rng;
 };
@@ -146,11 +146,11 @@ struct kv_config {
     long maxclients;
     weft_time idle_timeout; /* 0 = none (Redis's timeout 0) */
     weft_time drain_grace;
-    weft_time sweep_every;  /* the active sweep's period (Redis hz 10) */
+    weft_time sweep_every; /* the active sweep's period (Redis hz 10) */
     struct kv_limits limits;
-    size_t max_query;       /* client-query-buffer-limit */
+    size_t max_query; /* client-query-buffer-limit */
     weft_tls_config *tls;
-    const char *dump;       /* write every key here at exit */
+    const char *dump; /* write every key here at exit */
 };
 
 extern struct kv_config kv_cfg;
@@ -179,8 +179,8 @@ static inline unsigned kv_shard_of(const void *key, size_t n)
 struct kv_conn {
     struct kv_conn *next, *prev; /* its shard's conns */
     weft_stream *s;
-    weft_scope *idle;  /* set while waiting for a request with none left */
-    bool close_after;  /* QUIT, or a protocol error */
+    weft_scope *idle; /* set while waiting for a request with none left */
+    bool close_after; /* QUIT, or a protocol error */
     char name[64];
     uint64_t id;
 };
@@ -202,9 +202,9 @@ struct kv_ctx {
 };
 
 enum {
-    KV_LOCAL = 0,  /* no key: run on the connection's core */
-    KV_KEY = 1,    /* one key, argv[1]: run on its shard's core */
-    KV_MULTI = 2,  /* keys in several shards: the command gathers */
+    KV_LOCAL = 0, /* no key: run on the connection's core */
+    KV_KEY = 1,   /* one key, argv[1]: run on its shard's core */
+    KV_MULTI = 2, /* keys in several shards: the command gathers */
 };
 
 struct kv_command {
@@ -226,8 +226,8 @@ int kv_command_count(void);
  * argv[first + step], ..., run on each key's shard's core (the other
  * shards' at once, children of one group). The sum of what each returned,
  * or -ECANCELED. */
-typedef long long (*kv_each_fn)(struct kv_keyspace *ks, struct kv_ctx *c,
-                                int i, void *res);
+typedef long long (*kv_each_fn)(struct kv_keyspace *ks, struct kv_ctx *c, int i,
+                                void *res);
 long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
                     void *res);
 /* fn(ks, arg) on every shard's core: the sum, or -ECANCELED. */

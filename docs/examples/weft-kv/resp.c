@@ -45,8 +45,7 @@ bool kv_parse_ll(const char *p, size_t n, long long *v)
     if (neg) {
         if (u > (unsigned long long)LLONG_MAX + 1)
             return false;
-        *v = u == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                    : -(long long)u;
+        *v = u == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)u;
     } else {
         if (u > (unsigned long long)LLONG_MAX)
             return false;
@@ -191,8 +190,8 @@ static int parse_inline(const char *buf, size_t len,
 /* A "<c><number>\r\n" header at buf[pos]: the number, and pos past it.
  * RESP_MORE, RESP_ERROR (too long), or RESP_REQUEST. */
 static int header(const char *buf, size_t len, size_t *pos,
-                  const struct kv_limits *lim, const char **num,
-                  size_t *numlen, const char *too_big, const char **err)
+                  const struct kv_limits *lim, const char **num, size_t *numlen,
+                  const char *too_big, const char **err)
 {
     const char *cr = memchr(buf + *pos, '\r', len - *pos);
     if (!cr) {
@@ -236,8 +235,7 @@ static int parse_multibulk(const char *buf, size_t len,
             return rc;
         if (buf[start] != '$') {
             snprintf(req->errbuf, sizeof req->errbuf,
-                     "ERR Protocol error: expected '$', got '%c'",
-                     buf[start]);
+                     "ERR Protocol error: expected '$', got '%c'", buf[start]);
             *err = req->errbuf;
             return RESP_ERROR;
         }

@@ -25,7 +25,9 @@
  *    Once the last connection has ended, main cancels the sweepers,
  *    writes the keys out (--dump) and exits 0.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -289,8 +291,8 @@ static int app_main(void *arg)
             .on_ready = on_ready,
         };
         weft_scope_enter(&a->serving, WEFT_FOREVER);
-        rc = weft_serve_cores(kv_cfg.bind, (uint16_t)kv_cfg.port, handle,
-                              NULL, &o);
+        rc = weft_serve_cores(kv_cfg.bind, (uint16_t)kv_cfg.port, handle, NULL,
+                              &o);
         rc = weft_scope_exit(&a->serving, rc);
     }
     weft_group_cancel(&g); /* the sweepers and the watcher */
@@ -350,8 +352,8 @@ static void info_memory(struct kv_out *o)
     struct mallinfo2 mi = mallinfo2();
     size_t used = mi.uordblks + mi.hblkhd, dataset = 0;
     for (unsigned i = 0; i < kv_nshards; i++)
-        dataset += atomic_load_explicit(&kv_shards[i].ks.mem,
-                                        memory_order_relaxed);
+        dataset +=
+            atomic_load_explicit(&kv_shards[i].ks.mem, memory_order_relaxed);
     long pages = 0, rss = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
@@ -437,15 +439,14 @@ static int dump_keys(const char *path)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: weft-kv [-t CORES] [--port N] [--bind ADDR] "
-            "[--maxclients N]\n"
-            "               [--timeout SECS] [--drain-grace SECS]\n"
-            "               [--tls --tls-cert FILE --tls-key FILE]\n"
-            "               [--proto-max-bulk-len N] [--max-query N] "
-            "[--dump FILE]\n"
-            "  -t CORES  loops, one per core (default 1; 0 = every CPU)\n"
-            "  --port    TCP port (default 6379; 0 = any free one)\n");
+    fprintf(f, "usage: weft-kv [-t CORES] [--port N] [--bind ADDR] "
+               "[--maxclients N]\n"
+               "               [--timeout SECS] [--drain-grace SECS]\n"
+               "               [--tls --tls-cert FILE --tls-key FILE]\n"
+               "               [--proto-max-bulk-len N] [--max-query N] "
+               "[--dump FILE]\n"
+               "  -t CORES  loops, one per core (default 1; 0 = every CPU)\n"
+               "  --port    TCP port (default 6379; 0 = any free one)\n");
 }
 
 static long num_arg(const char *opt, const char *s, long min)
@@ -462,16 +463,34 @@ static long num_arg(const char *opt, const char *s, long min)
 static void parse_args(int argc, char **argv, bool *tls, const char **cert,
                        const char **key)
 {
-    enum { PORT = 256, BIND, MAXCL, TIMEOUT, GRACE, TLS, CERT, KEY, BULK,
-           QUERY, DUMP, HELP };
+    enum {
+        PORT = 256,
+        BIND,
+        MAXCL,
+        TIMEOUT,
+        GRACE,
+        TLS,
+        CERT,
+        KEY,
+        BULK,
+        QUERY,
+        DUMP,
+        HELP
+    };
     static const struct option opts[] = {
-        {"port", 1, NULL, PORT},       {"bind", 1, NULL, BIND},
-        {"maxclients", 1, NULL, MAXCL}, {"timeout", 1, NULL, TIMEOUT},
-        {"drain-grace", 1, NULL, GRACE}, {"tls", 0, NULL, TLS},
-        {"tls-cert", 1, NULL, CERT},   {"tls-key", 1, NULL, KEY},
+        {"port", 1, NULL, PORT},
+        {"bind", 1, NULL, BIND},
+        {"maxclients", 1, NULL, MAXCL},
+        {"timeout", 1, NULL, TIMEOUT},
+        {"drain-grace", 1, NULL, GRACE},
+        {"tls", 0, NULL, TLS},
+        {"tls-cert", 1, NULL, CERT},
+        {"tls-key", 1, NULL, KEY},
         {"proto-max-bulk-len", 1, NULL, BULK},
-        {"max-query", 1, NULL, QUERY}, {"dump", 1, NULL, DUMP},
-        {"help", 0, NULL, HELP},       {0, 0, 0, 0},
+        {"max-query", 1, NULL, QUERY},
+        {"dump", 1, NULL, DUMP},
+        {"help", 0, NULL, HELP},
+        {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
@@ -492,8 +511,7 @@ static void parse_args(int argc, char **argv, bool *tls, const char **cert,
             kv_cfg.idle_timeout = num_arg("--timeout", optarg, 0) * WEFT_SEC;
             break;
         case GRACE:
-            kv_cfg.drain_grace =
-                num_arg("--drain-grace", optarg, 0) * WEFT_SEC;
+            kv_cfg.drain_grace = num_arg("--drain-grace", optarg, 0) * WEFT_SEC;
             break;
         case TLS:
             *tls = true;
@@ -549,8 +567,9 @@ int main(int argc, char **argv)
         int rc = cert && key ? weft_tls_config_server(&kv_cfg.tls, cert, key)
                              : -EINVAL;
         if (rc < 0) {
-            fprintf(stderr, "weft-kv: --tls needs --tls-cert and --tls-key "
-                            "that load: %s\n",
+            fprintf(stderr,
+                    "weft-kv: --tls needs --tls-cert and --tls-key "
+                    "that load: %s\n",
                     weft_strerror(rc));
             return 1;
         }
@@ -567,8 +586,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < kv_nshards; i++)
         keys += (long long)kv_shards[i].ks.count;
     if (rc == 0 && kv_cfg.dump && (rc = dump_keys(kv_cfg.dump)) < 0)
-        fprintf(stderr, "weft-kv: --dump %s: %s\n", kv_cfg.dump,
-                strerror(-rc));
+        fprintf(stderr, "weft-kv: --dump %s: %s\n", kv_cfg.dump, strerror(-rc));
     fprintf(stderr, "weft-kv: exiting with %lld keys\n", keys);
     for (unsigned i = 0; i < kv_nshards; i++)
         ks_free(&kv_shards[i].ks);

@@ -53,10 +53,8 @@ int kv_execute(struct kv_conn *conn, struct kv_req *req, struct kv_out *out)
     const struct kv_command *cmd = kv_resolve(req, out);
     if (!cmd)
         return 0;
-    struct kv_ctx ctx = {.conn = conn,
-                         .argc = req->argc,
-                         .argv = req->argv,
-                         .out = out};
+    struct kv_ctx ctx = {
+        .conn = conn, .argc = req->argc, .argv = req->argv, .out = out};
     if (cmd->kind == KV_KEY) {
         unsigned shard = kv_shard_of(req->argv[1].p, req->argv[1].len);
         if (shard != weft_core_id()) {
