@@ -162,10 +162,8 @@ static void test_kv_every_prefix_of_a_request_needs_more(void **state)
     struct kv_req req = {0};
     const char *err = NULL;
     for (size_t n = 0; n < len; n++)
-        assert_int_equal(resp_parse(r, n, &lim, &req, &used, &err),
-                         RESP_MORE);
-    assert_int_equal(resp_parse(r, len, &lim, &req, &used, &err),
-                     RESP_REQUEST);
+        assert_int_equal(resp_parse(r, n, &lim, &req, &used, &err), RESP_MORE);
+    assert_int_equal(resp_parse(r, len, &lim, &req, &used, &err), RESP_REQUEST);
     assert_int_equal(used, len);
     assert_int_equal(req.argc, 3);
     assert_memory_equal(req.argv[2].p, "hello", 5);
@@ -182,9 +180,9 @@ static void test_kv_pipelined_and_inline_requests(void **state)
     const char *err = NULL;
     int argcs[] = {1, 1, 3, 0};
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(resp_parse(r + pos, len - pos, &lim, &req, &used,
-                                    &err),
-                         RESP_REQUEST);
+        assert_int_equal(
+            resp_parse(r + pos, len - pos, &lim, &req, &used, &err),
+            RESP_REQUEST);
         assert_int_equal(req.argc, argcs[i]);
         if (i == 2) {
             assert_int_equal(req.argv[1].len, 3);
