@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import atexit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUARD = 30  # seconds: a hang guard, never a measurement
@@ -60,6 +61,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+STARTED = []
+
+
+@atexit.register
+def kill_leftovers():
+    """A failed check exits at once: kill what it left running."""
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Server:
     """weft-kv (or redis-server), started on a free port, stopped by pid."""
 
@@ -67,6 +80,7 @@ class Server:
         self.argv = argv
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
+        STARTED.append(self.p)
         if port is None:  # weft-kv --port 0 says which port it got
             line = self.p.stdout.readline().decode()
             if "ready on port" not in line:
@@ -134,26 +148,32 @@ def test_compare(binary):
         want = redis_cli(ref.port, script)
         for cores in ("1", "2"):
             s = kv(binary, "-t", cores)
-            got = redis_cli(s.port, script)
-            if got != want:
-                a, b = got.splitlines(), want.splitlines()
-                for i, (x, y) in enumerate(zip(a, b)):
-                    if x != y:
-                        fail("-t %s: redis-cli line %d: weft-kv %r, "
-                             "redis-server %r" % (cores, i + 1, x, y))
-                fail("-t %s: %d lines against %d" % (cores, len(a), len(b)))
-            r = subprocess.run([sys.executable,
-                                os.path.join(HERE, "compare.py"),
-                                str(s.port), str(ref.port), script],
-                               capture_output=True, timeout=GUARD * 2)
-            print(r.stdout.decode(), end="")
-            if r.returncode != 0:
-                fail("-t %s: compare.py: %s" % (cores, r.stdout.decode()))
-            stop_ok(s)
-            print("kv_test: -t %s: %d lines of redis-cli output identical"
-                  % (cores, len(want.splitlines())))
+            try:
+                compare_one(s, ref, cores, script, want)
+            finally:
+                stop_ok(s)
     finally:
         ref.stop()
+
+
+def compare_one(s, ref, cores, script, want):
+    got = redis_cli(s.port, script)
+    if got != want:
+        a, b = got.splitlines(), want.splitlines()
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                fail("-t %s: redis-cli line %d: weft-kv %r, "
+                     "redis-server %r" % (cores, i + 1, x, y))
+        fail("-t %s: %d lines against %d" % (cores, len(a), len(b)))
+    r = subprocess.run([sys.executable,
+                        os.path.join(HERE, "compare.py"),
+                        str(s.port), str(ref.port), script],
+                       capture_output=True, timeout=GUARD * 2)
+    print(r.stdout.decode(), end="")
+    if r.returncode != 0:
+        fail("-t %s: compare.py: %s" % (cores, r.stdout.decode()))
+    print("kv_test: -t %s: %d lines of redis-cli output identical"
+          % (cores, len(want.splitlines())))
 
 
 # ---- client ----
@@ -451,6 +471,7 @@ def test_tls(binary):
     p = subprocess.Popen([binary, "--port", "0", "-t", "2", "--tls",
                           "--tls-cert", cert, "--tls-key", key],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(p)
     line = p.stdout.readline().decode()
     if "ready on port" not in line:
         p.kill()
