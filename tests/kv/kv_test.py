@@ -1,0 +1,523 @@
+# SPDX-License-Identifier: MIT
+"""kv_test.py TEST WEFT_KV - weft-kv against clients nobody here wrote.
+
+  compare  tests/kv/commands.txt through redis-cli against weft-kv (one
+           core and two) and against redis-server: the same output; then
+           compare.py's byte-for-byte check of every reply (inline, RESP,
+           pipelined)
+  client   redis-py (python3-redis): pipelines of 10,000 commands, MSET and
+           MGET across shards on two cores, expiry (lazy and active)
+  garbage  a bad command keeps the connection, a malformed frame closes
+           it, the server goes on; --maxclients's error; the idle timeout
+  drain    SIGTERM while a client writes: exit 0, and every acknowledged
+           SET is in the keys weft-kv writes at exit (--dump)
+  cancel   clients that vanish in the middle of MGETs across cores, then
+           a drain with no grace while MGETs are in flight: exit 0 (under
+           ASan: nothing leaked)
+  tls      --tls: redis-cli --tls and redis-py over TLS
+
+Exit 0: passed; 77: skipped (a client or redis-server is not installed);
+else failed. Every wait has a generous guard; nothing measures time.
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import atexit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GUARD = 30  # seconds: a hang guard, never a measurement
+SKIP = 77
+
+
+def fail(msg):
+    print("kv_test: FAIL: " + msg)
+    sys.exit(1)
+
+
+def skip(msg):
+    print("kv_test: SKIP: " + msg)
+    sys.exit(SKIP)
+
+
+def wait_until(cond, what):
+    end = time.monotonic() + GUARD
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.01)
+    fail("waited %d s for %s" % (GUARD, what))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+STARTED = []
+
+
+@atexit.register
+def kill_leftovers():
+    """A failed check exits at once: kill what it left running."""
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+class Server:
+    """weft-kv (or redis-server), started on a free port, stopped by pid."""
+
+    def __init__(self, argv, port=None):
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        STARTED.append(self.p)
+        if port is None:  # weft-kv --port 0 says which port it got
+            line = self.p.stdout.readline().decode()
+            if "ready on port" not in line:
+                self.p.kill()
+                fail("%s did not start: %r %r" % (argv[0], line,
+                                                  self.p.stderr.read()))
+            port = int(line.split("ready on port ")[1].split(",")[0])
+        self.port = port
+        wait_until(self.answers, "%s to answer PING" % argv[0])
+
+    def answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            out, err = self.p.communicate(timeout=GUARD)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            fail("%s did not exit within %d s of signal %d"
+                 % (self.argv[0], GUARD, sig))
+        return self.p.returncode, err.decode(errors="replace")
+
+
+def kv(binary, *args):
+    return Server([binary, "--port", "0"] + list(args))
+
+
+def redis_server():
+    if not shutil.which("redis-server"):
+        skip("redis-server is not installed (scripts/setup redis-server)")
+    port = free_port()
+    return Server(["redis-server", "--port", str(port), "--save", "",
+                   "--appendonly", "no", "--bind", "127.0.0.1"], port)
+
+
+def stop_ok(server):
+    rc, err = server.stop()
+    if rc != 0:
+        fail("weft-kv exited with %d:\n%s" % (rc, err))
+    return err
+
+
+# ---- compare ----
+
+def redis_cli(port, script):
+    with open(script, "rb") as f:
+        r = subprocess.run(["redis-cli", "-p", str(port)], stdin=f,
+                           capture_output=True, timeout=GUARD)
+    return r.stdout
+
+
+def test_compare(binary):
+    if not shutil.which("redis-cli"):
+        skip("redis-cli is not installed (scripts/setup redis-tools)")
+    script = os.path.join(HERE, "commands.txt")
+    ref = redis_server()
+    try:
+        want = redis_cli(ref.port, script)
+        for cores in ("1", "2"):
+            s = kv(binary, "-t", cores)
+            try:
+                compare_one(s, ref, cores, script, want)
+            finally:
+                stop_ok(s)
+    finally:
+        ref.stop()
+
+
+def compare_one(s, ref, cores, script, want):
+    got = redis_cli(s.port, script)
+    if got != want:
+        a, b = got.splitlines(), want.splitlines()
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                fail("-t %s: redis-cli line %d: weft-kv %r, "
+                     "redis-server %r" % (cores, i + 1, x, y))
+        fail("-t %s: %d lines against %d" % (cores, len(a), len(b)))
+    r = subprocess.run([sys.executable,
+                        os.path.join(HERE, "compare.py"),
+                        str(s.port), str(ref.port), script],
+                       capture_output=True, timeout=GUARD * 2)
+    print(r.stdout.decode(), end="")
+    if r.returncode != 0:
+        fail("-t %s: compare.py: %s" % (cores, r.stdout.decode()))
+    print("kv_test: -t %s: %d lines of redis-cli output identical"
+          % (cores, len(want.splitlines())))
+
+
+# ---- client ----
+
+def test_client(binary):
+    try:
+        import redis
+    except ImportError:
+        skip("python3-redis is not installed (scripts/setup python3-redis)")
+    s = kv(binary, "-t", "2")
+    try:
+        r = redis.Redis(port=s.port, socket_timeout=GUARD)
+        assert r.ping()
+        r.client_setname("kv-test")
+        assert r.client_getname() in ("kv-test", b"kv-test")
+        # a pipeline of 10,000 commands, then another of 10,000 reads
+        p = r.pipeline(transaction=False)
+        for i in range(10000):
+            p.set("key:%d" % i, "value:%d" % i)
+        res = p.execute()
+        if res != [True] * 10000:
+            fail("pipelined SETs: %r" % res[:5])
+        p = r.pipeline(transaction=False)
+        for i in range(10000):
+            p.get("key:%d" % i)
+        res = p.execute()
+        if res != [b"value:%d" % i for i in range(10000)]:
+            fail("pipelined GETs differ")
+        if r.dbsize() != 10000:
+            fail("DBSIZE %d" % r.dbsize())
+        # across shards: two cores, keys on both
+        keys = ["m:%d" % i for i in range(500)]
+        r.mset({k: k.upper() for k in keys})
+        got = r.mget(keys + ["nosuch"])
+        if got != [k.upper().encode() for k in keys] + [None]:
+            fail("MGET across shards")
+        if r.exists(*keys, "nosuch", keys[0]) != 501:
+            fail("EXISTS across shards")
+        if r.delete(*keys[:250], "nosuch") != 250:
+            fail("DEL across shards")
+        if r.exists(*keys) != 250:
+            fail("EXISTS after DEL")
+        # integers
+        assert r.incr("n") == 1 and r.incrby("n", 41) == 42
+        assert r.decr("n") == 41 and r.decrby("n", 40) == 1
+        try:
+            r.incr("key:1")
+            fail("INCR of a string did not fail")
+        except redis.ResponseError as e:
+            assert str(e) == "value is not an integer or out of range", e
+        # expiry, lazy: a key read after its time is gone
+        r.set("short", "x", px=50)
+        assert r.pttl("short") <= 50
+        wait_until(lambda: r.get("short") is None, "a key with PX 50 to go")
+        # expiry, active: keys nobody reads are swept (DBSIZE counts them
+        # until then)
+        before = r.dbsize()
+        p = r.pipeline(transaction=False)
+        for i in range(2000):
+            p.set("gone:%d" % i, "x", px=20)
+        p.execute()
+        wait_until(lambda: r.dbsize() <= before,
+                   "the active sweep to remove 2,000 expired keys")
+        info = r.info("memory")
+        if info.get("used_memory", 0) <= 0:
+            fail("INFO memory: %r" % info)
+        r.flushall()
+        assert r.dbsize() == 0
+        r.close()
+    finally:
+        stop_ok(s)
+    print("kv_test: redis-py: pipelines, shards, expiry: ok")
+
+
+# ---- garbage ----
+
+def recv_all(sock):
+    out = b""
+    while True:
+        try:
+            d = sock.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not d:
+            return out
+        out += d
+
+
+def exchange(port, data):
+    """Send data, then read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.sendall(data)
+        return recv_all(c)
+
+
+def test_garbage(binary):
+    s = kv(binary, "-t", "2", "--proto-max-bulk-len", "1000",
+           "--maxclients", "20", "--timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), GUARD) as c:
+            c.sendall(b"NOSUCH a\r\nGET\r\nPING\r\n")
+            want = (b"-ERR unknown command 'NOSUCH', with args beginning "
+                    b"with: 'a' \r\n-ERR wrong number of arguments for "
+                    b"'get' command\r\n+PONG\r\n")
+            got = b""
+            while len(got) < len(want):
+                got += c.recv(4096)
+            if got != want:
+                fail("bad commands: %r" % got)
+        cases = [
+            (b"*abc\r\n", b"-ERR Protocol error: invalid multibulk length"),
+            (b"*1\r\nx3\r\nfoo\r\n",
+             b"-ERR Protocol error: expected '$', got 'x'"),
+            (b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length"),
+            (b"*2\r\n$3\r\nset\r\n$1001\r\n",
+             b"-ERR Protocol error: invalid bulk length"),
+            (b'SET a "unbalanced\r\n',
+             b"-ERR Protocol error: unbalanced quotes in request"),
+            (b"x" * 70000, b"-ERR Protocol error: too big inline request"),
+            (b"PING\r\n*1\r\n$4\r\nPING\r\n*z\r\n",
+             b"+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk"),
+        ]
+        for data, want in cases:
+            got = exchange(s.port, data)
+            if not got.startswith(want):
+                fail("malformed %r: got %r" % (data[:30], got[:100]))
+        # random bytes from many clients at once; the server lives on
+        rnd = random.Random(18)
+
+        def noise(seed):
+            rr = random.Random(seed)
+            for _ in range(20):
+                blob = bytes(rr.randrange(256) for _ in range(rr.randrange(
+                    1, 3000)))
+                if rr.random() < 0.5:
+                    blob = b"*3\r\n$3\r\nSET\r\n" + blob
+                try:
+                    with socket.create_connection(("127.0.0.1", s.port),
+                                                  GUARD) as c:
+                        c.sendall(blob)
+                        c.settimeout(0.2)
+                        try:
+                            c.recv(65536)
+                        except (socket.timeout, ConnectionResetError):
+                            pass
+                except OSError:
+                    pass
+
+        ts = [threading.Thread(target=noise, args=(rnd.random(),))
+              for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if not s.answers():
+            fail("the server stopped answering after garbage")
+        # --maxclients 20: the 21st connection gets Redis's error
+        held = [socket.create_connection(("127.0.0.1", s.port), GUARD)
+                for _ in range(20)]
+        for c in held:  # each is served (counted) before the next
+            c.sendall(b"PING\r\n")
+            if c.recv(16) != b"+PONG\r\n":
+                fail("a client under maxclients was not served")
+        got = exchange(s.port, b"PING\r\n")
+        if got != b"-ERR max number of clients reached\r\n":
+            fail("maxclients: %r" % got)
+        # --timeout 1: idle clients are closed by the server
+        for c in held:
+            c.settimeout(GUARD)
+            if recv_all(c) != b"":
+                fail("an idle client got bytes")
+            c.close()
+        if not s.answers():
+            fail("no answer after the idle clients were closed")
+    finally:
+        stop_ok(s)
+    print("kv_test: garbage, maxclients, idle timeout: ok")
+
+
+# ---- drain ----
+
+def test_drain(binary):
+    tmp = tempfile.mkdtemp(prefix="kv-drain.")
+    dump = os.path.join(tmp, "dump")
+    s = kv(binary, "-t", "2", "--dump", dump)
+    acked = []
+    state = {"err": None}
+    idle = socket.create_connection(("127.0.0.1", s.port), GUARD)
+
+    def writer():
+        c = socket.create_connection(("127.0.0.1", s.port), GUARD)
+        buf = b""
+        i = 0
+        try:
+            while True:
+                batch = list(range(i, i + 50))
+                i += 50
+                c.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv"
+                                   b"\r\n" % (len(b"w:%d" % k), b"w:%d" % k)
+                                   for k in batch))
+                for k in batch:
+                    while b"\r\n" not in buf:
+                        d = c.recv(65536)
+                        if not d:
+                            return
+                        buf += d
+                    line, buf = buf.split(b"\r\n", 1)
+                    if line != b"+OK":
+                        state["err"] = line
+                        return
+                    acked.append(b"w:%d" % k)
+        except (ConnectionResetError, BrokenPipeError):
+            return
+        finally:
+            c.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    wait_until(lambda: len(acked) >= 20000 or not t.is_alive(),
+               "20,000 acknowledged SETs")
+    err = stop_ok(s)
+    t.join(GUARD)
+    idle.close()
+    if state["err"]:
+        fail("a SET answered %r" % state["err"])
+    keys = set(ln.split(b" ")[0] for ln in open(dump, "rb").read().split(
+        b"\n") if ln)
+    lost = [k for k in acked if k not in keys]
+    if lost:
+        fail("%d acknowledged SETs lost, e.g. %r" % (len(lost), lost[:3]))
+    shutil.rmtree(tmp)
+    print("kv_test: drain: %d acknowledged SETs all kept (%d keys at exit); "
+          "%s" % (len(acked), len(keys), err.strip().splitlines()[-1]))
+
+
+# ---- cancel ----
+
+def test_cancel(binary):
+    s = kv(binary, "-t", "2", "--drain-grace", "0")
+    keys = [b"c:%d" % i for i in range(2000)]
+    with socket.create_connection(("127.0.0.1", s.port), GUARD) as c:
+        args = [b"MSET"] + [x for k in keys for x in (k, b"v" * 100)]
+        c.sendall(b"*%d\r\n" % len(args) +
+                  b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        if c.recv(16) != b"+OK\r\n":
+            fail("MSET of 2,000 keys")
+    mget = [b"MGET"] + keys
+    req = b"*%d\r\n" % len(mget) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a)
+                                           for a in mget)
+
+    def vanish(n):
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", s.port), GUARD)
+            c.sendall(req * 20)
+            # a reset, not a close: the server's sends fail mid-reply
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()
+
+    ts = [threading.Thread(target=vanish, args=(25,)) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if not s.answers():
+        fail("no answer after clients vanished mid-MGET")
+    # a drain with no grace while MGETs are in flight on both cores
+    busy = []
+    for _ in range(8):
+        c = socket.create_connection(("127.0.0.1", s.port), GUARD)
+        c.sendall(req * 50)
+        busy.append(c)
+    rc, err = s.stop()
+    for c in busy:
+        c.close()
+    if rc != 0:
+        fail("weft-kv exited with %d after a drain mid-MGET:\n%s" % (rc, err))
+    if "Sanitizer" in err or "leak" in err.lower():
+        fail("sanitizer report:\n" + err)
+    print("kv_test: cancel: 100 vanished clients, a drain mid-MGET: ok")
+
+
+# ---- tls ----
+
+def test_tls(binary):
+    if not shutil.which("openssl"):
+        skip("openssl is not installed")
+    tmp = tempfile.mkdtemp(prefix="kv-tls.")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=GUARD)
+    p = subprocess.Popen([binary, "--port", "0", "-t", "2", "--tls",
+                          "--tls-cert", cert, "--tls-key", key],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(p)
+    line = p.stdout.readline().decode()
+    if "ready on port" not in line:
+        p.kill()
+        fail("weft-kv --tls did not start: %r" % p.stderr.read())
+    port = int(line.split("ready on port ")[1].split(",")[0])
+    s = Server.__new__(Server)
+    s.argv, s.p, s.port = [binary], p, port
+    try:
+        ran = False
+        if shutil.which("redis-cli"):
+            r = subprocess.run(["redis-cli", "--tls", "--cacert", cert,
+                                "-h", "127.0.0.1", "-p", str(port)],
+                               input=b"SET t hello\nGET t\nMGET t u\n",
+                               capture_output=True, timeout=GUARD)
+            if r.stdout != b"OK\nhello\nhello\n\n":
+                fail("redis-cli --tls: %r %r" % (r.stdout, r.stderr))
+            ran = True
+        try:
+            import redis
+            c = redis.Redis(host="127.0.0.1", port=port, ssl=True,
+                            ssl_ca_certs=cert, socket_timeout=GUARD)
+            p2 = c.pipeline(transaction=False)
+            for i in range(1000):
+                p2.set("tls:%d" % i, i)
+            p2.execute()
+            if c.get("tls:999") != b"999":
+                fail("redis-py over TLS")
+            c.close()
+            ran = True
+        except ImportError:
+            pass
+        if not ran:
+            skip("neither redis-cli nor python3-redis is installed")
+    finally:
+        stop_ok(s)
+        shutil.rmtree(tmp)
+    print("kv_test: tls: redis-cli and redis-py over TLS: ok")
+
+
+def main():
+    test, binary = sys.argv[1], os.path.abspath(sys.argv[2])
+    {"compare": test_compare, "client": test_client,
+     "garbage": test_garbage, "drain": test_drain, "cancel": test_cancel,
+     "tls": test_tls}[test](binary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
