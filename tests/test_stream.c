@@ -1390,7 +1390,7 @@ static int extend_reader(void *arg)
 {
     struct extend *e = arg;
     weft_scope s;
-    weft_move_on_after(&s, 20 * WEFT_MSEC);
+    weft_move_on_after(&s, 200 * WEFT_MSEC);
     e->scope = &s;
     char buf[8];
     e->got = weft_stream_recv(e->a, buf, sizeof buf);
@@ -1402,10 +1402,12 @@ static int extend_reader(void *arg)
 static int extend_writer(void *arg)
 {
     struct extend *e = arg;
-    CHECK_EQ(weft_sleep(5 * WEFT_MSEC), 0);
+    /* Once the reader waits in the kernel (with its 200 ms deadline):
+     * no fixed sleep, which a loaded machine (Valgrind, CI) can outlast. */
+    CHECK_EQ(weft_wait_all_tasks_blocked(), 0);
     if (CHECK(e->scope != NULL))
         weft_scope_set_deadline(e->scope, weft_now() + 10 * WEFT_SEC);
-    CHECK_EQ(weft_sleep(60 * WEFT_MSEC), 0); /* past the old deadline */
+    CHECK_EQ(weft_sleep(400 * WEFT_MSEC), 0); /* past the old deadline */
     CHECK_EQ(weft_stream_send(e->b, "data", 4), 4);
     return 0;
 }
