@@ -3,8 +3,9 @@
  * engine/op.c - ring operations awaited by tasks, and weft/uring.h.
  *
  * The invariant: a task never returns from an operation before its
- * terminal CQE. A cancellation sends ASYNC_CANCEL and keeps waiting; if
- * the operation completed anyway, its result is returned and the next
+ * terminal CQE. A cancellation sends ASYNC_CANCEL and keeps waiting (for
+ * the cancel's answer too, and sends it again if it missed); if the
+ * operation completed anyway, its result is returned and the next
  * checkpoint reports the cancellation.
  */
 #include "engine/engine.h"
