@@ -412,6 +412,8 @@ int wf_faults_parse(const char *s, weft_faults *out);
 bool wf_faults_submit(struct wf_loop *L, struct io_uring_sqe *sqe, int *res);
 /* At a task's terminal CQE: true = held back for a round (DELAY). */
 bool wf_faults_hold(struct wf_loop *L, struct weft_task *t);
+/* Whether this cancel of an awaited operation misses it (CANCEL_MISS). */
+bool wf_faults_cancel_miss(struct wf_loop *L);
 bool wf_faults_holding(const struct wf_loop *L); /* tasks held back */
 void wf_faults_round(struct wf_loop *L); /* between rounds: release them */
 bool wf_faults_alloc_fails(struct wf_loop *L); /* ALLOC */
@@ -624,8 +626,12 @@ struct wf_io {
     struct wf_wait wait;
     int res, tres;
     unsigned cqe_flags;
-    unsigned pending; /* CQEs still owed; 0 once returned */
+    unsigned pending; /* CQEs still owed (cancels' answers too); 0 once
+                         returned */
     bool killed;      /* wf_io_kill sent its cancel */
+    bool answered;    /* the operation posted a CQE: nothing to cancel */
+    struct wf_completion cancel; /* the answers to its ASYNC_CANCELs */
+    struct wf_defer recancel;    /* a cancel that missed, sent again */
 };
 
 /* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline

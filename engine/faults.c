@@ -20,6 +20,11 @@
  *     DELAY  - the task is readied one round later than it would be.
  *   wf_malloc and friends (engine/alloc.c):
  *     ALLOC  - weft's own allocations fail.
+ *   cancel_send (engine/op.c), when a task's operation is cancelled:
+ *     CANCEL_MISS - the ASYNC_CANCEL looks for a user_data no operation
+ *              has, so the kernel answers -ENOENT while the operation is
+ *              still in flight, as Linux 6.1 does for one that is moving
+ *              between its queues; a cancel sent again is never touched.
  * Standing operations (a listener's accepts, the mailbox's poll), cancels,
  * closes and NOPs are never touched.
  */
@@ -244,9 +249,19 @@ bool wf_faults_alloc_fails(struct wf_loop *L)
     return draw(L->faults, WEFT_FAULT_ALLOC);
 }
 
+/* ---- CANCEL_MISS ---- */
+
+bool wf_faults_cancel_miss(struct wf_loop *L)
+{
+    return draw(L->faults, WEFT_FAULT_CANCEL_MISS);
+}
+
 /* ---- set-up: weft_options.faults, else WEFT_FAULTS ---- */
 
-static const char *const kind_names[] = {"errors", "short", "delay", "alloc"};
+/* The names of the kinds, bit by bit. */
+static const char *const kind_names[] = {"errors", "short", "delay", "alloc",
+                                         "cancel_miss"};
+enum { NKINDS = sizeof kind_names / sizeof kind_names[0] };
 
 static bool parse_kinds(const char *s, size_t len, unsigned *kinds)
 {
@@ -256,7 +271,7 @@ static bool parse_kinds(const char *s, size_t len, unsigned *kinds)
         while (w < len && s[w] != '+')
             w++;
         unsigned k = 0;
-        for (unsigned i = 0; i < 4; i++)
+        for (unsigned i = 0; i < NKINDS; i++)
             if (strlen(kind_names[i]) == w && !memcmp(s, kind_names[i], w))
                 k = 1u << i;
         if (w == 3 && !memcmp(s, "all", 3))
@@ -290,7 +305,8 @@ static bool parse_number(const char *s, size_t len, uint64_t *v)
     return true;
 }
 
-/* "1" (the defaults) or "seed=N,rate=R,kinds=errors+short+delay+alloc",
+/* "1" (the defaults) or
+ * "seed=N,rate=R,kinds=errors+short+delay+alloc+cancel_miss",
  * each part optional: 0 and *out filled, or -EINVAL. */
 int wf_faults_parse(const char *s, weft_faults *out)
 {
@@ -332,7 +348,7 @@ int wf_faults_open(struct wf_loop *L)
             return wf_run_error_set(-EINVAL,
                                     "WEFT_FAULTS not understood (want \"1\" "
                                     "or \"seed=N,rate=R,kinds=errors+short+"
-                                    "delay+alloc\")");
+                                    "delay+alloc+cancel_miss\")");
         in = &env;
     }
     struct wf_faults *f = wf_calloc(1, sizeof *f);
@@ -360,8 +376,8 @@ void wf_faults_close(struct wf_loop *L, int rc)
         return;
     /* A sweep expects errors, and names the seed of a run that fails. */
     if (rc < 0 && !wf_sweep_active()) {
-        char kinds[32] = "";
-        for (unsigned i = 0; i < 4; i++) {
+        char kinds[64] = "";
+        for (unsigned i = 0; i < NKINDS; i++) {
             if (!(f->kinds & (1u << i)))
                 continue;
             if (kinds[0])

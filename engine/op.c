@@ -3,8 +3,9 @@
  * engine/op.c - ring operations awaited by tasks, and weft/uring.h.
  *
  * The invariant: a task never returns from an operation before its
- * terminal CQE. A cancellation sends ASYNC_CANCEL and keeps waiting; if
- * the operation completed anyway, its result is returned and the next
+ * terminal CQE. A cancellation sends ASYNC_CANCEL and keeps waiting (for
+ * the cancel's answer too, and sends it again if it missed); if the
+ * operation completed anyway, its result is returned and the next
  * checkpoint reports the cancellation.
  */
 #include "engine/engine.h"
@@ -36,6 +37,7 @@ static inline void finish_one(struct wf_io *a, bool faulty)
  */
 static inline bool op_record(struct wf_io *a, int res, unsigned flags)
 {
+    a->answered = true;
     if (flags & IORING_CQE_F_MORE) {
         a->res = res;
         return false;
@@ -76,6 +78,71 @@ static void timeout_done_faulty(struct wf_completion *c, int res,
 }
 
 /*
+ * Cancelling an awaited operation. The kernel's answer to each
+ * ASYNC_CANCEL comes back to io->cancel (no CQE_SKIP_SUCCESS), and the
+ * task waits for it as for the operation's own CQE, so the record is
+ * still there when it comes.
+ *
+ * -ENOENT before the operation has posted anything means the cancel
+ * missed it, and it is sent again after the reap. Linux 6.1 does miss:
+ * a pipe write (pipes had no FMODE_NOWAIT then) is tried without
+ * blocking, polled, found ready, and retried from task work on its way
+ * to io-wq; an ASYNC_CANCEL submitted in between finds it in none of the
+ * places it searches, and the write then blocks in io-wq for good (the
+ * child that would read it waits for its own stdout to be read). Once
+ * it has landed, the next cancel finds it (-EALREADY: the worker is
+ * signalled, the write ends short). -ENOENT after a CQE (a zero-copy
+ * send waiting for its notification) is final: nothing is left to
+ * cancel.
+ */
+static void cancel_answered(struct wf_completion *c, int res, unsigned flags);
+
+/* again: a resend, which the CANCEL_MISS fault never touches (the
+ * kernel misses an operation only while it moves between queues). */
+static void cancel_send(struct wf_io *a, bool again)
+{
+    struct wf_loop *L = a->wait.task->loop;
+    uint64_t target = (uint64_t)(uintptr_t)&a->op;
+    if (wf_unlikely(L->faults) && !again && wf_faults_cancel_miss(L))
+        target = (uint64_t)(uintptr_t)&a->cancel; /* no operation's */
+    a->cancel.fn = cancel_answered;
+    wf_ring_cancel_answered(&L->ring, target, &a->cancel);
+}
+
+static void recancel(struct wf_defer *d)
+{
+    struct wf_io *a = wf_container_of(d, struct wf_io, recancel);
+    /* The miss kept its place in pending: for the resend, or given up
+     * here if the operation's CQE came in the same reap. */
+    if (a->answered)
+        finish_one(a, a->wait.task->loop->faults != NULL);
+    else
+        cancel_send(a, true);
+}
+
+static void cancel_answered(struct wf_completion *c, int res, unsigned flags)
+{
+    (void)flags;
+    struct wf_io *a = wf_container_of(c, struct wf_io, cancel);
+    struct wf_loop *L = a->wait.task->loop;
+    if (res == -ENOENT && !a->answered && !a->recancel.queued) {
+        a->recancel.fn = recancel;
+        wf_defer(L, &a->recancel); /* no SQE inside a handler */
+        return;
+    }
+    finish_one(a, L->faults != NULL);
+}
+
+/* Send an ASYNC_CANCEL for io unless it has already answered. */
+static void io_cancel(struct wf_io *a)
+{
+    if (a->answered)
+        return;
+    a->pending++;
+    cancel_send(a, false);
+}
+
+/*
  * The virtual clock's deadline: the kernel knows only real time, so the
  * timer heap cancels the operation, and the CQE that follows (-ECANCELED)
  * reads as the linked timeout's would (-ETIME, so -ETIMEDOUT).
@@ -85,13 +152,12 @@ static void vdeadline_fired(struct weft__timer *tm)
     struct wf_io *a = wf_container_of(tm, struct wf_io, vtimer);
     a->tres = -ETIME;
     if (!a->wait.cancelling && !a->killed)
-        wf_ring_cancel(&a->wait.task->loop->ring, &a->op);
+        io_cancel(a);
 }
 
 static void op_cancel(struct wf_wait *w)
 {
-    struct wf_io *a = wf_container_of(w, struct wf_io, wait);
-    wf_ring_cancel(&w->task->loop->ring, &a->op);
+    io_cancel(wf_container_of(w, struct wf_io, wait));
 }
 
 WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
@@ -212,6 +278,8 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     io->tres = 0;
     io->pending = 1;
     io->killed = false;
+    io->answered = false;
+    io->recancel.queued = false;
     if (wf_unlikely(L->faults)) {
         if (wf_faults_submit(L, sqe, &rc)) {
             /* An error instead of the operation: the kernel never sees
@@ -288,7 +356,7 @@ void wf_io_kill(struct wf_io *io)
     if (!io->pending || io->killed || io->wait.cancelling)
         return;
     io->killed = true;
-    wf_ring_cancel(&io->wait.task->loop->ring, &io->op);
+    io_cancel(io);
 }
 
 struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L)

@@ -342,6 +342,61 @@ static void test_delay_readies_a_completion_a_round_later(void **state)
     assert_int_equal(delayed, plain + 1);
 }
 
+/* ---- CANCEL_MISS: a cancel that missed is sent again ---- */
+
+/* A read of a pipe nobody writes: only a cancel that finds it ends it. */
+static int task_read_idle_pipe(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    struct io_uring_sqe *sqe = weft_uring_sqe();
+    io_uring_prep_read(sqe, fd, &c, 1, (__u64)-1);
+    CHECK_EQ(weft_uring_await(sqe), -ECANCELED);
+    return 0;
+}
+
+static int task_recv_closed(void *arg)
+{
+    char c;
+    CHECK_EQ(weft_stream_recv(arg, &c, 1), -EBADF);
+    return 0;
+}
+
+static int task_cancel_missed(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, task_read_idle_pipe, &fds[0]), 0);
+    CHECK_EQ(weft_wait_all_tasks_blocked(), 0);
+    weft_group_cancel(&g);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_GT(weft_faults_injected(), 0);
+
+    /* A close's cancel (through the stream's gate) the same. */
+    weft_stream *s;
+    CHECK_EQ(weft_stream_from_fd(&s, fds[0]), 0);
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, task_recv_closed, s), 0);
+    CHECK_EQ(weft_wait_all_tasks_blocked(), 0);
+    CHECK_EQ(weft_stream_close(s), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_GT(weft_faults_injected(), 1);
+    close(fds[1]);
+    return 0;
+}
+
+static void test_a_cancel_that_misses_is_sent_again(void **state)
+{
+    int fds = open_fds();
+    weft_faults f;
+    weft_options o = with_faults(&f, 5, WEFT_FAULT_CANCEL_MISS, 1000000);
+    run_in_loop_opts(task_cancel_missed, NULL, &o, 0);
+    assert_int_equal(open_fds(), fds);
+}
+
 static int task_alloc(void *arg)
 {
     int nomem = 0, ok = 0;
@@ -504,6 +559,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(
             test_short_transfers_still_deliver_every_byte_in_order),
         cmocka_unit_test(test_delay_readies_a_completion_a_round_later),
+        cmocka_unit_test(test_a_cancel_that_misses_is_sent_again),
         cmocka_unit_test(test_alloc_failures_are_enomem_and_leak_nothing),
         cmocka_unit_test(test_a_loop_that_cannot_allocate_does_not_start),
         cmocka_unit_test(test_rate_zero_means_ten_thousand_per_million),

@@ -286,6 +286,17 @@ void wf_ring_cancel(struct wf_ring *r, struct wf_completion *c)
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+void wf_ring_cancel_answered(struct wf_ring *r, uint64_t target,
+                             struct wf_completion *answer)
+{
+    not_in_handler(r);
+    struct io_uring_sqe *sqe = wf_ring_sqe(r);
+    io_uring_prep_cancel64(sqe, target, 0);
+    answer->untracked = true;
+    answer->standing = false;
+    io_uring_sqe_set_data(sqe, answer);
+}
+
 /* Dispatch every CQE there is, overflowed ones included. */
 static unsigned reap(struct wf_ring *r)
 {

@@ -64,6 +64,11 @@ static inline void wf_ring_reserve(struct wf_ring *r, unsigned n)
 bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe);
 /* Queue an ASYNC_CANCEL of the operation whose user_data is c. */
 void wf_ring_cancel(struct wf_ring *r, struct wf_completion *c);
+/* The same with the kernel's answer (0, -ENOENT, -EALREADY) always posted
+ * to answer's fn, on success too; it owes no inflight (a cancel is not
+ * admitted). target is the user_data to look for (c, normally). */
+void wf_ring_cancel_answered(struct wf_ring *r, uint64_t target,
+                             struct wf_completion *answer);
 
 /* Point an SQE at its completion and count the CQE owed. */
 static inline void wf_ring_track(struct wf_ring *r, struct io_uring_sqe *sqe,

@@ -29,14 +29,17 @@ extern "C" {
 #define WEFT_FAULT_SHORT 2u /* reads and writes cut short */
 #define WEFT_FAULT_DELAY 4u /* completions held back for a round */
 #define WEFT_FAULT_ALLOC 8u /* weft's own allocations fail (-ENOMEM) */
-#define WEFT_FAULT_ALL 15u
+#define WEFT_FAULT_CANCEL_MISS                                                 \
+    16u /* a cancel misses its operation (the kernel answers -ENOENT while     \
+           it is in flight, as Linux 6.1 can): weft must send it again */
+#define WEFT_FAULT_ALL 31u
 
 /*
  * weft_options.faults, or the environment variable WEFT_FAULTS for every
- * loop of the process ("seed=N,rate=R,kinds=errors+short+delay+alloc";
- * "1" for the defaults). The same seed and the same program make the same
- * faults. The seed is printed on stderr when a loop with faults ends with
- * an error, so that the run can be replayed.
+ * loop of the process ("seed=N,rate=R,kinds=errors+short+delay+alloc+
+ * cancel_miss"; "1" for the defaults). The same seed and the same program make
+ * the same faults. The seed is printed on stderr when a loop with faults ends
+ * with an error, so that the run can be replayed.
  */
 typedef struct weft_faults {
     uint64_t seed;  /* 0 = one from the clock (printed) */
