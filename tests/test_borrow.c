@@ -442,8 +442,7 @@ static void cancel_races_data_body(weft_stream *a, weft_stream *b)
         th_wait_flag(&r.in);
         if (i % 2)
             th_settle();
-        CHECK_EQ(send(weft_stream_fd(b), msg, (size_t)len, MSG_NOSIGNAL),
-                 len);
+        CHECK_EQ(send(weft_stream_fd(b), msg, (size_t)len, MSG_NOSIGNAL), len);
         weft_scope_cancel(&r.scope);
         CHECK_EQ(weft_group_exit(&g, 0), 0);
         if (r.rc == len) {
@@ -508,8 +507,8 @@ static int ring_runs_dry_main(void *arg)
     }
     print_message("      %u buffers of %u bytes (%s): %d of %d receives fell "
                   "back\n",
-                  ring->nbufs, ring->size,
-                  ring->inc ? "incremental" : "whole", fell_back, opened);
+                  ring->nbufs, ring->size, ring->inc ? "incremental" : "whole",
+                  fell_back, opened);
     CHECK_GT(fell_back, 0);
     CHECK_EQ(ring->avail, 0);
     for (int i = 0; i < opened; i++)
