@@ -594,6 +594,71 @@ static void framed_reader_waits_with_no_buffer_body(weft_stream *a,
 
 SOCKETS(framed_reader_waits_with_no_buffer)
 
+/* ---- an idle connection's task: one page of stack ---- */
+
+/*
+ * A task waiting in a stream receive must keep its record (at most 1,984
+ * bytes below the top of its stack, engine/stack.c's colours, plus 384
+ * with its alignment) and its frames in the top page: that page is all
+ * an idle connection's task costs. Measured at the deepest wait so far
+ * (t->deep, what stack.c trims by). Sanitizers' and -O0's frames are
+ * larger: there the budget does not hold, and the test says so.
+ */
+enum { PAGE_FOR_FRAMES = 4096 - 384 - 31 * 64 };
+
+struct deep {
+    weft_stream *s;
+    bool in, framed;
+    struct weft_task *t;
+};
+
+static int deep_receiver(void *arg)
+{
+    struct deep *d = arg;
+    d->t = wf_self();
+    d->in = true;
+    const void *data;
+    char line[64];
+    if (d->framed)
+        return (int)weft_stream_recv_until(d->s, line, sizeof line, "\n", 1);
+    return (int)weft_stream_recv_borrowed(d->s, &data);
+}
+
+static void waiting_task_fits_in_a_page_body(weft_stream *a, weft_stream *b)
+{
+    for (int framed = 0; framed < 2; framed++) {
+        struct deep d = {.s = a, .framed = framed};
+        weft_group g;
+        weft_group_enter(&g);
+        CHECK_EQ(weft_group_spawn(&g, deep_receiver, &d), 0);
+        th_wait_flag(&d.in);
+        th_settle();
+        uint32_t deep = d.t->deep;
+        CHECK_LE(deep, PAGE_FOR_FRAMES);
+        print_message("      %s: %u bytes below the record (budget %d)\n",
+                      framed ? "recv_until" : "recv_borrowed", deep,
+                      PAGE_FOR_FRAMES);
+        nh_send_str(b, "x\n");
+        CHECK_EQ(weft_group_exit(&g, 0), 0);
+        weft_stream_release(a);
+    }
+}
+
+static void test_borrow_waiting_task_fits_in_a_page(void **state)
+{
+#ifndef __OPTIMIZE__
+    print_message("      skipped: -O0 frames are larger (the budget is for "
+                  "optimised builds)\n");
+    skip();
+#endif
+    if (TH_ASAN || TH_TSAN) {
+        print_message("      skipped: sanitizers' frames are larger (the "
+                      "budget is for plain builds)\n");
+        skip();
+    }
+    run_streams(TCP, waiting_task_fits_in_a_page_body);
+}
+
 /* ---- a transport with no fd: the stream's own block ---- */
 
 static void memstream_falls_back_body(weft_stream *a, weft_stream *b)
@@ -643,6 +708,7 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_borrow_ring_runs_dry_falls_back),
     NET_TEST(test_borrow_pair_framed_reader_waits_with_no_buffer),
     NET_TEST(test_borrow_tcp_framed_reader_waits_with_no_buffer),
+    NET_TEST(test_borrow_waiting_task_fits_in_a_page),
     NET_TEST(test_borrow_memstream_falls_back),
 };
 
