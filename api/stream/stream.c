@@ -282,13 +282,13 @@ static ssize_t raw_recv_select(weft_stream *s, const void **data,
 }
 
 /*
- * Receive more bytes after the read-ahead's, for the caller to add to
- * rlen (want of them at most, for a
- * transport receiving into the read-ahead: a large max must not reserve
- * max bytes). An empty read-ahead takes a provided buffer where the
- * stream has them: the bytes stay where the kernel put them, and a reader
- * waiting here holds no buffer. Bytes already read ahead stay in their
- * block and the receive goes after them.
+ * Receive more bytes after the read-ahead's, for the caller to count in
+ * rlen. An empty read-ahead takes a provided buffer where the stream has
+ * them: the bytes stay where the kernel put them (the buffer becomes the
+ * read-ahead), and a reader waiting here holds no buffer. Otherwise the
+ * receive goes into the read-ahead's block, after the bytes already
+ * there, asking for want bytes at most (clamped to 4-64 KiB: a large max
+ * must not reserve max bytes).
  */
 static ssize_t ahead_fill(weft_stream *s, size_t want)
 {
