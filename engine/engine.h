@@ -264,7 +264,9 @@ struct wf_loop {
     weft_time vnow;
     weft_time quiet_since;    /* real time all went quiet; 0 = not quiet */
     struct wf_faults *faults; /* NULL: fault injection is off */
-    bool valgrind; /* running under it: mark what the kernel writes */
+    bool valgrind;           /* running under it: mark what the kernel writes */
+    struct wf_bufring *bufs; /* provided buffers (engine/bufs.c) */
+    bool bufs_tried;         /* set-up tried: bufs NULL means none */
     /* The multi-core runtime (engine/cores.c); rt is NULL under weft_run. */
     struct wf_runtime *rt;
     unsigned core;   /* 0 .. rt->n - 1 */
@@ -679,6 +681,9 @@ void wf_gate_leave(struct wf_gate *g);
 struct io_uring_sqe *wf_gate_sqe(struct wf_gate *g);
 int wf_gate_await(struct wf_gate *g, struct io_uring_sqe *sqe,
                   weft_time deadline, const char *what);
+/* The same, and the terminal CQE's flags in *flags (a buffer it took). */
+int wf_gate_await_flags(struct wf_gate *g, struct io_uring_sqe *sqe,
+                        weft_time deadline, const char *what, unsigned *flags);
 void wf_gate_shut(struct wf_gate *g, bool kill_ops);
 void wf_gate_wait(struct wf_gate *g, const char *what);
 void wf_gate_close(struct wf_gate *g, const char *what);
@@ -707,6 +712,26 @@ void wf_standing_cancel(struct wf_loop *L, struct wf_completion *c);
  * first time (0, or -errno); a slot emptied at once (error paths). */
 int wf_files_table(struct wf_loop *L, unsigned n);
 void wf_files_clear(struct wf_loop *L, int slot);
+
+/*
+ * The loop's provided buffers (engine/bufs.c): receives whose buffer the
+ * kernel picks when data arrives. wf_bufs sets the ring up on first use
+ * (NULL where the kernel has none: then receive into a buffer of your
+ * own). select makes a receive prepared with no buffer take one; take
+ * reads its CQE (wf_io.cqe_flags): the bytes' address, or NULL if it
+ * took none (res <= 0, or -ENOBUFS: the ring was empty); put gives a
+ * piece back once its bytes are no longer needed.
+ */
+struct wf_bufs_piece { /* of the calling loop's ring: 4 bytes */
+    uint16_t bid;
+    bool held; /* false: none */
+};
+struct wf_bufring *wf_bufs(struct wf_loop *L);
+void wf_bufs_select(struct wf_bufring *b, struct io_uring_sqe *sqe);
+void *wf_bufs_take(struct wf_loop *L, struct wf_bufring *b, int res,
+                   unsigned flags, struct wf_bufs_piece *piece);
+void wf_bufs_put(struct wf_bufs_piece *piece);
+void wf_bufs_close(struct wf_loop *L);
 
 #include <errno.h>
 

@@ -47,6 +47,20 @@ struct io_uring_sqe *wf_gate_sqe(struct wf_gate *g)
     return sqe;
 }
 
+int wf_gate_await_flags(struct wf_gate *g, struct io_uring_sqe *sqe,
+                        weft_time deadline, const char *what, unsigned *flags)
+{
+    struct wf_gate_op op;
+    op.io.killed = false;
+    op.io.cqe_flags = 0; /* an SQE dropped before submission has none */
+    wf_list_push(&g->ops, &op.node);
+    int rc = wf_io_await(&op.io, sqe, deadline, what);
+    wf_list_del(&op.node);
+    *flags = op.io.cqe_flags;
+    /* Cut short by the close: the object is gone for this caller. */
+    return rc < 0 && g->closing ? -EBADF : rc;
+}
+
 int wf_gate_await(struct wf_gate *g, struct io_uring_sqe *sqe,
                   weft_time deadline, const char *what)
 {

@@ -362,6 +362,7 @@ static void loop_close(struct wf_loop *L, int rc)
     wf_stack_pool_drain(L);
     wf_free(L->ready.v);
     wf_borrow_table_free(&L->borrows);
+    wf_bufs_close(L);
     wf_ring_exit(&L->ring);
 }
 

@@ -207,7 +207,9 @@ struct vg_note {
 
 static void vg_note(struct vg_note *n, const struct io_uring_sqe *sqe)
 {
-    n->op = sqe->opcode;
+    /* A buffer the kernel picks is marked where its address is known
+     * (engine/bufs.c). */
+    n->op = sqe->flags & IOSQE_BUFFER_SELECT ? IORING_OP_NOP : sqe->opcode;
     n->addr = (void *)(uintptr_t)sqe->addr;
     n->addr2 = (void *)(uintptr_t)sqe->addr2;
     n->len = sqe->len;

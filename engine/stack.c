@@ -228,18 +228,21 @@ static char *slot_carve(struct wf_loop *L)
 }
 
 /*
- * Where the task record goes: at the top, less a "colour" of 0-15 x 192
- * bytes that differs between stacks, so that the records and the hot top
- * of many stacks do not all fall into the same few L1 cache sets (they
- * would, every one being at the same offset in its page). At most 2,880
- * bytes: the record and the frames of a task waiting shallow (about
- * 700 bytes) stay in the top page, so an idle task costs one page. (At
- * 256-byte steps the top two colours spilled into a second page.)
+ * Where the task record goes: at the top, less a "colour" of 0-31 x 64
+ * bytes (one cache line) that differs between stacks, so that the records
+ * and the hot top of many stacks do not all fall into the same few L1
+ * cache sets (they would, every one being at the same offset in its
+ * page). At most 1,984 bytes: the record (384 with its alignment) and the
+ * frames of a task waiting in a stream receive (1,112 bytes below the
+ * record, measured with gcc 12 -O2) stay in the top page with 600 bytes
+ * to spare, so an idle connection's task costs one page. (At 0-15 x 192,
+ * up to 2,880, the two highest colours spilled into a second page there:
+ * +512 bytes per idle connection on average.)
  */
 static size_t task_offset(size_t len, unsigned colour)
 {
     return ((len - sizeof(struct weft_task)) & ~(size_t)63) -
-           (size_t)(colour % 16) * 192;
+           (size_t)(colour % 32) * 64;
 }
 
 /* A slot with no record (fresh or cold) becomes a stack. */

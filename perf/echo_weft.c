@@ -2,7 +2,9 @@
 /*
  * perf/echo_weft.c - the echo server written with weft, as a user would:
  * one task per connection (weft_listener_serve), straight-line code that
- * receives into a buffer on the task's stack and sends it back.
+ * borrows what arrives (weft_stream_recv_borrowed), sends it back and
+ * releases it. -b SIZE echoes through a SIZE-byte buffer on the task's
+ * stack instead (weft_stream_recv: the way before the borrowed receive).
  *
  *   echo_weft [-c|--cores N] [-H host] [-p port] [-b bufsize] [-s sq]
  *             [-q cq] [-k stack]
@@ -30,9 +32,32 @@ enum { BUF_MAX = 16384 };
 static const char *host = "127.0.0.1";
 static unsigned ncores = 1;
 static int port = 7000;
-static size_t bufsize = BUF_MAX;
+static size_t bufsize = 0; /* -b: echo_copy with a buffer this size */
 
+/* Echo what comes, as it comes: the kernel picks the buffer when data
+ * arrives, so a connection waiting for data holds none. */
 static int echo(weft_stream *s, void *arg)
+{
+    (void)arg;
+    for (;;) {
+        const void *data;
+        ssize_t n = weft_stream_recv_borrowed(s, &data);
+        if (n == 0 || n == -ECONNRESET)
+            return 0; /* the peer is done */
+        if (n < 0)
+            return (int)n;
+        ssize_t w = weft_stream_send(s, data, (size_t)n);
+        weft_stream_release(s);
+        if (w == -EPIPE || w == -ECONNRESET)
+            return 0;
+        if (w < 0)
+            return (int)w;
+    }
+}
+
+/* -b: the same into a buffer on the task's stack (weft_stream_recv), as
+ * before the borrowed receive; for comparison. */
+static int echo_copy(weft_stream *s, void *arg)
 {
     (void)arg;
     char buf[BUF_MAX];
@@ -50,6 +75,8 @@ static int echo(weft_stream *s, void *arg)
     }
 }
 
+static int (*handler)(weft_stream *, void *) = echo;
+
 static void ready(int bound, bool steered, void *arg)
 {
     (void)arg;
@@ -64,7 +91,7 @@ static int serve(void *arg)
     if (ncores > 1) {
         /* One SO_REUSEPORT listener per core, each serving on its loop. */
         weft_serve_cores_opts so = {.on_ready = ready};
-        int rc = weft_serve_cores(host, (uint16_t)port, echo, NULL, &so);
+        int rc = weft_serve_cores(host, (uint16_t)port, handler, NULL, &so);
         if (rc < 0)
             fprintf(stderr, "echo_weft: serve on %s:%d: %s\n", host, port,
                     weft_strerror(rc));
@@ -79,7 +106,7 @@ static int serve(void *arg)
     }
     printf("listening on %d\n", weft_listener_port(l));
     fflush(stdout);
-    rc = weft_listener_serve(l, echo, NULL);
+    rc = weft_listener_serve(l, handler, NULL);
     weft_listener_close(l);
     return rc;
 }
@@ -132,8 +159,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (bufsize == 0 || bufsize > BUF_MAX)
+    if (bufsize > BUF_MAX)
         bufsize = BUF_MAX;
+    if (bufsize)
+        handler = echo_copy;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     int rc = weft_run_cores(ncores, serve, NULL, &o);

@@ -107,4 +107,52 @@ static inline bool wf_ring_has_op(const struct wf_ring *r, int op)
     return op >= 0 && op < 256 && (r->ops[op / 64] >> (op % 64) & 1);
 }
 
+/*
+ * A provided-buffer ring (uring/bufring.c; IORING_REGISTER_PBUF_RING,
+ * Linux 5.19+): buffers the kernel picks from when a receive that asked
+ * for one (IOSQE_BUFFER_SELECT) finds data, so that a receive still
+ * waiting holds none. With incremental consumption (IOU_PBUF_RING_INC,
+ * 6.12+) a receive takes only the bytes it got from the head buffer, and
+ * the next one continues in it: large buffers, densely filled. Otherwise
+ * each receive takes a whole buffer.
+ *
+ * A buffer goes back into the ring once the kernel is done with it and
+ * every piece of it handed out has been put back.
+ */
+struct wf_bufring {
+    struct io_uring_buf_ring *br; /* the ring the kernel reads */
+    char *mem;                    /* nbufs * size bytes, untouched until used */
+    size_t br_len;
+    unsigned nbufs, size;
+    uint16_t bgid;
+    bool inc;       /* IOU_PBUF_RING_INC in force */
+    unsigned avail; /* buffers in the ring (the kernel's to pick) */
+    struct wf_buf_state {
+        uint32_t off;  /* bytes of it handed out (incremental) */
+        uint32_t refs; /* pieces handed out and not yet put back */
+        bool out;      /* the kernel is done with it */
+    } * st;
+};
+
+/* Set up and register nbufs (a power of two) buffers of size bytes as
+ * group bgid, incremental if the kernel can: 0, or -errno (the kernel
+ * has no buffer rings: -EINVAL, -ENOSYS, ...). */
+int wf_bufring_init(struct wf_ring *r, struct wf_bufring *b, uint16_t bgid,
+                    unsigned nbufs, unsigned size);
+void wf_bufring_exit(struct wf_ring *r, struct wf_bufring *b);
+/* Make sqe (a receive prepared with no buffer) pick one of b's. */
+static inline void wf_bufring_select(const struct wf_bufring *b,
+                                     struct io_uring_sqe *sqe)
+{
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = b->bgid;
+}
+/* The bytes a buffer-select receive's CQE (res, flags) delivered: their
+ * address (and *bid, for wf_bufring_put), or NULL if it carries none
+ * (res <= 0: then a buffer it took, if any, is already back). */
+void *wf_bufring_take(struct wf_bufring *b, int res, unsigned flags,
+                      uint16_t *bid);
+/* A piece taken from buffer bid is done with. */
+void wf_bufring_put(struct wf_bufring *b, uint16_t bid);
+
 #endif

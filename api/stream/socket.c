@@ -33,6 +33,33 @@ static ssize_t sock_recv(weft_stream *s, void *buf, size_t max)
     return wf_stream_await(s, sqe, "weft_stream_recv");
 }
 
+/* A receive whose buffer the kernel picks when data arrives: while it
+ * waits, the connection holds none. */
+static ssize_t sock_recv_select(weft_stream *s, const void **data,
+                                struct wf_bufs_piece *piece)
+{
+    struct wf_loop *L = wf_cur;
+    struct wf_bufring *b = wf_bufs(L);
+    if (!b)
+        return -ENOTSUP;
+    struct io_uring_sqe *sqe = wf_stream_sqe(s);
+    if (!sqe)
+        return -EBADF;
+    /* Length 0: as much as the buffer (or what is left of it) holds. */
+    io_uring_prep_recv(sqe, sock(s)->fd, NULL, 0, 0);
+    wf_bufs_select(b, sqe);
+    unsigned flags;
+    ssize_t n =
+        wf_stream_await_flags(s, sqe, "weft_stream_recv_borrowed", &flags);
+    /* A result, even one that came with a cancellation, brings its
+     * buffer: the bytes are the caller's, never dropped. */
+    void *p = wf_bufs_take(L, b, (int)n, flags, piece);
+    if (n > 0 && !p)
+        return -EIO; /* bytes with no buffer: cannot happen */
+    *data = p;
+    return n;
+}
+
 static ssize_t sock_send(weft_stream *s, const void *buf, size_t len)
 {
     struct wf_sock_stream *ss = sock(s);
@@ -77,6 +104,7 @@ const struct wf_stream_ops wf_sock_ops = {
     .send_eof = sock_send_eof,
     .close = sock_close,
     .fd = sock_fd,
+    .recv_select = sock_recv_select,
 };
 
 int wf_sock_stream_new(int fd, weft_stream **out)

@@ -34,6 +34,53 @@ static struct weft_task **side(weft_stream *s, bool receive)
     return receive ? &s->receiver : &s->sender;
 }
 
+/* The read-ahead's storage goes: freed, or its piece put back. */
+static void ahead_drop(weft_stream *s)
+{
+    if (s->rpiece.held)
+        wf_bufs_put(&s->rpiece);
+    else
+        wf_free(s->rbuf);
+    s->rbuf = NULL;
+    s->rcap = s->rpos = s->rlen = 0;
+}
+
+/*
+ * Between calls a socket stream keeps no buffer it does not need: an
+ * empty read-ahead is freed (a stream waiting for data then holds none:
+ * its receives take provided buffers), and bytes left in a provided
+ * buffer move to a block of their own, so that one connection's leftover
+ * does not hold a ring buffer (if that allocation fails, they stay).
+ * Other transports receive into the read-ahead and keep it.
+ */
+static void ahead_tidy(weft_stream *s)
+{
+    if (!s->rbuf || s->lent_ahead)
+        return;
+    if (!s->rlen) {
+        if (s->rpiece.held || s->ops->recv_select)
+            ahead_drop(s);
+        return;
+    }
+    if (!s->rpiece.held)
+        return;
+    char *b = wf_malloc(s->rlen);
+    if (!b)
+        return;
+    memcpy(b, s->rbuf + s->rpos, s->rlen);
+    wf_bufs_put(&s->rpiece);
+    s->rbuf = b;
+    s->rcap = s->rlen;
+    s->rpos = 0;
+}
+
+/* What weft_stream_recv_borrowed lent is done with. */
+static void lend_end(weft_stream *s)
+{
+    wf_bufs_put(&s->lent);
+    s->lent_ahead = false;
+}
+
 int wf_stream_claim(weft_stream *s, int bad_arg, bool receive)
 {
     struct weft_task *t;
@@ -50,11 +97,15 @@ int wf_stream_claim(weft_stream *s, int bad_arg, bool receive)
         return -ECANCELED;
     *side(s, receive) = t;
     wf_gate_enter(&s->gate);
+    if (receive) /* the next receive ends a borrow */
+        lend_end(s);
     return 0;
 }
 
 void wf_stream_unclaim(weft_stream *s, bool receive)
 {
+    if (receive)
+        ahead_tidy(s);
     *side(s, receive) = NULL;
     wf_gate_leave(&s->gate);
 }
@@ -72,12 +123,19 @@ static ssize_t raw_recv(weft_stream *s, void *buf, size_t max)
 ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
                         const char *what)
 {
+    unsigned flags;
+    return wf_stream_await_flags(s, sqe, what, &flags);
+}
+
+ssize_t wf_stream_await_flags(weft_stream *s, struct io_uring_sqe *sqe,
+                              const char *what, unsigned *flags)
+{
     if (!s->kernel_deadlines)
-        return wf_gate_await(&s->gate, sqe, WEFT_FOREVER, what);
+        return wf_gate_await_flags(&s->gate, sqe, WEFT_FOREVER, what, flags);
     struct io_uring_sqe again = *sqe; /* prepared, not yet submitted */
     for (;;) {
-        ssize_t r = wf_gate_await(&s->gate, sqe,
-                                  weft_current_effective_deadline(), what);
+        ssize_t r = wf_gate_await_flags(
+            &s->gate, sqe, weft_current_effective_deadline(), what, flags);
         if (r != -ETIMEDOUT)
             return r;
         /* The kernel ended it at the deadline it was given. If that is
@@ -117,9 +175,29 @@ WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
     return n;
 }
 
+/* Move the read-ahead out of a provided buffer into a block of cap. */
+static int ahead_unpin(weft_stream *s, size_t cap)
+{
+    char *b = wf_malloc(cap);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, s->rbuf + s->rpos, s->rlen);
+    wf_bufs_put(&s->rpiece);
+    s->rbuf = b;
+    s->rcap = cap;
+    s->rpos = 0;
+    return 0;
+}
+
 /* Make room for `more` bytes after the read-ahead's data. */
 static int ahead_reserve(weft_stream *s, size_t more)
 {
+    if (s->rpiece.held) {
+        size_t cap = 4096;
+        while (cap < s->rlen + more)
+            cap *= 2;
+        return ahead_unpin(s, cap);
+    }
     if (s->rpos && s->rpos + s->rlen + more > s->rcap) {
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
         s->rpos = 0;
@@ -185,6 +263,122 @@ WF_EXPORT ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n)
     return r;
 }
 
+/* Receive into a provided buffer, checking for a close around it. */
+static ssize_t raw_recv_select(weft_stream *s, const void **data,
+                               struct wf_bufs_piece *piece)
+{
+    if (wf_stream_closing(s))
+        return -EBADF;
+    ssize_t n = s->ops->recv_select(s, data, piece);
+    if (wf_stream_closing(s)) {
+        if (n <= 0)
+            return n < 0 ? -EBADF : n;
+        /* Bytes for a stream being closed: nobody will read them, and
+         * the close frees what they would point into. */
+        wf_bufs_put(piece);
+        return -EBADF;
+    }
+    return n;
+}
+
+/*
+ * Receive more bytes after the read-ahead's, for the caller to count in
+ * rlen. An empty read-ahead takes a provided buffer where the stream has
+ * them: the bytes stay where the kernel put them (the buffer becomes the
+ * read-ahead), and a reader waiting here holds no buffer. Otherwise the
+ * receive goes into the read-ahead's block, after the bytes already
+ * there, asking for want bytes at most (clamped to 4-64 KiB: a large max
+ * must not reserve max bytes).
+ */
+static ssize_t ahead_fill(weft_stream *s, size_t want)
+{
+    if (!s->rlen && s->ops->recv_select) {
+        const void *p;
+        struct wf_bufs_piece piece = {0};
+        ssize_t n = raw_recv_select(s, &p, &piece);
+        if (n > 0) {
+            ahead_drop(s); /* an empty block, if any */
+            s->rpiece = piece;
+            s->rbuf = (char *)p;
+            s->rcap = (size_t)n; /* the caller counts them in rlen */
+            return n;
+        }
+        if (n != -ENOBUFS && n != -ENOTSUP)
+            return n;
+    }
+    if (want < 4096)
+        want = 4096;
+    if (want > 65536)
+        want = 65536;
+    int rc = ahead_reserve(s, want);
+    if (rc < 0)
+        return rc;
+    return raw_recv(s, s->rbuf + s->rpos + s->rlen, want);
+}
+
+/* The fallback lender's block: as large as a TLS record. */
+enum { WF_LEND_OWN = 16384 };
+
+/*
+ * Lend the next bytes: the read-ahead's first, then a provided buffer's,
+ * and where the stream has none (another transport, a kernel before
+ * 5.19, every buffer out) a block of the stream's own.
+ */
+static ssize_t lend(weft_stream *s, const void **data)
+{
+    ssize_t n;
+    if (s->rlen) {
+        n = (ssize_t)s->rlen;
+        *data = s->rbuf + s->rpos;
+        s->rpos += s->rlen;
+        s->rlen = 0;
+        s->lent_ahead = true; /* the block stays until the release */
+        return n;
+    }
+    if (s->ops->recv_select) {
+        n = raw_recv_select(s, data, &s->lent);
+        if (n != -ENOBUFS && n != -ENOTSUP)
+            return n;
+    }
+    int rc = ahead_reserve(s, WF_LEND_OWN);
+    if (rc < 0)
+        return rc;
+    s->rpos = 0; /* empty: all of it is room */
+    n = raw_recv(s, s->rbuf, s->rcap);
+    if (n > 0) {
+        *data = s->rbuf;
+        s->lent_ahead = true;
+    }
+    return n;
+}
+
+WF_EXPORT ssize_t weft_stream_recv_borrowed(weft_stream *s, const void **data)
+{
+    if (data)
+        *data = NULL;
+    int rc = wf_stream_claim(s, data ? 0 : -EFAULT, true);
+    if (rc < 0)
+        return rc;
+    ssize_t n = lend(s, data);
+    wf_stream_unclaim(s, true);
+    return n;
+}
+
+WF_EXPORT int weft_stream_release(weft_stream *s)
+{
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, s != NULL, false);
+    if (rc < 0)
+        return rc;
+    if (wf_stream_closing(s))
+        return -EBADF;
+    if (s->receiver)
+        return -EBUSY; /* a receive is under way: it ended the borrow */
+    lend_end(s);
+    ahead_tidy(s);
+    return 0;
+}
+
 static const char *find(const char *hay, size_t n, const char *d, size_t dn)
 {
     if (dn == 0)
@@ -236,15 +430,7 @@ WF_EXPORT ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
         }
         if (s->rlen >= delim_len)
             scanned = s->rlen - delim_len + 1;
-        /* Read in pieces: a large max must not reserve max bytes. */
-        size_t want = max + delim_len - s->rlen;
-        if (want < 4096)
-            want = 4096;
-        if (want > 65536)
-            want = 65536;
-        if ((r = ahead_reserve(s, want)) < 0)
-            break;
-        r = raw_recv(s, s->rbuf + s->rpos + s->rlen, want);
+        r = ahead_fill(s, max + delim_len - s->rlen);
         if (r <= 0) {
             /* As anyio's IncompleteRead: 0 stays "an empty record". */
             if (r == 0)
@@ -384,7 +570,8 @@ WF_EXPORT int weft_stream_close(weft_stream *s)
     /* Operations in flight end first: the kernel owns their buffers. */
     wf_gate_close(&s->gate, "weft_stream_close");
     int rc = s->ops->close(s);
-    wf_free(s->rbuf);
+    lend_end(s);
+    ahead_drop(s);
     wf_free(s);
     return rc;
 }

@@ -29,15 +29,30 @@ struct wf_stream_ops {
     /* Release the transport; the stream layer frees s afterwards. */
     int (*close)(weft_stream *s);
     int (*fd)(const weft_stream *s);
+    /* Optional: one receive into a buffer the kernel picks from the
+     * loop's provided buffers (engine/bufs.c): > 0 with *data and *piece
+     * set (the piece is the caller's to put back), 0 at the end, -ENOBUFS
+     * (every buffer is out) or -ENOTSUP (the loop has none: receive into
+     * a buffer of your own), or -errno. */
+    ssize_t (*recv_select)(weft_stream *s, const void **data,
+                           struct wf_bufs_piece *piece);
 };
 
 struct weft_stream {
     const struct wf_stream_ops *ops;
     struct wf_gate gate; /* close waits for the calls inside */
-    /* read-ahead, for recv_exactly / recv_until */
+    /* read-ahead, for recv_exactly / recv_until: wf_malloc'd, or (rpiece
+     * held) a piece of a provided buffer that a receive filled, with no
+     * room after it. Freed (put back) whenever it is empty between calls,
+     * so that a stream that waits holds no buffer. */
     char *rbuf;
     size_t rcap, rpos, rlen;
     struct weft_task *receiver, *sender;
+    struct wf_bufs_piece rpiece;
+    /* what weft_stream_recv_borrowed lent, until the release: a piece of
+     * a provided buffer, or (lent_ahead) bytes already taken from rbuf */
+    struct wf_bufs_piece lent;
+    bool lent_ahead;
     bool kernel_deadlines; /* linked timeouts at the deadline */
 };
 
@@ -64,6 +79,9 @@ static inline struct io_uring_sqe *wf_stream_sqe(weft_stream *s)
  * asked for them; a close cancels it (-EBADF). */
 ssize_t wf_stream_await(weft_stream *s, struct io_uring_sqe *sqe,
                         const char *what);
+/* The same, and the terminal CQE's flags (a provided buffer it took). */
+ssize_t wf_stream_await_flags(weft_stream *s, struct io_uring_sqe *sqe,
+                              const char *what, unsigned *flags);
 
 /* The transport a stream made by weft_stream_new runs on (NULL for
  * weft's own): how weft's transports built on weft/transport.h (TLS)

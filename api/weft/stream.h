@@ -37,6 +37,32 @@ ssize_t weft_stream_recv_exactly(weft_stream *s, void *buf, size_t n);
  * a delimiter, with or without bytes (those stay readable by recv) */
 ssize_t weft_stream_recv_until(weft_stream *s, void *buf, size_t max,
                                const void *delim, size_t delim_len);
+/*
+ * Extra: receive without a buffer of your own. On success returns the
+ * number of bytes (> 0) and points *data at them; they stay valid, and
+ * the stream's, until weft_stream_release(s), the next receive call on s
+ * that gets past its entry checks, or weft_stream_close(s). 0 at the end
+ * of the stream, else as weft_stream_recv (-EBUSY, -EBADF, -ECANCELED,
+ * -errno; -EFAULT: data NULL); *data is NULL unless bytes came.
+ * Bytes read ahead (by recv_until, recv_exactly) come first, all at once.
+ * On a socket stream the kernel picks the buffer when data arrives (the
+ * loop's provided-buffer ring, Linux 5.19+): a connection waiting here
+ * holds no buffer. Elsewhere (another transport, an older kernel, or
+ * every ring buffer lent at once) the bytes land in a block of the
+ * stream's own (16 KiB), held while it waits. A cancellation that comes
+ * after the kernel filled a buffer returns the bytes (and the next
+ * checkpoint reports it): nothing is lost. Release promptly: a piece held
+ * keeps its ring buffer from the loop's other connections.
+ */
+ssize_t weft_stream_recv_borrowed(weft_stream *s, const void **data);
+/*
+ * Extra: the bytes recv_borrowed lent are done with: the buffer goes back
+ * to the ring (or the stream's block is freed). 0 (also with nothing
+ * lent); -EINVAL s NULL; -EBADF closing; -EBUSY while a receive is under
+ * way on s (it already ended the borrow); -EPERM outside a task. Not a
+ * checkpoint.
+ */
+int weft_stream_release(weft_stream *s);
 int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
 /*
  * Extra: send every byte of iov[0..iovcnt) in order (a header and a body
