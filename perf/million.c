@@ -108,8 +108,7 @@ static int one_round(void)
            "maps=%ld join_ns=%.0f join_cpu_ns=%.0f rss_after_kib=%ld\n",
            n, (t1 - t0) / (double)n, (c1 - c0) / (double)n,
            (double)(rss1 - rss0) / (double)n, maps, (t2 - t1) / (double)n,
-           (c2 - c1) / (double)n,
-           rss_bytes() / 1024);
+           (c2 - c1) / (double)n, rss_bytes() / 1024);
     fflush(stdout);
     return rc < 0 ? rc : erc;
 }
