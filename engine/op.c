@@ -104,7 +104,7 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
     /* Two free slots: await_until's linked timeout must follow at once. */
     wf_ring_reserve(&L->ring, 2);
     /* Not zeroed: every io_uring_prep_* call writes all of it. */
-    return io_uring_get_sqe(&L->ring.ring);
+    return wf_ring_take(&L->ring);
 }
 
 /* An SQE that will not be awaited: take it back, or make it a no-op. */
