@@ -22,12 +22,6 @@
 
 __thread struct wf_loop *wf_cur __attribute__((tls_model("initial-exec")));
 
-void wf_ready(struct weft_task *t)
-{
-    t->state = WF_READY;
-    wf_queue_push(&t->loop->ready, t);
-}
-
 /* Room for every live task, before one more is made. */
 int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
 {
@@ -51,12 +45,6 @@ int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
     q->v = v;
     q->cap = cap;
     return 0;
-}
-
-void wf_wake(struct weft_task *t)
-{
-    t->wait = NULL;
-    wf_ready(t);
 }
 
 static void between_rounds(struct wf_loop *L, bool drain);

@@ -170,7 +170,7 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
     /* Two free slots: await_until's linked timeout must follow at once. */
     wf_ring_reserve(&L->ring, 2);
     /* Not zeroed: every io_uring_prep_* call writes all of it. */
-    return io_uring_get_sqe(&L->ring.ring);
+    return wf_ring_take(&L->ring);
 }
 
 /* An SQE that will not be awaited: take it back, or make it a no-op. */
@@ -183,9 +183,9 @@ void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe)
     io_uring_sqe_set_data64(sqe, 0);
 }
 
-static bool cancel_result(int res)
+static inline bool cancel_result(int res)
 {
-    return res == -ECANCELED || res == -EINTR;
+    return res < 0 && (res == -ECANCELED || res == -EINTR);
 }
 
 /*
@@ -265,12 +265,10 @@ struct vg_note {
 #define vg_written(n, res) ((void)(n), (void)(res))
 #endif
 
-static inline __attribute__((always_inline)) int
-io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
-       weft_time deadline, const char *what)
+/* What every await sets before it blocks, field by field: the timeout's
+ * half is set only when it is used. */
+static inline void io_init(struct wf_io *io, const char *what)
 {
-    int rc;
-    /* Field by field: the timeout's half is set only when it is used. */
     io->op.fn = op_done;
     io->op.untracked = false;
     io->op.standing = false;
@@ -282,6 +280,48 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     io->killed = false;
     io->answered = false;
     io->recancel.queued = false;
+}
+
+/* A result that says "cancelled" reads as the deadline's, or the scope's
+ * (or the close's), when either asked for it. */
+static inline int io_result(const struct wf_io *io)
+{
+    int res = io->res;
+    if (wf_likely(!cancel_result(res)))
+        return res;
+    if (io->tres == -ETIME)
+        return -ETIMEDOUT;
+    if (io->wait.cancelling || io->killed)
+        return -ECANCELED;
+    return res;
+}
+
+/*
+ * The common await: no deadline, no fault injection, no Valgrind. It is
+ * kept apart from io_full so that its frame stays small (no timespec, no
+ * Valgrind note, few saved registers): a task touches fewer lines of its
+ * stack per operation, and 64 tasks' stacks must share the L1.
+ */
+static inline __attribute__((always_inline)) int
+io_plain(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
+         const char *what)
+{
+    io_init(io, what);
+    /* weft needs the terminal CQE, whatever the caller asked for. */
+    sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
+    wf_ring_track(&L->ring, sqe, &io->op);
+    wf_block(&io->wait);
+    io->pending = 0;
+    return io_result(io);
+}
+
+/* Any await: a deadline (a linked timeout, or on a virtual clock a timer),
+ * fault injection's hooks. */
+static int io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
+                  weft_time deadline, const char *what)
+{
+    int rc;
+    io_init(io, what);
     if (wf_unlikely(L->faults)) {
         if (wf_faults_submit(L, sqe, &rc)) {
             /* An error instead of the operation: the kernel never sees
@@ -321,11 +361,21 @@ io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     io->pending = 0;
     if (vdeadline)
         wf_timer_disarm(L, &io->vtimer);
-    if (io->tres == -ETIME && cancel_result(io->res))
-        return -ETIMEDOUT;
-    if ((io->wait.cancelling || io->killed) && cancel_result(io->res))
-        return -ECANCELED;
-    return io->res;
+    return io_result(io);
+}
+
+/* Out of line: the hot path's frame holds none of this. */
+static __attribute__((noinline)) int
+io_full(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
+        weft_time deadline, const char *what)
+{
+    if (!L->valgrind)
+        return io_run(L, io, sqe, deadline, what);
+    struct vg_note vg;
+    vg_note(&vg, sqe);
+    int rc = io_run(L, io, sqe, deadline, what);
+    vg_written(&vg, io->res);
+    return rc;
 }
 
 int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
@@ -338,13 +388,9 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     if (rc < 0)
         return rc;
     struct wf_loop *L = t->loop;
-    if (wf_likely(!L->valgrind))
-        return io_run(L, io, sqe, deadline, what);
-    struct vg_note vg;
-    vg_note(&vg, sqe);
-    rc = io_run(L, io, sqe, deadline, what);
-    vg_written(&vg, io->res);
-    return rc;
+    if (wf_likely(deadline == WEFT_FOREVER && !L->faults && !L->valgrind))
+        return io_plain(L, io, sqe, what);
+    return io_full(L, io, sqe, deadline, what);
 }
 
 int wf_await(struct io_uring_sqe *sqe, const char *what)

@@ -297,31 +297,45 @@ void wf_ring_cancel_answered(struct wf_ring *r, uint64_t target,
     io_uring_sqe_set_data(sqe, answer);
 }
 
+/*
+ * Dispatch the CQEs posted so far: the tail is read once, the head
+ * written once, and in_handler is raised for the whole batch (weft never
+ * sets IORING_SETUP_CQE32, so a CQE is one slot).
+ */
+static unsigned reap_batch(struct wf_ring *r)
+{
+    struct io_uring_cq *cq = &r->ring.cq;
+    unsigned head = *cq->khead;
+    unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+    if (head == tail)
+        return 0;
+    unsigned mask = cq->ring_mask;
+    r->in_handler++;
+    for (unsigned i = head; i != tail; i++) {
+        const struct io_uring_cqe *cqe = &cq->cqes[i & mask];
+        struct wf_completion *c = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        if (!c)
+            continue;
+        /* Read before fn, which may free c. */
+        if (!(flags & IORING_CQE_F_MORE) && !c->untracked) {
+            r->inflight--;
+            r->standing -= c->standing;
+        }
+        c->fn(c, res, flags);
+    }
+    r->in_handler--;
+    io_uring_smp_store_release(cq->khead, tail);
+    return tail - head;
+}
+
 /* Dispatch every CQE there is, overflowed ones included. */
 static unsigned reap(struct wf_ring *r)
 {
     unsigned total = 0;
     for (;;) {
-        unsigned head, n = 0;
-        struct io_uring_cqe *cqe;
-        io_uring_for_each_cqe(&r->ring, head, cqe)
-        {
-            struct wf_completion *c = io_uring_cqe_get_data(cqe);
-            int res = cqe->res;
-            unsigned flags = cqe->flags;
-            n++;
-            if (!c)
-                continue;
-            /* Read before fn, which may free c. */
-            if (!(flags & IORING_CQE_F_MORE) && !c->untracked) {
-                r->inflight--;
-                r->standing -= c->standing;
-            }
-            r->in_handler++;
-            c->fn(c, res, flags);
-            r->in_handler--;
-        }
-        io_uring_cq_advance(&r->ring, n);
+        unsigned n = reap_batch(r);
         total += n;
         if (n)
             continue;

@@ -60,6 +60,16 @@ static inline void wf_ring_reserve(struct wf_ring *r, unsigned n)
     if (__builtin_expect(io_uring_sq_space_left(&r->ring) < n, 0))
         wf_ring_flush_for(r, n);
 }
+/*
+ * The next SQE, where wf_ring_reserve made room for it: no second look
+ * at the kernel's head, which the reserve just read. weft never sets
+ * IORING_SETUP_SQE128, so an SQE is one slot.
+ */
+static inline struct io_uring_sqe *wf_ring_take(struct wf_ring *r)
+{
+    struct io_uring_sq *sq = &r->ring.sq;
+    return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+}
 /* Take back the SQE just handed out, if it is still the last one queued. */
 bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe);
 /* Queue an ASYNC_CANCEL of the operation whose user_data is c. */
