@@ -464,7 +464,7 @@ static ssize_t ktls_recvmsg(struct tls_stream *t, void *buf, size_t max,
  * socket BIO gives it, a header made for it then its plaintext. */
 static ssize_t fill_record(struct tls_stream *t)
 {
-    int type;
+    int type = 0; /* set by ktls_recvmsg when it returns bytes */
     unsigned char *in = (unsigned char *)t->in;
     ssize_t n = ktls_recvmsg(t, in + WF_TLS_HEADER, WF_TLS_RECORD, &type);
     if (n <= 0)
@@ -588,7 +588,7 @@ static ssize_t ktls_recv(struct tls_stream *t, void *buf, size_t max)
             return 0;
         bool direct = max >= WF_TLS_RECORD;
         unsigned char *p = direct ? buf : (unsigned char *)t->in;
-        int type;
+        int type = 0; /* set by ktls_recvmsg when it returns bytes */
         ssize_t n = ktls_recvmsg(t, p, direct ? max : WF_TLS_RECORD, &type);
         if (n == -EPROTO)
             return t->broken = -EPROTO;
