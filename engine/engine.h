@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "uring/ring.h"
+#include <sys/uio.h>
 
 #define WF_EXPORT __attribute__((visibility("default")))
 #if defined(__SANITIZE_ADDRESS__)
@@ -267,6 +268,10 @@ struct wf_loop {
     bool valgrind;           /* running under it: mark what the kernel writes */
     struct wf_bufring *bufs; /* provided buffers (engine/bufs.c) */
     bool bufs_tried;         /* set-up tried: bufs NULL means none */
+    /* Registered (fixed) buffers of weft_file_register_buffers: a copy
+     * of the iovecs the ring has, for READ_FIXED/WRITE_FIXED lookups. */
+    struct iovec *fixed;
+    unsigned nfixed;
     /* The multi-core runtime (engine/cores.c); rt is NULL under weft_run. */
     struct wf_runtime *rt;
     unsigned core;   /* 0 .. rt->n - 1 */

@@ -293,7 +293,23 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
                                 .cq = L->opts.cq_entries,
                                 .mode = L->opts.ring_mode,
                                 .wq_fd = wq_fd,
-                                .iowq_max_workers = L->opts.iowq_max_workers};
+                                .iowq_max_workers = L->opts.iowq_max_workers,
+                                .sq_thread_idle = L->opts.sq_thread_idle};
+    if (L->opts.flags & WEFT_OPT_SQPOLL)
+        rp.flags |= IORING_SETUP_SQPOLL;
+    /* An IOPOLL ring runs only pollable O_DIRECT reads and writes
+     * (others fail -EINVAL or -EOPNOTSUPP): not the loop's wake-ups,
+     * receives, polls or cancels. */
+    if (L->opts.flags & WEFT_OPT_IOPOLL)
+        return wf_run_error_set(-EOPNOTSUPP,
+                                "weft_options: WEFT_OPT_IOPOLL: an IOPOLL "
+                                "ring takes only O_DIRECT reads and writes "
+                                "on polled queues, not the operations a "
+                                "loop needs; weft has no polled file ring "
+                                "yet");
+    if (L->opts.sq_thread_idle && !(L->opts.flags & WEFT_OPT_SQPOLL))
+        return wf_run_error_set(-EINVAL, "weft_options.sq_thread_idle "
+                                         "without WEFT_OPT_SQPOLL");
     int rc = wf_ring_init(&L->ring, &rp, why, sizeof why);
     if (rc < 0)
         return wf_run_error_set(rc, why);
@@ -351,6 +367,7 @@ static void loop_close(struct wf_loop *L, int rc)
     wf_free(L->ready.v);
     wf_borrow_table_free(&L->borrows);
     wf_bufs_close(L);
+    wf_free(L->fixed); /* the ring's exit unregisters the buffers */
     wf_ring_exit(&L->ring);
 }
 

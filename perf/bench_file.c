@@ -5,7 +5,8 @@
  *
  *   weft_file_bench create FILE MIB        write a file of MIB MiB
  *   weft_file_bench randread FILE [-t TASKS] [-s SECONDS] [-b BS]
- *                           [--direct] [--fixed] [--invalidate] [--repeat]
+ *                           [--direct] [--fixed] [--fixedbufs] [--sqpoll]
+ *                           [--ring-mode M] [--invalidate] [--repeat]
  *       TASKS tasks (default 32: queue depth 32) each loop weft_file_pread
  *       of BS bytes (4096) at random aligned offsets for SECONDS (5):
  *       each block once before any again, as fio's random map does
@@ -98,6 +99,7 @@ struct rr_ctx {
     unsigned bits;
     bool repeat;
     size_t bs;
+    bool fixedbufs; /* weft_file_pread_fixed into registered buffers */
     volatile bool stop;
     int err;
 };
@@ -141,7 +143,9 @@ static int rr_task(void *arg)
     struct rr_ctx *c = r->c;
     while (!c->stop) {
         off_t off = (off_t)(next_block(c, r) * c->bs);
-        ssize_t n = weft_file_pread(c->f, r->buf, c->bs, off);
+        ssize_t n = c->fixedbufs
+                        ? weft_file_pread_fixed(c->f, r->buf, c->bs, off)
+                        : weft_file_pread(c->f, r->buf, c->bs, off);
         if (n != (ssize_t)c->bs) {
             if (n != -ECANCELED && !c->err)
                 c->err = n < 0 ? (int)n : -EIO;
@@ -158,13 +162,15 @@ struct rr_args {
     double secs;
     size_t bs;
     unsigned flags;
-    bool invalidate, repeat;
+    bool invalidate, repeat, fixedbufs, sqpoll;
+    unsigned ring_mode; /* weft_options.ring_mode */
 };
 
 static int randread_main(void *arg)
 {
     struct rr_args *a = arg;
-    struct rr_ctx c = {.bs = a->bs, .repeat = a->repeat};
+    struct rr_ctx c = {
+        .bs = a->bs, .repeat = a->repeat, .fixedbufs = a->fixedbufs};
     weft_file_options o = {.flags = a->flags};
     int rc = weft_file_open_opts(&c.f, a->path, O_RDONLY, 0, &o);
     if (rc < 0) {
@@ -189,11 +195,23 @@ static int randread_main(void *arg)
     struct rr_task *t = calloc(a->tasks, sizeof *t);
     if (!t)
         return -ENOMEM;
+    /* One area, a slice per task: registered as one buffer with
+     * --fixedbufs (fio's fixedbufs registers one per I/O unit). */
+    void *area = NULL;
+    if (posix_memalign(&area, 4096, a->tasks * a->bs))
+        return -ENOMEM;
     for (unsigned i = 0; i < a->tasks; i++) {
         t[i].c = &c;
         t[i].seed = 0x9E3779B97F4A7C15ull * (i + 1);
-        if (posix_memalign(&t[i].buf, 4096, a->bs))
-            return -ENOMEM;
+        t[i].buf = (char *)area + i * a->bs;
+    }
+    if (a->fixedbufs) {
+        struct iovec iov = {area, a->tasks * a->bs};
+        rc = weft_file_register_buffers(&iov, 1);
+        if (rc < 0) {
+            fprintf(stderr, "register buffers: %s\n", weft_strerror(rc));
+            return rc;
+        }
     }
     weft_group g;
     weft_group_enter(&g);
@@ -206,21 +224,23 @@ static int randread_main(void *arg)
     rc = weft_group_exit(&g, rc);
     double dt = now_s() - t0;
     uint64_t ops = 0;
-    for (unsigned i = 0; i < a->tasks; i++) {
+    for (unsigned i = 0; i < a->tasks; i++)
         ops += t[i].ops;
-        free(t[i].buf);
-    }
     free(t);
+    if (a->fixedbufs)
+        weft_file_unregister_buffers();
+    free(area);
     weft_file_close(c.f);
     if (c.err) {
         fprintf(stderr, "pread: %s\n", weft_strerror(c.err));
         return c.err;
     }
     printf("iops %.0f\n", ops / dt);
-    printf("ops %llu in %.2f s, %u tasks, bs %zu%s%s\n",
+    printf("ops %llu in %.2f s, %u tasks, bs %zu%s%s%s%s\n",
            (unsigned long long)ops, dt, a->tasks, a->bs,
            a->flags & WEFT_FILE_DIRECT ? ", O_DIRECT" : "",
-           a->flags & WEFT_FILE_FIXED ? ", fixed file" : "");
+           a->flags & WEFT_FILE_FIXED ? ", fixed file" : "",
+           a->fixedbufs ? ", fixed buffers" : "", a->sqpoll ? ", SQPOLL" : "");
     return rc;
 }
 
@@ -433,20 +453,26 @@ static int usage(void)
     fprintf(stderr,
             "usage: weft_file_bench create FILE MIB\n"
             "       weft_file_bench randread FILE [-t TASKS] [-s SECONDS] "
-            "[-b BS] [--direct] [--fixed] [--invalidate] [--repeat]\n"
+            "[-b BS] [--direct] [--fixed] [--fixedbufs] [--sqpoll] "
+            "[--ring-mode M] [--invalidate] [--repeat]\n"
             "       weft_file_bench mktree DIR DIRS FILES\n"
             "       weft_file_bench splice FILE [-r ROUNDS]\n");
     return 2;
 }
 
-static int run(weft_fn fn, void *arg)
+static int run_opts(weft_fn fn, void *arg, const weft_options *o)
 {
-    int rc = weft_run(fn, arg, NULL);
+    int rc = weft_run(fn, arg, o);
     if (rc < 0) {
         fprintf(stderr, "weft_file_bench: %s\n", weft_strerror(rc));
         return 1;
     }
     return 0;
+}
+
+static int run(weft_fn fn, void *arg)
+{
+    return run_opts(fn, arg, NULL);
 }
 
 int main(int argc, char **argv)
@@ -464,7 +490,8 @@ int main(int argc, char **argv)
         return run(mktree_main, &a);
     }
     if (strcmp(cmd, "randread") == 0) {
-        struct rr_args a = {argv[2], 32, 5.0, 4096, 0, false, false};
+        struct rr_args a = {
+            .path = argv[2], .tasks = 32, .secs = 5.0, .bs = 4096};
         for (int i = 3; i < argc; i++) {
             if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
                 a.tasks = (unsigned)atoi(argv[++i]);
@@ -476,6 +503,12 @@ int main(int argc, char **argv)
                 a.flags |= WEFT_FILE_DIRECT;
             else if (strcmp(argv[i], "--fixed") == 0)
                 a.flags |= WEFT_FILE_FIXED;
+            else if (strcmp(argv[i], "--fixedbufs") == 0)
+                a.fixedbufs = true;
+            else if (strcmp(argv[i], "--sqpoll") == 0)
+                a.sqpoll = true;
+            else if (strcmp(argv[i], "--ring-mode") == 0 && i + 1 < argc)
+                a.ring_mode = (unsigned)atoi(argv[++i]);
             else if (strcmp(argv[i], "--invalidate") == 0)
                 a.invalidate = true;
             else if (strcmp(argv[i], "--repeat") == 0)
@@ -485,7 +518,9 @@ int main(int argc, char **argv)
         }
         if (!a.tasks || !a.bs)
             return usage();
-        return run(randread_main, &a);
+        weft_options o = {.flags = a.sqpoll ? WEFT_OPT_SQPOLL : 0,
+                          .ring_mode = a.ring_mode};
+        return run_opts(randread_main, &a, &o);
     }
     if (strcmp(cmd, "splice") == 0) {
         struct splice_args a = {argv[2], 3};

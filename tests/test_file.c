@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <weft/file.h>
+#include <weft/uring.h>
 
 static char tmp_root[256];
 
@@ -932,6 +933,215 @@ static void test_file_options_fixed_and_direct(void **state)
     run_in_loop(options_main, NULL);
 }
 
+/* ---- registered (fixed) buffers ---- */
+
+/* Another loop's set is not this loop's. */
+static int fixed_fresh_loop_main(void *arg)
+{
+    weft_file *f;
+    if (!CHECK_EQ(weft_file_open(&f, tp("fx"), O_RDONLY, 0), 0))
+        return -EIO;
+    CHECK_EQ(weft_file_pread_fixed(f, arg, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_unregister_buffers(), -ENXIO);
+    CHECK_EQ(weft_file_close(f), 0);
+    return 0;
+}
+
+static int fixed_buffers_main(void *arg)
+{
+    (void)arg;
+    warm_up();
+    int before = th_fd_count();
+    size_t len = 256 * 1024;
+    unsigned char *a = NULL, *b = NULL, *other = NULL;
+    if (!CHECK_EQ(posix_memalign((void **)&a, 4096, len), 0) ||
+        !CHECK_EQ(posix_memalign((void **)&b, 4096, len), 0) ||
+        !CHECK_EQ(posix_memalign((void **)&other, 4096, 4096), 0))
+        return -ENOMEM;
+    weft_file *f;
+    if (!CHECK_EQ(
+            weft_file_open(&f, tp("fx"), O_RDWR | O_CREAT | O_TRUNC, 0600), 0))
+        return -EIO;
+    char c;
+    /* no set yet: every fixed call is -EINVAL, nothing is submitted */
+    CHECK_EQ(weft_file_pread_fixed(f, a, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_unregister_buffers(), -ENXIO);
+
+    /* bad sets */
+    struct iovec iov[2] = {{a, len}, {b, len}};
+    struct iovec empty[1] = {{a, 0}};
+    struct iovec null[1] = {{NULL, 16}};
+    CHECK_EQ(weft_file_register_buffers(NULL, 1), -EINVAL);
+    CHECK_EQ(weft_file_register_buffers(iov, 0), -EINVAL);
+    CHECK_EQ(weft_file_register_buffers(iov, 100000), -EINVAL);
+    CHECK_EQ(weft_file_register_buffers(empty, 1), -EINVAL);
+    CHECK_EQ(weft_file_register_buffers(null, 1), -EINVAL);
+
+    int rc = weft_file_register_buffers(iov, 2);
+    if (rc == -ENOMEM) { /* RLIMIT_MEMLOCK on an old kernel */
+        print_message("registered buffers: -ENOMEM; skipped\n");
+        goto out;
+    }
+    if (!CHECK_EQ(rc, 0))
+        goto out;
+    CHECK_EQ(weft_file_register_buffers(iov, 2), -EBUSY);
+
+    /* round trips of several sizes, at offsets inside the buffers */
+    fill(a, len, 21);
+    CHECK_EQ(weft_file_pwrite_fixed(f, a, len, 0), (ssize_t)len);
+    CHECK_EQ(weft_file_pread_fixed(f, b, len, 0), (ssize_t)len);
+    CHECK(memcmp(a, b, len) == 0);
+    memset(b, 0, len);
+    CHECK_EQ(weft_file_pread_fixed(f, b + 100, 1000, 5000), 1000);
+    CHECK(memcmp(b + 100, a + 5000, 1000) == 0);
+    CHECK_EQ(weft_file_pwrite_fixed(f, a + 7, 1, len), 1);
+    CHECK_EQ(weft_file_pread_fixed(f, b, len, len - 10), 11); /* short: end */
+    CHECK(b[10] == a[7]);
+    CHECK_EQ(weft_file_pread_fixed(f, b, 16, 10 * (off_t)len), 0);
+    /* the last byte of a buffer is in it; one past is not */
+    CHECK_EQ(weft_file_pread_fixed(f, b + len - 1, 1, 0), 1);
+    CHECK(b[len - 1] == a[0]);
+    CHECK_EQ(weft_file_pread_fixed(f, b + len - 1, 2, 0), -EINVAL);
+    CHECK_EQ(weft_file_pread_fixed(f, b - 1, 2, 0), -EINVAL);
+    /* a buffer not of the set */
+    CHECK_EQ(weft_file_pread_fixed(f, other, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_pwrite_fixed(f, other, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_pread_fixed(f, &c, 1, 0), -EINVAL);
+    /* bad arguments */
+    CHECK_EQ(weft_file_pread_fixed(NULL, a, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_pread_fixed(f, NULL, 16, 0), -EFAULT);
+    CHECK_EQ(weft_file_pwrite_fixed(f, NULL, 16, 0), -EFAULT);
+    CHECK_EQ(weft_file_pread_fixed(f, a, 16, -1), -EINVAL);
+
+    /* cancelled before it starts */
+    weft_scope s;
+    weft_scope_enter(&s, WEFT_FOREVER);
+    weft_scope_cancel(&s);
+    CHECK_EQ(weft_file_pread_fixed(f, a, 16, 0), -ECANCELED);
+    CHECK_EQ(weft_file_pwrite_fixed(f, a, 16, 0), -ECANCELED);
+    weft_scope_exit(&s, -ECANCELED);
+
+    /* cancelled while in the kernel: a READ_FIXED on a FIFO */
+    unlink(tp("fxfifo"));
+    if (CHECK_EQ(mkfifo(tp("fxfifo"), 0600), 0)) {
+        weft_file *p;
+        CHECK_EQ(weft_file_open(&p, tp("fxfifo"), O_RDONLY | O_NONBLOCK, 0), 0);
+        int wfd = open(tp("fxfifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        CHECK_GE(wfd, 0);
+        weft_move_on_after(&s, 30 * WEFT_MSEC);
+        ssize_t r = weft_file_pread_fixed(p, b, 64, 0);
+        CHECK_EQ(r, -ECANCELED);
+        CHECK_EQ(weft_scope_exit(&s, (int)r), 0);
+        CHECK_EQ(write(wfd, "fixed", 5), 5);
+        CHECK_EQ(weft_file_pread_fixed(p, b, 64, 0), 5);
+        CHECK(memcmp(b, "fixed", 5) == 0);
+        close(wfd);
+        CHECK_EQ(weft_file_close(p), 0);
+    }
+
+    /* O_DIRECT: aligned reads and writes; unaligned ones -EINVAL */
+    weft_file_options direct = {.flags = WEFT_FILE_DIRECT};
+    weft_file *d;
+    rc = weft_file_open_opts(&d, tp("fxdirect"), O_RDWR | O_CREAT | O_TRUNC,
+                             0600, &direct);
+    if (rc == -EINVAL) {
+        print_message("O_DIRECT: not supported under %s; skipped\n", tmp_root);
+    } else if (CHECK_EQ(rc, 0)) {
+        size_t mem = 0, off = 0;
+        CHECK_EQ(weft_file_alignment(d, &mem, &off), 0);
+        fill(a, len, 22);
+        CHECK_EQ(weft_file_pwrite_fixed(d, a, len, 0), (ssize_t)len);
+        memset(b, 0, len);
+        for (size_t at = 0; at < len; at += 4096)
+            CHECK_EQ(weft_file_pread_fixed(d, b + at, 4096, (off_t)at), 4096);
+        CHECK(memcmp(a, b, len) == 0);
+        if (mem > 1)
+            CHECK_EQ(weft_file_pread_fixed(d, b + 1, 4096, 0), -EINVAL);
+        if (off > 1) {
+            CHECK_EQ(weft_file_pread_fixed(d, b, 4096, 1), -EINVAL);
+            CHECK_EQ(weft_file_pread_fixed(d, b, off + 1, 0), -EINVAL);
+            CHECK_EQ(weft_file_pwrite_fixed(d, a, 100, 0), -EINVAL);
+        }
+        CHECK_EQ(weft_file_close(d), 0);
+    }
+
+    CHECK_EQ(weft_file_unregister_buffers(), 0);
+    CHECK_EQ(weft_file_pread_fixed(f, a, 16, 0), -EINVAL);
+    CHECK_EQ(weft_file_unregister_buffers(), -ENXIO);
+    /* a new set after the old one; left for the loop's end to drop */
+    CHECK_EQ(weft_file_register_buffers(iov + 1, 1), 0);
+    CHECK_EQ(weft_file_pread_fixed(f, b, 16, 0), 16);
+    CHECK_EQ(weft_file_pread_fixed(f, a, 16, 0), -EINVAL);
+out:
+    CHECK_EQ(weft_file_close(f), 0);
+    free(a);
+    free(b);
+    free(other);
+    CHECK_EQ(th_fd_count(), before);
+    return 0;
+}
+
+static void test_file_fixed_buffers_round_trip_bad_args_and_cancel(void **state)
+{
+    (void)state;
+    struct iovec iov = {&iov, sizeof iov};
+    char buf[8];
+    /* outside a task */
+    CHECK_EQ(weft_file_register_buffers(&iov, 1), -EPERM);
+    CHECK_EQ(weft_file_unregister_buffers(), -EPERM);
+    CHECK_EQ(weft_file_pread_fixed(NULL, buf, 1, 0), -EPERM);
+    run_in_loop(fixed_buffers_main, NULL);
+    run_in_loop(fixed_fresh_loop_main, buf);
+}
+
+/* ---- ring options: SQPOLL, IOPOLL ---- */
+
+static int sqpoll_main(void *arg)
+{
+    (void)arg;
+    /* the file calls and a sleep work as on any ring */
+    CHECK(weft_uring_setup_flags() & IORING_SETUP_SQPOLL);
+    size_t n = 64 * 1024;
+    unsigned char *out = malloc(n), *in = malloc(n);
+    if (!CHECK(out && in))
+        return -ENOMEM;
+    fill(out, n, 31);
+    weft_file *f;
+    if (CHECK_EQ(
+            weft_file_open(&f, tp("sqpoll"), O_RDWR | O_CREAT | O_TRUNC, 0600),
+            0)) {
+        for (int i = 0; i < 20; i++) {
+            CHECK_EQ(weft_file_pwrite(f, out, n, 0), (ssize_t)n);
+            CHECK_EQ(weft_file_pread(f, in, n, 0), (ssize_t)n);
+        }
+        CHECK(memcmp(in, out, n) == 0);
+        CHECK_EQ(weft_sleep(5 * WEFT_MSEC), 0);
+        CHECK_EQ(weft_file_close(f), 0);
+    }
+    free(out);
+    free(in);
+    return 0;
+}
+
+static void test_file_ring_options_sqpoll_and_iopoll(void **state)
+{
+    (void)state;
+    weft_options o = {.flags = WEFT_OPT_SQPOLL, .sq_thread_idle = 20};
+    run_in_loop_opts(sqpoll_main, NULL, &o, 0);
+    /* SQPOLL refuses the task-run flags: a forced DEFER mode fails, with
+     * the reason */
+    o.ring_mode = WEFT_RING_DEFER;
+    CHECK_EQ(weft_run(sqpoll_main, NULL, &o), -EINVAL);
+    CHECK(strstr(weft_strerror(-EINVAL), "SQPOLL") != NULL);
+    /* sq_thread_idle without SQPOLL */
+    weft_options idle = {.sq_thread_idle = 5};
+    CHECK_EQ(weft_run(sqpoll_main, NULL, &idle), -EINVAL);
+    /* IOPOLL: refused at weft_run, saying why */
+    weft_options io = {.flags = WEFT_OPT_IOPOLL};
+    CHECK_EQ(weft_run(sqpoll_main, NULL, &io), -EOPNOTSUPP);
+    CHECK(strstr(weft_strerror(-EOPNOTSUPP), "IOPOLL") != NULL);
+}
+
 /* ---- file streams ---- */
 
 struct drain {
@@ -1110,6 +1320,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_file_bad_input_gets_errno_and_leaks_no_fd),
     cmocka_unit_test(test_file_outside_a_task),
     cmocka_unit_test(test_file_options_fixed_and_direct),
+    cmocka_unit_test(test_file_fixed_buffers_round_trip_bad_args_and_cancel),
+    cmocka_unit_test(test_file_ring_options_sqpoll_and_iopoll),
     cmocka_unit_test(test_file_stream_recv_send_and_copy_to_socket),
     cmocka_unit_test(test_file_stream_of_fifo_recv_some_and_close_ends_recv),
 };

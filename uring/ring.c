@@ -39,19 +39,20 @@ static const unsigned mode_flags[][2] = {
     [MODE_PLAIN] = {0, 0},
 };
 
-static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
-                     unsigned flags, int wq_fd)
+static int try_setup(struct wf_ring *r, const struct wf_ring_params *rp,
+                     unsigned flags)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
-              IORING_SETUP_CLAMP;
-    p.cq_entries = cq;
-    if (wq_fd >= 0) {
+    p.flags = flags | rp->flags | IORING_SETUP_CQSIZE |
+              IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CLAMP;
+    p.cq_entries = rp->cq;
+    p.sq_thread_idle = rp->sq_thread_idle;
+    if (rp->wq_fd >= 0) {
         p.flags |= IORING_SETUP_ATTACH_WQ;
-        p.wq_fd = (unsigned)wq_fd;
+        p.wq_fd = (unsigned)rp->wq_fd;
     }
-    int rc = io_uring_queue_init_params(sq, &r->ring, &p);
+    int rc = io_uring_queue_init_params(rp->sq, &r->ring, &p);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
@@ -66,13 +67,13 @@ static int try_setup(struct wf_ring *r, unsigned sq, unsigned cq,
     return 0;
 }
 
-static int setup_mode(struct wf_ring *r, unsigned sq, unsigned cq,
-                      unsigned mode, int wq_fd)
+static int setup_mode(struct wf_ring *r, const struct wf_ring_params *rp,
+                      unsigned mode)
 {
     int rc = -EINVAL;
     for (int i = 0; i < 2; i++) {
         unsigned f = mode_flags[mode][i];
-        rc = try_setup(r, sq, cq, f, wq_fd);
+        rc = try_setup(r, rp, f);
         if (rc != -EINVAL || f == 0)
             break;
     }
@@ -161,26 +162,40 @@ int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
 {
     memset(r, 0, sizeof *r);
     unsigned sq = rp->sq, cq = rp->cq, mode = rp->mode;
-    int wq_fd = rp->wq_fd;
     int rc;
+    /* SQPOLL takes none of the task-run flags (the kernel's thread runs
+     * the task work): AUTO ends at PLAIN, a forced mode fails. */
     if (mode == MODE_AUTO) {
-        rc = setup_mode(r, sq, cq, MODE_DEFER, wq_fd);
+        rc = setup_mode(r, rp, MODE_DEFER);
         if (rc == -EINVAL)
-            rc = setup_mode(r, sq, cq, MODE_COOP, wq_fd);
+            rc = setup_mode(r, rp, MODE_COOP);
         if (rc == -EINVAL)
-            rc = setup_mode(r, sq, cq, MODE_PLAIN, wq_fd);
+            rc = setup_mode(r, rp, MODE_PLAIN);
     } else if (mode <= MODE_PLAIN) {
-        rc = setup_mode(r, sq, cq, mode, wq_fd);
+        rc = setup_mode(r, rp, mode);
     } else {
         snprintf(why, whylen, "weft_options.ring_mode %u is not a mode", mode);
         return -EINVAL;
     }
     if (rc < 0) {
-        if (rc == -EINVAL)
+        if (rc == -EINVAL && (rp->flags & IORING_SETUP_SQPOLL) &&
+            mode != MODE_AUTO && mode != MODE_PLAIN)
+            snprintf(why, whylen,
+                     "io_uring: WEFT_OPT_SQPOLL takes ring_mode AUTO or "
+                     "PLAIN only (the kernel refuses task-run flags with "
+                     "SQPOLL)");
+        else if (rc == -EINVAL)
             snprintf(why, whylen,
                      "io_uring: the kernel refused the ring "
-                     "set-up (mode %u, %u/%u entries)",
-                     mode, sq, cq);
+                     "set-up (mode %u, %u/%u entries%s%s)",
+                     mode, sq, cq,
+                     rp->flags & IORING_SETUP_SQPOLL ? ", SQPOLL" : "",
+                     rp->flags & IORING_SETUP_IOPOLL ? ", IOPOLL" : "");
+        else if (rc == -EPERM && (rp->flags & IORING_SETUP_SQPOLL))
+            snprintf(why, whylen,
+                     "io_uring: WEFT_OPT_SQPOLL refused (%s): before Linux "
+                     "5.11 it needs CAP_SYS_ADMIN",
+                     strerror(-rc));
         else
             explain(rc, why, whylen);
         return rc;

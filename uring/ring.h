@@ -41,11 +41,14 @@ void wf_ring_files_clear(struct wf_ring *r, int slot);
 
 /* How to set a ring up. mode: as enum weft_ring_mode. wq_fd: another
  * ring whose io-wq this one attaches to (IORING_SETUP_ATTACH_WQ), or -1.
- * iowq_max_workers: IORING_REGISTER_IOWQ_MAX_WORKERS, 0 = the kernel's. */
+ * iowq_max_workers: IORING_REGISTER_IOWQ_MAX_WORKERS, 0 = the kernel's.
+ * flags: set-up flags added to every mode tried. */
 struct wf_ring_params {
     unsigned sq, cq, mode;
     int wq_fd;
     unsigned iowq_max_workers;
+    unsigned flags;          /* IORING_SETUP_SQPOLL, IORING_SETUP_IOPOLL */
+    unsigned sq_thread_idle; /* SQPOLL: ms before its thread sleeps */
 };
 int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
                  unsigned whylen);

@@ -114,20 +114,27 @@ void wf_file_kill(weft_file *f)
 
 /* ---- reads and writes ---- */
 
-static ssize_t read_once(weft_file *f, void *buf, size_t n, off_t off)
+/* idx: the registered buffer buf lies in (READ_FIXED), or -1 (READ). */
+static ssize_t read_once(weft_file *f, void *buf, size_t n, off_t off, int idx)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
-    io_uring_prep_read(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
+    if (idx >= 0)
+        io_uring_prep_read_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
+                                 idx);
+    else
+        io_uring_prep_read(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
     use_fixed(f, sqe);
     return file_await(f, sqe, "weft_file_read");
 }
 
-ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
+static ssize_t read_at(weft_file *f, void *buf, size_t n, off_t off, bool some,
+                       int idx)
 {
     size_t done = 0;
     while (done < n) {
         size_t want = n - done < WF_FILE_CHUNK ? n - done : WF_FILE_CHUNK;
-        ssize_t r = read_once(f, (char *)buf + done, want, off + (off_t)done);
+        ssize_t r =
+            read_once(f, (char *)buf + done, want, off + (off_t)done, idx);
         if (r < 0 && done == 0)
             return r;
         if (r <= 0)
@@ -146,22 +153,32 @@ ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
     return (ssize_t)done;
 }
 
-static ssize_t write_once(weft_file *f, const void *buf, size_t n, off_t off)
+ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
+{
+    return read_at(f, buf, n, off, some, -1);
+}
+
+static ssize_t write_once(weft_file *f, const void *buf, size_t n, off_t off,
+                          int idx)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
-    io_uring_prep_write(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
+    if (idx >= 0)
+        io_uring_prep_write_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
+                                  idx);
+    else
+        io_uring_prep_write(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
     use_fixed(f, sqe);
     return file_await(f, sqe, "weft_file_write");
 }
 
-int wf_file_write_at(weft_file *f, const void *buf, size_t n, off_t off,
-                     size_t *done)
+static int write_at(weft_file *f, const void *buf, size_t n, off_t off,
+                    size_t *done, int idx)
 {
     *done = 0;
     while (*done < n) {
         size_t want = n - *done < WF_FILE_CHUNK ? n - *done : WF_FILE_CHUNK;
         off_t at = off < 0 ? -1 : off + (off_t)*done;
-        ssize_t r = write_once(f, (const char *)buf + *done, want, at);
+        ssize_t r = write_once(f, (const char *)buf + *done, want, at, idx);
         if (r < 0)
             return (int)r;
         if (r == 0)
@@ -169,6 +186,12 @@ int wf_file_write_at(weft_file *f, const void *buf, size_t n, off_t off,
         *done += (size_t)r;
     }
     return 0;
+}
+
+int wf_file_write_at(weft_file *f, const void *buf, size_t n, off_t off,
+                     size_t *done)
+{
+    return write_at(f, buf, n, off, done, -1);
 }
 
 /* The checks every read and write makes before submitting anything. */
@@ -207,6 +230,107 @@ WF_EXPORT ssize_t weft_file_pwrite(weft_file *f, const void *buf, size_t n,
     ssize_t r = check_io(f, buf, n, offset);
     if (r == 0)
         r = wf_file_write_at(f, buf, n, offset, &done);
+    wf_file_leave(f);
+    return r < 0 ? r : (ssize_t)n;
+}
+
+/* ---- registered (fixed) buffers ---- */
+
+/* The most buffers one loop registers (the kernel's own cap is 16384). */
+#define WF_FIXED_MAX 1024u
+
+WF_EXPORT int weft_file_register_buffers(const struct iovec *iov, unsigned n)
+{
+    struct weft_task *t;
+    int rc = wf_entry_err(&t, 0, false, false);
+    if (rc < 0)
+        return rc;
+    if (!iov || n == 0 || n > WF_FIXED_MAX)
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++)
+        if (!iov[i].iov_base || iov[i].iov_len == 0)
+            return -EINVAL;
+    struct wf_loop *L = t->loop;
+    if (L->fixed)
+        return -EBUSY;
+    struct iovec *copy = wf_calloc(n, sizeof *copy);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, iov, n * sizeof *copy);
+    rc = io_uring_register_buffers(&L->ring.ring, copy, n);
+    if (rc < 0) {
+        wf_free(copy);
+        return rc;
+    }
+    L->fixed = copy;
+    L->nfixed = n;
+    return 0;
+}
+
+WF_EXPORT int weft_file_unregister_buffers(void)
+{
+    struct weft_task *t;
+    int rc = wf_entry_err(&t, 0, false, false);
+    if (rc < 0)
+        return rc;
+    struct wf_loop *L = t->loop;
+    if (!L->fixed)
+        return -ENXIO;
+    /* Operations in flight keep their buffers pinned until they end
+     * (the kernel's resource references, 5.13+). */
+    rc = io_uring_unregister_buffers(&L->ring.ring);
+    if (rc < 0)
+        return rc;
+    wf_free(L->fixed);
+    L->fixed = NULL;
+    L->nfixed = 0;
+    return 0;
+}
+
+/* The registered buffer of the calling loop that holds all of
+ * [buf, buf + n), or -EINVAL. */
+static int fixed_index(const void *buf, size_t n)
+{
+    const struct wf_loop *L = wf_cur;
+    uintptr_t a = (uintptr_t)buf;
+    for (unsigned i = 0; L && i < L->nfixed; i++) {
+        uintptr_t b = (uintptr_t)L->fixed[i].iov_base;
+        if (a >= b && n <= L->fixed[i].iov_len &&
+            a - b <= L->fixed[i].iov_len - n)
+            return (int)i;
+    }
+    return -EINVAL;
+}
+
+WF_EXPORT ssize_t weft_file_pread_fixed(weft_file *f, void *buf, size_t n,
+                                        off_t offset)
+{
+    int rc = wf_file_enter(f, buf ? 0 : -EFAULT);
+    if (rc < 0)
+        return rc;
+    ssize_t r = check_io(f, buf, n, offset);
+    int idx = r == 0 ? fixed_index(buf, n) : 0;
+    if (r == 0 && idx < 0)
+        r = idx;
+    if (r == 0)
+        r = read_at(f, buf, n, offset, false, idx);
+    wf_file_leave(f);
+    return r;
+}
+
+WF_EXPORT ssize_t weft_file_pwrite_fixed(weft_file *f, const void *buf,
+                                         size_t n, off_t offset)
+{
+    int rc = wf_file_enter(f, buf ? 0 : -EFAULT);
+    if (rc < 0)
+        return rc;
+    size_t done;
+    ssize_t r = check_io(f, buf, n, offset);
+    int idx = r == 0 ? fixed_index(buf, n) : 0;
+    if (r == 0 && idx < 0)
+        r = idx;
+    if (r == 0)
+        r = write_at(f, buf, n, offset, &done, idx);
     wf_file_leave(f);
     return r < 0 ? r : (ssize_t)n;
 }

@@ -60,6 +60,18 @@ enum weft_ring_mode {
 /* workers wake the loop with IORING_OP_MSG_RING instead of an eventfd
  * (slower here; see docs/guide/threads.md) */
 #define WEFT_OPT_WAKE_MSG_RING 2u
+/* IORING_SETUP_SQPOLL: a kernel thread takes submissions from the ring,
+ * so a busy loop submits without system calls; it spins for
+ * sq_thread_idle before sleeping, burning a core meanwhile. Takes
+ * ring_mode AUTO (then PLAIN) or PLAIN. Not by default; see
+ * docs/guide/files.md, "Ring options". */
+#define WEFT_OPT_SQPOLL 4u
+/* IORING_SETUP_IOPOLL: completions are polled, not interrupt-driven;
+ * only O_DIRECT reads and writes on files whose device has polled
+ * queues (NVMe with nvme.poll_queues) complete, and every other
+ * operation weft's loop needs fails: weft_run refuses it (-EOPNOTSUPP)
+ * until weft has a second, polled ring for files. */
+#define WEFT_OPT_IOPOLL 8u
 
 /* weft_options.clock (API.md, "Test clock"): trio's MockClock. */
 #define WEFT_CLOCK_REAL 0
@@ -97,6 +109,9 @@ typedef struct weft_options {
                                       each loop's thread (bounded and unbounded
                                       work alike; IORING_REGISTER_IOWQ_MAX_WORKERS,
                                       Linux 5.15+); 0 = the kernel's default */
+    unsigned sq_thread_idle; /* WEFT_OPT_SQPOLL: milliseconds its kernel
+                                thread spins with nothing to do before it
+                                sleeps; 0 = 1000 (the kernel's default) */
 } weft_options;
 
 /*

@@ -22,6 +22,7 @@
 #include <linux/stat.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <weft/base.h>
 #include <weft/stream.h>
 
@@ -106,6 +107,29 @@ int weft_file_fd(const weft_file *f);
 int weft_file_alignment(const weft_file *f, size_t *mem, size_t *offset);
 /* fallocate(2) (mode 0: allocate; FALLOC_FL_* otherwise). */
 int weft_file_allocate(weft_file *f, int mode, off_t offset, off_t len);
+
+/*
+ * Registered (fixed) buffers: the calling loop's ring pins n buffers
+ * (IORING_REGISTER_BUFFERS) once, so a read or write into them skips the
+ * kernel's per-call page pinning (READ_FIXED / WRITE_FIXED); worth it for
+ * O_DIRECT, where every call pins its buffer otherwise. One set per loop:
+ * -EBUSY if the loop has one, -EINVAL for iov NULL, n 0 or over 1024, or
+ * a buffer NULL or empty; the kernel's -ENOMEM (RLIMIT_MEMLOCK on kernels
+ * before 5.12), -EFAULT (not mapped, or file-backed memory before 6.x),
+ * -EOVERFLOW (a buffer over 1 GiB). -EPERM outside a task. The buffers
+ * stay the caller's memory; they are unregistered when the loop ends.
+ */
+int weft_file_register_buffers(const struct iovec *iov, unsigned n);
+/* Unregister them (operations in flight finish with their buffers):
+ * 0, or -ENXIO if the loop has none. */
+int weft_file_unregister_buffers(void);
+/* weft_file_pread and weft_file_pwrite into a registered buffer: all of
+ * [buf, buf + n) must lie in one buffer of the calling loop's set, else
+ * -EINVAL (no set, another loop's, or outside it); the O_DIRECT checks
+ * are those of pread and pwrite. */
+ssize_t weft_file_pread_fixed(weft_file *f, void *buf, size_t n, off_t offset);
+ssize_t weft_file_pwrite_fixed(weft_file *f, const void *buf, size_t n,
+                               off_t offset);
 
 /* ---- paths ---- */
 
