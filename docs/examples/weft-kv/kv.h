@@ -103,6 +103,20 @@ struct kv_keyspace {
     uint64_t rng;
 };
 
+/* A counter with one writer (its shard's core) that INFO may read from
+ * another core: a relaxed load and store, not a locked add. */
+static inline void kv_count(_Atomic unsigned long long *n, unsigned long long d)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static inline void kv_count_size(_Atomic size_t *n, size_t d)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
 /* Time for expiry, in Unix-like milliseconds: weft_now() (so the virtual
  * clock drives it in tests) plus an offset fixed at start. */
 extern int64_t kv_epoch_ms;
@@ -179,6 +193,7 @@ static inline unsigned kv_shard_of(const void *key, size_t n)
 struct kv_conn {
     struct kv_conn *next, *prev; /* its shard's conns */
     weft_stream *s;
+    int fd; /* s's socket (plain TCP), for raw ring operations; else -1 */
     weft_scope *idle; /* set while waiting for a request with none left */
     bool close_after; /* QUIT, or a protocol error */
     char name[64];
