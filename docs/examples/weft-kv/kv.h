@@ -174,6 +174,7 @@ struct kv_shard {
     /* the connections of this core, for the drain (this core's tasks) */
     struct kv_conn *conns;
     bool draining;
+    weft_time now; /* weft_now() at the last sweep: the idle clock */
     _Atomic unsigned long long commands;
 };
 
@@ -194,8 +195,9 @@ struct kv_conn {
     struct kv_conn *next, *prev; /* its shard's conns */
     weft_stream *s;
     int fd; /* s's socket (plain TCP), for raw ring operations; else -1 */
-    weft_scope *idle; /* set while waiting for a request with none left */
-    bool close_after; /* QUIT, or a protocol error */
+    weft_scope *idle;     /* set while waiting for a request with none left */
+    weft_time idle_since; /* its shard's now when it began to wait */
+    bool close_after;     /* QUIT, or a protocol error */
     char name[64];
     uint64_t id;
 };

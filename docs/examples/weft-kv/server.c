@@ -12,9 +12,9 @@
  *
  *  - weft_run_cores(CORES): a loop per core; core i owns shard i.
  *  - main (core 0) opens the signal receiver, starts a sweeper on every
- *    core (the active expiry, every 100 ms on weft's timers) and a
- *    signal watcher, then serves with weft_serve_cores: a SO_REUSEPORT
- *    listener on every core, each connection handled on the core that
+ *    core (the active expiry and the idle timeout, every 100 ms on
+ *    weft's timers) and a signal watcher, then serves with weft_serve_cores: a
+ * SO_REUSEPORT listener on every core, each connection handled on the core that
  *    accepted it, its commands hopping to the core of their key.
  *  - A connection reads what the client sent, runs every whole request
  *    in it (pipelining), and sends the replies of the batch in one send.
@@ -158,11 +158,13 @@ static ssize_t read_more(struct kv_conn *c, struct inbuf *in, bool poll_first)
         in->p = p;
         in->cap = cap;
     }
+    /* No deadline of its own: the sweeper closes it once it has waited
+     * longer than the idle timeout (a timer armed and removed per request
+     * would cost more than the request). */
     weft_scope idle;
-    weft_scope_enter(&idle, kv_cfg.idle_timeout
-                                ? weft_now() + kv_cfg.idle_timeout
-                                : WEFT_FOREVER);
+    weft_scope_enter(&idle, WEFT_FOREVER);
     c->idle = &idle;
+    c->idle_since = sh->now;
     ssize_t n = conn_recv(c, in->p + in->len, in->cap - in->len, poll_first);
     c->idle = NULL;
     n = weft_scope_exit(&idle, (int)n);
@@ -280,15 +282,27 @@ static int handle(weft_stream *conn, void *arg)
 
 /* ---- the active expiry, one task per core ---- */
 
+/* Close the connections that have waited for a request longer than the
+ * idle timeout, as Redis's clientsCron: to within a sweep's period. */
+static void close_timed_out(struct kv_shard *sh)
+{
+    for (struct kv_conn *c = sh->conns; c; c = c->next)
+        if (c->idle && sh->now - c->idle_since >= kv_cfg.idle_timeout)
+            weft_scope_cancel(c->idle);
+}
+
 static int sweeper(void *arg)
 {
     (void)arg;
-    struct kv_keyspace *ks = &kv_shards[weft_core_id()].ks;
+    struct kv_shard *sh = &kv_shards[weft_core_id()];
     for (;;) {
         int rc = weft_sleep(kv_cfg.sweep_every);
         if (rc < 0)
             return rc;
-        ks_sweep(ks, kv_now_ms(), 200);
+        sh->now = weft_now();
+        ks_sweep(&sh->ks, kv_now_ms(), 200);
+        if (kv_cfg.idle_timeout)
+            close_timed_out(sh);
     }
 }
 
@@ -639,8 +653,10 @@ int main(int argc, char **argv)
         }
     }
     kv_nshards = pick_cores(kv_cfg.cores);
-    for (unsigned i = 0; i < kv_nshards; i++)
+    for (unsigned i = 0; i < kv_nshards; i++) {
         ks_init(&kv_shards[i].ks);
+        kv_shards[i].now = weft_now();
+    }
     kv_clock_init();
     struct app a = {0};
     int rc = weft_run_cores(kv_nshards, app_main, &a, NULL);
