@@ -424,7 +424,11 @@ static int cmd_set(struct kv_ctx *c)
         return 0;
     if (at && !expire_ms(c, at, flags, "set", &when))
         return 0;
-    struct kv_entry *e = ks_get(c->ks, KEY(c, 1), c->now);
+    /* Only NX, XX and GET need the old value: a plain SET looks the key
+     * up once, in ks_put (which expires a stale one just as ks_get). */
+    struct kv_entry *e = NULL;
+    if (flags & (SET_NX | SET_XX | SET_GET))
+        e = ks_get(c->ks, KEY(c, 1), c->now);
     if (flags & SET_GET)
         out_val(c->out, e);
     if (((flags & SET_NX) && e) || ((flags & SET_XX) && !e)) {
