@@ -40,11 +40,23 @@ void out_raw(struct kv_out *o, const void *p, size_t n)
     o->len += n;
 }
 
+/* "<type><v>\r\n": written by hand, not snprintf, which costs more than
+ * the rest of a GET's reply (it is on every bulk and integer reply). */
 static void out_line(struct kv_out *o, char type, long long v)
 {
     char b[32];
-    int n = snprintf(b, sizeof b, "%c%lld\r\n", type, v);
-    out_raw(o, b, (size_t)n);
+    char *p = b + sizeof b;
+    *--p = '\n';
+    *--p = '\r';
+    unsigned long long u =
+        v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    *--p = type;
+    out_raw(o, p, (size_t)(b + sizeof b - p));
 }
 
 void out_status(struct kv_out *o, const char *s)
@@ -412,7 +424,11 @@ static int cmd_set(struct kv_ctx *c)
         return 0;
     if (at && !expire_ms(c, at, flags, "set", &when))
         return 0;
-    struct kv_entry *e = ks_get(c->ks, KEY(c, 1), c->now);
+    /* Only NX, XX and GET need the old value: a plain SET looks the key
+     * up once, in ks_put (which expires a stale one just as ks_get). */
+    struct kv_entry *e = NULL;
+    if (flags & (SET_NX | SET_XX | SET_GET))
+        e = ks_get(c->ks, KEY(c, 1), c->now);
     if (flags & SET_GET)
         out_val(c->out, e);
     if (((flags & SET_NX) && e) || ((flags & SET_XX) && !e)) {
@@ -796,10 +812,15 @@ static const struct kv_command *find(const struct kv_command *t, size_t n,
                                      const char *prefix)
 {
     size_t pl = prefix ? strlen(prefix) + 1 : 0;
+    /* Names are lower case ASCII: a first letter that differs rules an
+     * entry out before any string call. */
+    int first = name->len ? tolower((unsigned char)name->p[0]) : -1;
     for (size_t i = 0; i < n; i++) {
         const char *full = t[i].name;
         if (prefix &&
             (strncmp(full, prefix, pl - 1) != 0 || full[pl - 1] != '|'))
+            continue;
+        if (full[pl] != first)
             continue;
         if (strlen(full) - pl == name->len &&
             strncasecmp(full + pl, name->p, name->len) == 0)
@@ -841,7 +862,7 @@ const struct kv_command *kv_resolve(const struct kv_req *req,
         unknown(req, out);
         return NULL;
     }
-    bool container = !cmd->fn || strcmp(cmd->name, "command") == 0;
+    bool container = !cmd->fn || cmd->fn == cmd_command;
     if (container && req->argc >= 2) {
         const struct kv_command *sub =
             find(subcommands, COUNT(subcommands), &req->argv[1], cmd->name);

@@ -59,14 +59,12 @@ static void *xmalloc(size_t n)
 
 static void mem_add(struct kv_keyspace *ks, void *p)
 {
-    atomic_fetch_add_explicit(&ks->mem, malloc_usable_size(p),
-                              memory_order_relaxed);
+    kv_count_size(&ks->mem, malloc_usable_size(p));
 }
 
 static void mem_sub(struct kv_keyspace *ks, void *p)
 {
-    atomic_fetch_sub_explicit(&ks->mem, malloc_usable_size(p),
-                              memory_order_relaxed);
+    kv_count_size(&ks->mem, -malloc_usable_size(p));
 }
 
 void ks_init(struct kv_keyspace *ks)
@@ -169,7 +167,7 @@ static struct kv_entry **live_slot(struct kv_keyspace *ks, const void *key,
     struct kv_entry **pp = slot_of(ks, key, n, h);
     if (*pp && (*pp)->expire && (*pp)->expire <= now) {
         unlink_free(ks, pp);
-        atomic_fetch_add_explicit(&ks->expired, 1, memory_order_relaxed);
+        kv_count(&ks->expired, 1);
         pp = slot_of(ks, key, n, h);
     }
     return pp;
@@ -318,7 +316,7 @@ static void expire_entry(struct kv_keyspace *ks, struct kv_entry *e)
     while (*pp != e)
         pp = &(*pp)->next;
     unlink_free(ks, pp);
-    atomic_fetch_add_explicit(&ks->expired, 1, memory_order_relaxed);
+    kv_count(&ks->expired, 1);
 }
 
 size_t ks_sweep(struct kv_keyspace *ks, int64_t now, unsigned max_samples)

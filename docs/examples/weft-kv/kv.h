@@ -103,6 +103,20 @@ struct kv_keyspace {
     uint64_t rng;
 };
 
+/* A counter with one writer (its shard's core) that INFO may read from
+ * another core: a relaxed load and store, not a locked add. */
+static inline void kv_count(_Atomic unsigned long long *n, unsigned long long d)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static inline void kv_count_size(_Atomic size_t *n, size_t d)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
 /* Time for expiry, in Unix-like milliseconds: weft_now() (so the virtual
  * clock drives it in tests) plus an offset fixed at start. */
 extern int64_t kv_epoch_ms;
@@ -160,6 +174,7 @@ struct kv_shard {
     /* the connections of this core, for the drain (this core's tasks) */
     struct kv_conn *conns;
     bool draining;
+    weft_time now; /* weft_now() at the last sweep: the idle clock */
     _Atomic unsigned long long commands;
 };
 
@@ -179,8 +194,10 @@ static inline unsigned kv_shard_of(const void *key, size_t n)
 struct kv_conn {
     struct kv_conn *next, *prev; /* its shard's conns */
     weft_stream *s;
-    weft_scope *idle; /* set while waiting for a request with none left */
-    bool close_after; /* QUIT, or a protocol error */
+    int fd; /* s's socket (plain TCP), for raw ring operations; else -1 */
+    weft_scope *idle;     /* set while waiting for a request with none left */
+    weft_time idle_since; /* its shard's now when it began to wait */
+    bool close_after;     /* QUIT, or a protocol error */
     char name[64];
     uint64_t id;
 };

@@ -35,8 +35,7 @@ static int run_here(const struct kv_command *cmd, struct kv_ctx *ctx)
 {
     ctx->ks = &kv_shards[weft_core_id()].ks;
     ctx->now = kv_now_ms();
-    atomic_fetch_add_explicit(&kv_shards[weft_core_id()].commands, 1,
-                              memory_order_relaxed);
+    kv_count(&kv_shards[weft_core_id()].commands, 1);
     return cmd->fn(ctx);
 }
 
