@@ -237,6 +237,33 @@ static weft_tls_config *config_new(bool server, int *rc)
     return c;
 }
 
+/*
+ * OpenSSL computes a certificate's extension cache (its key identifiers,
+ * its purposes) the first time it looks, under the certificate's lock for
+ * the write but not for other readers: two threads making their first
+ * handshakes with one configuration race there (ThreadSanitizer sees it
+ * in OpenSSL 3.0). A configuration is shared only once made, so every
+ * certificate it holds has its cache computed here, before that.
+ */
+static void warm(X509 *x)
+{
+    if (x)
+        (void)X509_check_purpose(x, -1, 0);
+}
+
+static void warm_ctx(SSL_CTX *ctx)
+{
+    STACK_OF(X509_OBJECT) *objs =
+        X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++)
+        warm(X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i)));
+    warm(SSL_CTX_get0_certificate(ctx));
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
+        for (int i = 0; i < sk_X509_num(chain); i++)
+            warm(sk_X509_value(chain, i));
+}
+
 WF_EXPORT int weft_tls_config_client(weft_tls_config **out, const char *ca_file)
 {
     if (!out)
@@ -255,6 +282,7 @@ WF_EXPORT int weft_tls_config_client(weft_tls_config **out, const char *ca_file)
         wf_tls_config_put(c);
         return rc;
     }
+    warm_ctx(c->ctx);
     *out = c;
     return 0;
 }
@@ -271,6 +299,7 @@ static int load_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file)
         SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1)
         return wf_tls_fail_ssl(NULL);
+    warm_ctx(ctx);
     return 0;
 }
 
@@ -384,6 +413,7 @@ WF_EXPORT int weft_tls_config_client_ca(weft_tls_config *c, const char *ca_file)
         return wf_tls_fail_ssl(NULL);
     }
     SSL_CTX_set_client_CA_list(c->ctx, names);
+    warm_ctx(c->ctx);
     c->client_ca = true;
     c->verify = true;
     server_verify_mode(c);
