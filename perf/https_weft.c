@@ -21,6 +21,7 @@
  * itself, after the TLS stream.
  */
 #include "http_parse.h"
+#include "serve_app.h"
 
 #include <weft.h>
 #include <weft/tls.h>
@@ -162,77 +163,6 @@ static int https(weft_stream *conn, void *arg)
     return rc;
 }
 
-/* ---- serving ---- */
-
-static void ready(int bound, bool steered, void *arg)
-{
-    (void)arg;
-    printf("listening on %d (%u cores, %s)\n", bound, weft_core_count(),
-           steered ? "steered by CPU" : "spread by hash");
-    fflush(stdout);
-}
-
-static int serve(void *arg)
-{
-    (void)arg;
-    if (ncores > 1) {
-        weft_serve_cores_opts so = {.on_ready = ready,
-                                    .serve.drain_grace = DRAIN_GRACE};
-        int rc = weft_serve_cores(host, (uint16_t)port, https, NULL, &so);
-        if (rc < 0 && rc != -ECANCELED)
-            fprintf(stderr, "https_weft: serve on %s:%d: %s\n", host, port,
-                    weft_strerror(rc));
-        return rc;
-    }
-    weft_listener *l;
-    int rc = weft_tcp_listen(&l, host, (uint16_t)port);
-    if (rc < 0) {
-        fprintf(stderr, "https_weft: listen on %s:%d: %s\n", host, port,
-                weft_strerror(rc));
-        return rc;
-    }
-    printf("listening on %d\n", weft_listener_port(l));
-    fflush(stdout);
-    weft_serve_opts so = {.drain_grace = DRAIN_GRACE};
-    rc = weft_listener_serve_opts(l, https, NULL, &so);
-    weft_listener_close(l);
-    return rc;
-}
-
-/* SIGTERM or SIGINT: drain and exit 0 (as http_weft). */
-static weft_scope serving;
-
-static int on_signal(void *arg)
-{
-    int rc = weft_signal_receive(arg);
-    if (rc > 0) {
-        printf("signal %d: draining\n", rc);
-        fflush(stdout);
-        weft_scope_cancel(&serving);
-    }
-    return 0;
-}
-
-static int app(void *arg)
-{
-    int sigs[] = {SIGTERM, SIGINT};
-    weft_signal_receiver *r;
-    int rc = weft_signal_open(&r, sigs, 2);
-    if (rc < 0)
-        return rc;
-    weft_group g;
-    weft_group_enter(&g);
-    rc = weft_group_spawn(&g, on_signal, r);
-    if (rc == 0) {
-        weft_scope_enter(&serving, WEFT_FOREVER);
-        rc = weft_scope_exit(&serving, serve(arg));
-    }
-    weft_group_cancel(&g);
-    rc = weft_group_exit(&g, rc);
-    weft_signal_close(r);
-    return rc;
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: https_weft --cert CERT.pem --key KEY.pem "
@@ -288,7 +218,13 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    rc = weft_run_cores(ncores, app, NULL, &o);
+    struct serve_app app = {.name = "https_weft",
+                            .host = host,
+                            .port = port,
+                            .ncores = ncores,
+                            .drain_grace = DRAIN_GRACE,
+                            .handler = https};
+    rc = weft_run_cores(ncores, serve_app_main, &app, &o);
     weft_tls_config_free(tls);
     if (rc < 0) {
         fprintf(stderr, "https_weft: %s\n", weft_strerror(rc));

@@ -19,7 +19,8 @@ foreach(name ${WEFT_NET_WEFT_PROGRAMS})
   target_link_libraries(${name} PRIVATE weft_static)
 endforeach()
 # The request-head parser, shared with tests/fuzz/fuzz_http_head.
-target_sources(http_weft PRIVATE ${CMAKE_CURRENT_LIST_DIR}/http_parse.c)
+target_sources(http_weft PRIVATE ${CMAKE_CURRENT_LIST_DIR}/http_parse.c
+                                 ${CMAKE_CURRENT_LIST_DIR}/serve_app.c)
 foreach(name ${WEFT_NET_URING_PROGRAMS})
   target_link_libraries(${name} PRIVATE PkgConfig::LIBURING)
 endforeach()

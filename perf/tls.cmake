@@ -5,7 +5,8 @@
 # speed). Plain C, like net.cmake; weft_static brings OpenSSL.
 
 add_executable(https_weft ${CMAKE_CURRENT_LIST_DIR}/https_weft.c
-                          ${CMAKE_CURRENT_LIST_DIR}/http_parse.c)
+                          ${CMAKE_CURRENT_LIST_DIR}/http_parse.c
+                          ${CMAKE_CURRENT_LIST_DIR}/serve_app.c)
 add_executable(tls_bulk ${CMAKE_CURRENT_LIST_DIR}/tls_bulk.c)
 foreach(name https_weft tls_bulk)
   target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
