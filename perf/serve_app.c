@@ -23,8 +23,8 @@ static int serve(const struct serve_app *a)
         /* One SO_REUSEPORT listener per core, each serving on its loop. */
         weft_serve_cores_opts so = {.on_ready = ready,
                                     .serve.drain_grace = a->drain_grace};
-        int rc = weft_serve_cores(a->host, (uint16_t)a->port, a->handler,
-                                  NULL, &so);
+        int rc =
+            weft_serve_cores(a->host, (uint16_t)a->port, a->handler, NULL, &so);
         if (rc < 0 && rc != -ECANCELED)
             fprintf(stderr, "%s: serve on %s:%d: %s\n", a->name, a->host,
                     a->port, weft_strerror(rc));
@@ -33,8 +33,8 @@ static int serve(const struct serve_app *a)
     weft_listener *l;
     int rc = weft_tcp_listen(&l, a->host, (uint16_t)a->port);
     if (rc < 0) {
-        fprintf(stderr, "%s: listen on %s:%d: %s\n", a->name, a->host,
-                a->port, weft_strerror(rc));
+        fprintf(stderr, "%s: listen on %s:%d: %s\n", a->name, a->host, a->port,
+                weft_strerror(rc));
         return rc;
     }
     printf("listening on %d\n", weft_listener_port(l));
