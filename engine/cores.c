@@ -232,7 +232,7 @@ WF_EXPORT int weft_run_cores(unsigned ncores, weft_fn main, void *arg,
     if (rc == 0) {
         rc = core_attach(L, &cores[0]);
         if (rc == 0) {
-            rt->wq_fd = L->ring.ring.ring_fd;
+            rt->wq_fd = L->ring.ep ? -1 : L->ring.ring.ring_fd;
             rc = start_others(rt);
         }
         if (rc == 0) {

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "epoll/epoll.h"
 #include "uring/ring.h"
+#include <unistd.h>
 #include <sys/uio.h>
 
 #define WF_EXPORT __attribute__((visibility("default")))
@@ -720,6 +722,17 @@ void wf_gate_close(struct wf_gate *g, const char *what);
  */
 enum { WF_STANDING_ROOM = 32 };
 struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L);
+/* weft_uring_sqe's work on either backend: what weft's own calls use. */
+struct io_uring_sqe *wf_sqe(void);
+
+/* close(2) for any descriptor a loop may have waited on: the epoll
+ * backend forgets it first (its number may come back as another file). */
+static inline int wf_close(int fd)
+{
+    if (wf_cur && wf_cur->ring.ep)
+        wf_epoll_forget(&wf_cur->ring, fd);
+    return close(fd);
+}
 void wf_standing_start(struct wf_loop *L, struct io_uring_sqe *sqe,
                        struct wf_completion *c);
 void wf_standing_cancel(struct wf_loop *L, struct wf_completion *c);

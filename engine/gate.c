@@ -37,7 +37,7 @@ void wf_gate_leave(struct wf_gate *g)
 
 struct io_uring_sqe *wf_gate_sqe(struct wf_gate *g)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     /* Taking it may have waited for ring room, and a close meanwhile
      * cancelled only the operations it could see. */
     if (g->closing) {

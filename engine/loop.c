@@ -15,6 +15,7 @@
 #endif
 
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,47 @@ static void options_resolve(weft_options *o, const weft_options *in)
 
 static _Atomic uint64_t next_loop_serial = 1;
 
+/* The backend WEFT_BACKEND asks for, else the option's; -1: a bad value. */
+static int backend_wanted(const weft_options *o)
+{
+    const char *env = getenv("WEFT_BACKEND");
+    if (!env || !*env)
+        return (int)o->backend;
+    if (!strcmp(env, "uring") || !strcmp(env, "io_uring"))
+        return WEFT_BACKEND_URING;
+    if (!strcmp(env, "epoll"))
+        return WEFT_BACKEND_EPOLL;
+    if (!strcmp(env, "auto"))
+        return WEFT_BACKEND_AUTO;
+    return -1;
+}
+
+static __thread const char *last_backend; /* weft_backend_name outside */
+
+WF_EXPORT const char *weft_backend_name(void)
+{
+    if (wf_cur)
+        return wf_cur->ring.ep ? "epoll" : "io_uring";
+    return last_backend;
+}
+
+/* WEFT_OPT_DIAG or WEFT_DIAG=1: which backend, once per process. */
+static void say_backend(const struct wf_loop *L, const char *why)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    const char *env = getenv("WEFT_DIAG");
+    if (!(L->opts.flags & WEFT_OPT_DIAG) && !(env && *env && *env != '0'))
+        return;
+    if (atomic_flag_test_and_set(&said))
+        return;
+    if (!L->ring.ep)
+        fprintf(stderr, "weft: backend io_uring\n");
+    else if (*why)
+        fprintf(stderr, "weft: backend epoll (%s)\n", why);
+    else
+        fprintf(stderr, "weft: backend epoll (asked for)\n");
+}
+
 static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
 {
     L->serial =
@@ -288,8 +330,13 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
     if (L->opts.autojump < 0)
         return wf_run_error_set(-EINVAL, "weft_options.autojump < 0");
     L->virt = L->opts.clock == WEFT_CLOCK_VIRTUAL;
+    int backend = backend_wanted(&L->opts);
+    if (backend < 0)
+        return wf_run_error_set(-EINVAL, "WEFT_BACKEND: neither uring, "
+                                         "epoll nor auto");
     char why[WF_RING_WHY] = "";
-    struct wf_ring_params rp = {.sq = L->opts.sq_entries,
+    struct wf_ring_params rp = {.backend = (unsigned)backend,
+                                .sq = L->opts.sq_entries,
                                 .cq = L->opts.cq_entries,
                                 .mode = L->opts.ring_mode,
                                 .wq_fd = wq_fd,
@@ -314,6 +361,8 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
     if (rc < 0)
         return wf_run_error_set(rc, why);
     wf_run_error_set(0, NULL);
+    say_backend(L, why);
+    last_backend = L->ring.ep ? "epoll" : "io_uring";
     unsigned room = L->ring.cq_entries > L->ring.sq_entries
                         ? L->ring.cq_entries - L->ring.sq_entries
                         : L->ring.cq_entries / 2;

@@ -137,9 +137,9 @@ void wf_mailbox_put(struct wf_mailbox *mb)
 {
     if (atomic_fetch_sub_explicit(&mb->refs, 1, memory_order_acq_rel) != 1)
         return;
-    close(mb->efd);
+    wf_close(mb->efd);
     if (mb->ring_fd >= 0)
-        close(mb->ring_fd);
+        wf_close(mb->ring_fd);
     wf_free(mb);
 }
 

@@ -160,7 +160,7 @@ static void op_cancel(struct wf_wait *w)
     io_cancel(wf_container_of(w, struct wf_io, wait));
 }
 
-WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
+struct io_uring_sqe *wf_sqe(void)
 {
     struct weft_task *t = wf_self();
     if (!t)
@@ -171,6 +171,17 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
     wf_ring_reserve(&L->ring, 2);
     /* Not zeroed: every io_uring_prep_* call writes all of it. */
     return wf_ring_take(&L->ring);
+}
+
+/* weft/uring.h: the ring is io_uring's only on that backend. */
+static inline bool raw_ring(void)
+{
+    return wf_cur && !wf_cur->ring.ep;
+}
+
+WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
+{
+    return raw_ring() ? wf_sqe() : NULL;
 }
 
 /* An SQE that will not be awaited: take it back, or make it a no-op. */
@@ -436,12 +447,16 @@ void wf_files_clear(struct wf_loop *L, int slot)
 
 WF_EXPORT int weft_uring_await(struct io_uring_sqe *sqe)
 {
+    if (!sqe && wf_cur && wf_cur->ring.ep)
+        return -ENOTSUP;
     return wf_await(sqe, "io_uring operation");
 }
 
 WF_EXPORT int weft_uring_await_until(struct io_uring_sqe *sqe,
                                      weft_time deadline)
 {
+    if (!sqe && wf_cur && wf_cur->ring.ep)
+        return -ENOTSUP;
     struct wf_io io;
     return wf_io_await(&io, sqe, deadline, "io_uring operation");
 }
@@ -449,11 +464,11 @@ WF_EXPORT int weft_uring_await_until(struct io_uring_sqe *sqe,
 WF_EXPORT unsigned weft_uring_setup_flags(void)
 {
     struct weft_task *t = wf_self();
-    return t ? t->loop->ring.setup_flags : 0;
+    return t && raw_ring() ? t->loop->ring.setup_flags : 0;
 }
 
 WF_EXPORT bool weft_uring_has_op(int opcode)
 {
     struct weft_task *t = wf_self();
-    return t && wf_ring_has_op(&t->loop->ring, opcode);
+    return t && raw_ring() && wf_ring_has_op(&t->loop->ring, opcode);
 }

@@ -96,7 +96,7 @@ static long read_long(const char *path)
     if (fd < 0)
         return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    wf_close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';
@@ -115,7 +115,7 @@ static long map_count(void)
     while ((n = read(fd, buf, sizeof buf)) > 0)
         for (ssize_t i = 0; i < n; i++)
             lines += buf[i] == '\n';
-    close(fd);
+    wf_close(fd);
     return lines;
 }
 

@@ -58,6 +58,8 @@ int wf_bufring_init(struct wf_ring *r, struct wf_bufring *b, uint16_t bgid,
     b->size = size;
     b->bgid = bgid;
     b->br_len = nbufs * sizeof(struct io_uring_buf);
+    if (r->ep)
+        return -EOPNOTSUPP; /* epoll: receives bring their own buffers */
     int rc = -ENOMEM;
     b->st = calloc(nbufs, sizeof *b->st);
     /* Page-aligned, as the kernel wants the ring; buffers are committed

@@ -6,6 +6,8 @@
  */
 #include "uring/ring.h"
 
+#include "epoll/epoll.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,10 +159,9 @@ static void explain(int rc, char *why, unsigned len)
                  strerror(-rc));
 }
 
-int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
-                 unsigned whylen)
+static int uring_init(struct wf_ring *r, const struct wf_ring_params *rp,
+                      char *why, unsigned whylen)
 {
-    memset(r, 0, sizeof *r);
     unsigned sq = rp->sq, cq = rp->cq, mode = rp->mode;
     int rc;
     /* SQPOLL takes none of the task-run flags (the kernel's thread runs
@@ -222,8 +223,47 @@ int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
     return 0;
 }
 
+/*
+ * Whether AUTO may fall back to epoll after io_uring refused: the ring is
+ * refused by the system (seccomp, the sysctl, a kernel without it or too
+ * old), not a bad option of the caller's, and not out of descriptors,
+ * which epoll would be too.
+ */
+static bool may_fall_back(int rc, const struct wf_ring_params *rp)
+{
+    if (rp->flags & (IORING_SETUP_SQPOLL | IORING_SETUP_IOPOLL) ||
+        rp->mode != MODE_AUTO)
+        return false;
+    return rc != -EMFILE && rc != -ENFILE;
+}
+
+int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
+                 unsigned whylen)
+{
+    memset(r, 0, sizeof *r);
+    if (rp->backend == WF_BACKEND_EPOLL)
+        return wf_epoll_init(r, rp, why, whylen);
+    if (rp->backend != WF_BACKEND_AUTO && rp->backend != WF_BACKEND_URING) {
+        snprintf(why, whylen, "weft_options.backend %u is not a backend",
+                 rp->backend);
+        return -EINVAL;
+    }
+    int rc = uring_init(r, rp, why, whylen);
+    if (rc < 0 && rp->backend == WF_BACKEND_AUTO && may_fall_back(rc, rp)) {
+        char ewhy[WF_RING_WHY];
+        memset(r, 0, sizeof *r);
+        if (wf_epoll_init(r, rp, ewhy, sizeof ewhy) == 0)
+            return 0; /* why keeps io_uring's refusal */
+    }
+    return rc;
+}
+
 void wf_ring_exit(struct wf_ring *r)
 {
+    if (r->ep) {
+        wf_epoll_exit(r);
+        return;
+    }
     io_uring_queue_exit(&r->ring);
 }
 
@@ -241,6 +281,10 @@ static unsigned reap(struct wf_ring *r);
  */
 static void flush(struct wf_ring *r)
 {
+    if (r->ep) {
+        wf_epoll_submit(r);
+        return;
+    }
     for (int tries = 0;; tries++) {
         int rc = io_uring_submit(&r->ring);
         if (rc >= 0)
@@ -377,6 +421,8 @@ static bool events_pending(const struct wf_ring *r)
 
 int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
 {
+    if (__builtin_expect(r->ep != NULL, 0))
+        return wf_epoll_pump(r, wait, timeout_ns);
     int rc = 0;
     if (wait && !io_uring_cq_ready(&r->ring)) {
         struct io_uring_cqe *cqe;
@@ -399,11 +445,15 @@ int wf_ring_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
 
 int wf_ring_files_table(struct wf_ring *r, unsigned n)
 {
+    if (r->ep)
+        return -EOPNOTSUPP; /* plain descriptors on epoll */
     return io_uring_register_files_sparse(&r->ring, n);
 }
 
 void wf_ring_files_clear(struct wf_ring *r, int slot)
 {
+    if (r->ep)
+        return;
     int none = -1;
     io_uring_register_files_update(&r->ring, (unsigned)slot, &none, 1);
 }

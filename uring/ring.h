@@ -22,8 +22,21 @@ struct wf_completion {
 
 enum { WF_RING_WHY = 200 };
 
+/* weft_options.backend's values (weft/base.h's WEFT_BACKEND_*). */
+enum { WF_BACKEND_AUTO, WF_BACKEND_URING, WF_BACKEND_EPOLL };
+
+struct wf_epoll;
+
+/*
+ * A loop's ring: io_uring's, or, on the epoll backend (epoll/epoll.h),
+ * an SQ of the same shape in memory that the backend reads and carries
+ * out with epoll, plain system calls and a worker pool. Either way the
+ * engine writes SQEs and gets each CQE's res and flags in its
+ * wf_completion, so every rule above this layer is the same code.
+ */
 struct wf_ring {
     struct io_uring ring;
+    struct wf_epoll *ep;  /* the epoll backend's state, or NULL */
     unsigned setup_flags; /* IORING_SETUP_* in force */
     unsigned sq_entries, cq_entries;
     unsigned inflight;     /* CQEs still owed to a wf_completion */
@@ -49,7 +62,10 @@ struct wf_ring_params {
     unsigned iowq_max_workers;
     unsigned flags;          /* IORING_SETUP_SQPOLL, IORING_SETUP_IOPOLL */
     unsigned sq_thread_idle; /* SQPOLL: ms before its thread sleeps */
+    unsigned backend;        /* WF_BACKEND_*: AUTO falls back to epoll */
 };
+/* With backend AUTO, io_uring's refusal is left in why even when the
+ * epoll backend then took over (r->ep set): diagnostics name it. */
 int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
                  unsigned whylen);
 void wf_ring_exit(struct wf_ring *r);

@@ -117,7 +117,7 @@ void wf_file_kill(weft_file *f)
 /* idx: the registered buffer buf lies in (READ_FIXED), or -1 (READ). */
 static ssize_t read_once(weft_file *f, void *buf, size_t n, off_t off, int idx)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     if (idx >= 0)
         io_uring_prep_read_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
                                  idx);
@@ -161,7 +161,7 @@ ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
 static ssize_t write_once(weft_file *f, const void *buf, size_t n, off_t off,
                           int idx)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     if (idx >= 0)
         io_uring_prep_write_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
                                   idx);
@@ -257,7 +257,8 @@ WF_EXPORT int weft_file_register_buffers(const struct iovec *iov, unsigned n)
     if (!copy)
         return -ENOMEM;
     memcpy(copy, iov, n * sizeof *copy);
-    rc = io_uring_register_buffers(&L->ring.ring, copy, n);
+    /* The epoll backend's pool reads into them as into any buffer. */
+    rc = L->ring.ep ? 0 : io_uring_register_buffers(&L->ring.ring, copy, n);
     if (rc < 0) {
         wf_free(copy);
         return rc;
@@ -278,7 +279,7 @@ WF_EXPORT int weft_file_unregister_buffers(void)
         return -ENXIO;
     /* Operations in flight keep their buffers pinned until they end
      * (the kernel's resource references, 5.13+). */
-    rc = io_uring_unregister_buffers(&L->ring.ring);
+    rc = L->ring.ep ? 0 : io_uring_unregister_buffers(&L->ring.ring);
     if (rc < 0)
         return rc;
     wf_free(L->fixed);
@@ -385,7 +386,7 @@ WF_EXPORT ssize_t weft_file_write(weft_file *f, const void *buf, size_t n)
 
 static int statx_fd(weft_file *f, unsigned mask, struct statx *st)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_statx(sqe, f->fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
                         mask, st);
     return file_await(f, sqe, "weft_file_stat");
@@ -473,7 +474,7 @@ static int fsync_file(weft_file *f, unsigned flags, const char *what)
     int rc = wf_file_enter(f, 0);
     if (rc < 0)
         return rc;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_fsync(sqe, f->fd, flags);
     use_fixed(f, sqe);
     rc = file_await(f, sqe, what);
@@ -510,7 +511,7 @@ WF_EXPORT int weft_file_truncate(weft_file *f, off_t length)
     if (length < 0) {
         rc = -EINVAL;
     } else if (weft_uring_has_op(WF_OP_FTRUNCATE)) {
-        struct io_uring_sqe *sqe = weft_uring_sqe();
+        struct io_uring_sqe *sqe = wf_sqe();
         io_uring_prep_rw(WF_OP_FTRUNCATE, sqe, f->fd, NULL, 0,
                          (uint64_t)length);
         use_fixed(f, sqe);
@@ -532,7 +533,7 @@ WF_EXPORT int weft_file_allocate(weft_file *f, int mode, off_t offset,
     if (offset < 0 || len <= 0) {
         rc = -EINVAL;
     } else {
-        struct io_uring_sqe *sqe = weft_uring_sqe();
+        struct io_uring_sqe *sqe = wf_sqe();
         io_uring_prep_fallocate(sqe, f->fd, mode, offset, len);
         use_fixed(f, sqe);
         rc = file_await(f, sqe, "weft_file_allocate");
@@ -598,7 +599,7 @@ static void fixed_install(weft_file *f)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         int fds[1] = {f->fd};
-        struct io_uring_sqe *sqe = weft_uring_sqe();
+        struct io_uring_sqe *sqe = wf_sqe();
         io_uring_prep_files_update(sqe, fds, 1, (int)IORING_FILE_INDEX_ALLOC);
         int rc = file_await(f, sqe, "weft_file_open");
         if (rc == 1) {
@@ -617,7 +618,7 @@ static void fixed_install(weft_file *f)
 
 static void fixed_remove(weft_file *f)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_close_direct(sqe, (unsigned)f->slot);
     wf_await(sqe, "weft_file_close");
     f->slot = -1;
@@ -625,13 +626,13 @@ static void fixed_remove(weft_file *f)
 
 static int open_fd(const char *path, int flags, mode_t mode)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
     int fd = wf_await(sqe, "weft_file_open");
     if (fd >= 0 && weft_checkpoint_if_cancelled() < 0) {
         /* Opened although the caller was cancelled meanwhile: nobody
          * will get this fd, so it must not outlive the call. */
-        close(fd);
+        wf_close(fd);
         return -ECANCELED;
     }
     return fd;
@@ -680,7 +681,7 @@ WF_EXPORT int weft_file_open_opts(weft_file **out, const char *path, int flags,
     if (rc < 0) {
         if (f->slot >= 0)
             wf_files_clear(t->loop, f->slot);
-        close(fd);
+        wf_close(fd);
         wf_free(f);
         return rc;
     }
@@ -705,7 +706,7 @@ static int close_fd(weft_file *f)
     weft_scope_set_shield(&shield, true);
     if (f->slot >= 0 && f->slot_loop == wf_cur)
         fixed_remove(f);
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_close(sqe, f->fd);
     int rc = wf_await(sqe, "weft_file_close");
     weft_scope_exit(&shield, 0);
@@ -717,7 +718,7 @@ int wf_file_close_now(weft_file *f)
     struct weft_task *t = wf_self();
     if (!t) {
         /* Outside a loop nothing can be in flight. */
-        int rc = close(f->fd) < 0 ? -errno : 0;
+        int rc = wf_close(f->fd) < 0 ? -errno : 0;
         wf_free(f);
         return rc;
     }

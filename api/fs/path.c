@@ -67,7 +67,7 @@ static int path_op(struct sys_job *j, const char *what)
         return rc;
     if (!weft_uring_has_op(j->op))
         return weft_to_thread(sys_worker, j, NULL, 0);
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     switch (j->op) {
     case IORING_OP_MKDIRAT:
         io_uring_prep_mkdirat(sqe, AT_FDCWD, j->a, j->mode);
@@ -115,7 +115,7 @@ static int stat_path(const char *path, int flags, unsigned mask,
     int rc = path_entry(path && st ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_statx(sqe, AT_FDCWD, path, flags, mask, st);
     return wf_await(sqe, what);
 }

@@ -58,7 +58,7 @@ static void accept_done(struct wf_completion *c, int res, unsigned flags)
     struct weft_listener *l = a->l;
     if (res >= 0) {
         if (l->gate.closing || q_push(l, res) < 0)
-            close(res);
+            wf_close(res);
         else if (l->qlen >= QHIGH && a->armed)
             wf_defer(wf_cur, &l->pause); /* no SQE may be taken here */
     } else if (res == -EINVAL && a->multishot) {
@@ -202,10 +202,10 @@ WF_EXPORT int weft_listener_close(weft_listener *l)
         return -EBADF;
     wf_gate_close(&l->gate, "weft_listener_close");
     while (l->qlen)
-        close(q_pop(l));
+        wf_close(q_pop(l));
     int rc = 0;
     for (int i = 0; i < l->nacc; i++)
-        if (close(l->acc[i].fd) < 0 && !rc)
+        if (wf_close(l->acc[i].fd) < 0 && !rc)
             rc = -errno;
     wf_free(l->q);
     wf_free(l);
@@ -239,7 +239,7 @@ struct weft_listener *wf_listener_new(bool tcp)
 int wf_listener_add(struct weft_listener *l, int fd)
 {
     if (l->nacc == (int)(sizeof l->acc / sizeof l->acc[0])) {
-        close(fd);
+        wf_close(fd);
         return -ENOSPC;
     }
     struct wf_acceptor *a = &l->acc[l->nacc++];
@@ -252,7 +252,7 @@ int wf_listener_add(struct weft_listener *l, int fd)
 void wf_listener_abort(struct weft_listener *l)
 {
     for (int i = 0; i < l->nacc; i++)
-        close(l->acc[i].fd);
+        wf_close(l->acc[i].fd);
     wf_free(l);
 }
 
@@ -284,7 +284,7 @@ WF_EXPORT int weft_listener_from_fd(weft_listener **out, int fd)
     if (rc == 0 && !(l = wf_listener_new(family != AF_UNIX)))
         rc = -ENOMEM;
     if (rc < 0) {
-        close(fd);
+        wf_close(fd);
         return rc;
     }
     if (l->tcp)

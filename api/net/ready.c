@@ -14,7 +14,7 @@ static int wait_poll(int fd, unsigned mask, const char *what)
     int rc = wf_entry(&t, true, fd < 0); /* no fd: as a closed one */
     if (rc < 0)
         return rc;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_poll_add(sqe, fd, mask);
     rc = wf_await(sqe, what);
     return rc < 0 ? rc : 0;

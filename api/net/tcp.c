@@ -62,7 +62,7 @@ static int he_try(void *arg)
         bind(fd, (struct sockaddr *)&he->local, he->local_len) < 0)
         rc = -errno;
     if (rc >= 0) {
-        struct io_uring_sqe *sqe = weft_uring_sqe();
+        struct io_uring_sqe *sqe = wf_sqe();
         io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
         rc = wf_await(sqe, "weft_tcp_connect");
     }
@@ -71,7 +71,7 @@ static int he_try(void *arg)
         weft_group_cancel(he->group);
     } else {
         if (fd >= 0)
-            close(fd);
+            wf_close(fd);
         if (rc < 0 && rc != -ECANCELED && !he->first_err)
             he->first_err = rc;
     }
@@ -161,7 +161,7 @@ WF_EXPORT int weft_tcp_connect_opts(weft_stream **out, const char *host,
     }
     freeaddrinfo(res);
     if (he.winner >= 0 && rc < 0) { /* won, but cancelled from outside */
-        close(he.winner);
+        wf_close(he.winner);
         return rc;
     }
     if (he.winner < 0 && rc == 0)
@@ -202,7 +202,7 @@ static int tcp_socket(const struct sockaddr *addr, socklen_t len,
     return fd;
 fail:;
     int rc = -errno;
-    close(fd);
+    wf_close(fd);
     return rc;
 }
 

@@ -62,7 +62,7 @@ WF_EXPORT int weft_udp_open(weft_udp **out, const char *local_host,
     if (!u || bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         rc = u ? -errno : -ENOMEM;
         wf_free(u);
-        close(fd);
+        wf_close(fd);
         freeaddrinfo(res);
         return rc;
     }
@@ -183,7 +183,7 @@ WF_EXPORT int weft_udp_close(weft_udp *u)
     if (u->gate.closing)
         return -EBADF;
     wf_gate_close(&u->gate, "weft_udp_close");
-    int rc = close(u->fd) < 0 ? -errno : 0;
+    int rc = wf_close(u->fd) < 0 ? -errno : 0;
     wf_free(u);
     return rc;
 }

@@ -47,11 +47,11 @@ WF_EXPORT int weft_unix_connect(weft_stream **out, const char *path)
     int fd = unix_socket(out, NULL, path, &sun, &len);
     if (fd < 0)
         return fd;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = wf_sqe();
     io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sun, len);
     int rc = wf_await(sqe, "weft_unix_connect");
     if (rc < 0) {
-        close(fd);
+        wf_close(fd);
         return rc;
     }
     return wf_sock_stream_new(fd, out);
@@ -67,12 +67,12 @@ WF_EXPORT int weft_unix_listen(weft_listener **out, const char *path)
     if (bind(fd, (struct sockaddr *)&sun, len) < 0 ||
         listen(fd, SOMAXCONN) < 0) {
         int rc = -errno;
-        close(fd);
+        wf_close(fd);
         return rc;
     }
     struct weft_listener *l = wf_listener_new(false);
     if (!l) {
-        close(fd);
+        wf_close(fd);
         return -ENOMEM;
     }
     wf_listener_add(l, fd);
@@ -182,7 +182,7 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
             if (*nfds < max_fds)
                 fds[(*nfds)++] = in[i];
             else
-                close(in[i]);
+                wf_close(in[i]);
         }
     }
     wf_stream_unclaim(s, true);

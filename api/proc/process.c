@@ -94,7 +94,7 @@ static int reap(weft_process *p, struct wf_gate *g, const char *what)
         int rc = try_reap(p);
         if (rc != 0)
             return rc < 0 ? rc : 0;
-        struct io_uring_sqe *sqe = g ? wf_gate_sqe(g) : weft_uring_sqe();
+        struct io_uring_sqe *sqe = g ? wf_gate_sqe(g) : wf_sqe();
         if (!sqe)
             return g ? -EBADF : -EPERM;
         siginfo_t si;
@@ -195,7 +195,7 @@ static bool stdio_ok(const weft_stdio *s, bool is_err)
 static void close_quiet(int *fd)
 {
     if (*fd >= 0) {
-        close(*fd);
+        wf_close(*fd);
         *fd = -1;
     }
 }
@@ -366,7 +366,7 @@ WF_EXPORT int weft_process_open(weft_process **out, const char *const argv[],
         close_quiet(&child_end[i]);
     close_quiet(&devnull);
     for (size_t i = 0; i < ndups; i++)
-        close(dups[i]);
+        wf_close(dups[i]);
     ndups = 0;
     wf_free(dups);
     dups = NULL;
@@ -401,7 +401,7 @@ fail:
     }
     close_quiet(&devnull);
     for (size_t i = 0; i < ndups; i++)
-        close(dups[i]);
+        wf_close(dups[i]);
     wf_free(dups);
     wf_free(p);
     return rc;
@@ -487,7 +487,7 @@ WF_EXPORT int weft_process_close(weft_process *p)
     }
     if (p->pidfd >= 0) {
         wf_process_kill_reap(p);
-        close(p->pidfd);
+        wf_close(p->pidfd);
     }
     wf_free(p);
     return rc;

@@ -214,7 +214,7 @@ WF_EXPORT int weft_signal_close(weft_signal_receiver *r)
     if (r->gate.closing)
         return -EBADF;
     wf_gate_close(&r->gate, "weft_signal_close");
-    int rc = close(r->fd) < 0 ? -errno : 0;
+    int rc = wf_close(r->fd) < 0 ? -errno : 0;
     table_give(&r->set);
     struct mask_sync m = {.unblock = r->set};
     sigemptyset(&m.block);

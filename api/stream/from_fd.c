@@ -55,7 +55,7 @@ static int fd_send_eof(weft_stream *s)
 
 static int fd_close(weft_stream *s)
 {
-    return close(((struct wf_sock_stream *)s)->fd) < 0 ? -errno : 0;
+    return wf_close(((struct wf_sock_stream *)s)->fd) < 0 ? -errno : 0;
 }
 
 static int fd_fd(const weft_stream *s)
@@ -95,7 +95,7 @@ static int fd_stream_new(int fd, weft_stream **out)
 {
     struct wf_sock_stream *x = wf_malloc(sizeof *x);
     if (!x) {
-        close(fd);
+        wf_close(fd);
         return -ENOMEM;
     }
     wf_stream_init(&x->base, &fd_ops);
@@ -110,7 +110,7 @@ static int file_stream_new(int fd, weft_stream **out)
     weft_file *f;
     int rc = wf_file_from_fd(fd, &f);
     if (rc < 0) {
-        close(fd);
+        wf_close(fd);
         return rc;
     }
     weft_stream *s = weft_file_stream(f);
@@ -139,6 +139,6 @@ WF_EXPORT int weft_stream_from_fd(weft_stream **out, int fd)
     } else if (out && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
         return file_stream_new(fd, out);
     }
-    close(fd);
+    wf_close(fd);
     return rc;
 }

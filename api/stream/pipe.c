@@ -104,7 +104,7 @@ static int pipe_send_eof(weft_stream *s)
         return 0;
     int fd = ps->fd;
     ps->fd = -1;
-    return close(fd) < 0 && errno != EINTR ? -errno : 0;
+    return wf_close(fd) < 0 && errno != EINTR ? -errno : 0;
 }
 
 static int pipe_close(weft_stream *s)
@@ -130,7 +130,7 @@ int wf_pipe_stream_new(int fd, weft_stream **out)
 {
     struct wf_pipe_stream *ps = wf_malloc(sizeof *ps);
     if (!ps) {
-        close(fd);
+        wf_close(fd);
         return -ENOMEM;
     }
     wf_stream_init(&ps->base, &wf_pipe_ops);

@@ -89,7 +89,7 @@ static int sock_send_eof(weft_stream *s)
 
 static int sock_close(weft_stream *s)
 {
-    return close(sock(s)->fd) < 0 ? -errno : 0;
+    return wf_close(sock(s)->fd) < 0 ? -errno : 0;
 }
 
 static int sock_fd(const weft_stream *s)
@@ -111,7 +111,7 @@ int wf_sock_stream_new(int fd, weft_stream **out)
 {
     struct wf_sock_stream *ss = wf_malloc(sizeof *ss);
     if (!ss) {
-        close(fd);
+        wf_close(fd);
         return -ENOMEM;
     }
     wf_stream_init(&ss->base, &wf_sock_ops);
@@ -130,7 +130,7 @@ WF_EXPORT int weft_stream_pair(weft_stream **a, weft_stream **b)
         return -errno;
     int rc = wf_sock_stream_new(fds[0], a);
     if (rc < 0) {
-        close(fds[1]);
+        wf_close(fds[1]);
         return rc;
     }
     rc = wf_sock_stream_new(fds[1], b);

@@ -28,6 +28,6 @@ WF_EXPORT int weft_free_port(void)
     if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
         getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
         rc = -errno;
-    close(fd);
+    wf_close(fd);
     return rc < 0 ? rc : ntohs(sin.sin_port);
 }

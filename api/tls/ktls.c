@@ -47,7 +47,7 @@ static void probe(void)
         available = setsockopt(c, SOL_TCP, TCP_ULP, "tls", 3) == 0;
     for (int *fd = (int[]){l, c, a}, i = 0; i < 3; i++)
         if (fd[i] >= 0)
-            close(fd[i]);
+            wf_close(fd[i]);
     /* WEFT_TLS_KTLS=0: every stream of the process stays in userspace
      * (A/B measurements), as weft_tls_config_ktls(c, false) does for a
      * configuration. */

@@ -72,6 +72,19 @@ enum weft_ring_mode {
  * operation weft's loop needs fails: weft_run refuses it (-EOPNOTSUPP)
  * until weft has a second, polled ring for files. */
 #define WEFT_OPT_IOPOLL 8u
+/* Say on stderr, once per process, which backend a loop got and why
+ * (WEFT_BACKEND_AUTO falling back to epoll names io_uring's refusal).
+ * The environment variable WEFT_DIAG=1 sets it for every loop. */
+#define WEFT_OPT_DIAG 16u
+
+/* weft_options.backend (API.md, "Backends"): io_uring, or epoll where
+ * io_uring is refused (a container's seccomp profile, the sysctl
+ * kernel.io_uring_disabled, an old kernel). The environment variable
+ * WEFT_BACKEND=uring|epoll overrides it for every loop of the process.
+ * See docs/guide/backends.md. */
+#define WEFT_BACKEND_AUTO 0  /* io_uring, else epoll */
+#define WEFT_BACKEND_URING 1 /* io_uring, or weft_run fails */
+#define WEFT_BACKEND_EPOLL 2 /* epoll, with a worker pool for files */
 
 /* weft_options.clock (API.md, "Test clock"): trio's MockClock. */
 #define WEFT_CLOCK_REAL 0
@@ -112,6 +125,7 @@ typedef struct weft_options {
     unsigned sq_thread_idle; /* WEFT_OPT_SQPOLL: milliseconds its kernel
                                 thread spins with nothing to do before it
                                 sleeps; 0 = 1000 (the kernel's default) */
+    unsigned backend;        /* WEFT_BACKEND_*; 0 = AUTO */
 } weft_options;
 
 /*
@@ -122,6 +136,10 @@ typedef struct weft_options {
  * disabled by sysctl or seccomp).
  */
 int weft_run(weft_fn main, void *arg, const weft_options *opts);
+
+/* The calling loop's backend: "io_uring" or "epoll"; outside a loop,
+ * the one the last loop this thread ran had, else NULL. */
+const char *weft_backend_name(void);
 
 /* A message for any code weft returns (a negative errno). */
 const char *weft_strerror(int rc);

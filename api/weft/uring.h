@@ -7,7 +7,7 @@
  * same cancellation and deadline guarantees as weft's own calls: a
  * cancelled operation gets IORING_OP_ASYNC_CANCEL and the await returns
  * only after its terminal completion, so the kernel is done with the
- * caller's buffers. Between weft_uring_sqe() and the await the task must
+ * caller's buffers. Between wf_sqe() and the await the task must
  * not block. One SQE per await: IOSQE_IO_LINK chains and multishot
  * operations are not supported here.
  */
