@@ -2,8 +2,9 @@
 /*
  * tests/helpers.h - what every suite shares: checks that are safe inside
  * tasks, running a loop and asserting its result, a hang guard, pipes and
- * raw-ring one-liners, and running code in a fork()ed child with its
- * stderr captured.
+ * raw-ring one-liners, the backend a suite runs on (th_uring_only skips
+ * a test that can only hold on io_uring), running code in a fork()ed
+ * child with its stderr captured, and a seccomp filter refusing io_uring.
  *
  * cmocka's assert_*() and skip() longjmp back to the test runner. That must
  * never happen from a task's stack: it would leave the loop half-run and
@@ -33,7 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -373,11 +379,63 @@ static TH_UNUSED int th_pipe_pending(int rfd)
     return n;
 }
 
+/* ---- backends (API.md, "Backends") ---- */
+
+static int th_backend_probe(void *arg)
+{
+    *(const char **)arg = weft_backend_name();
+    return 0;
+}
+
+/*
+ * Whether loops run on the epoll backend. In a task, weft is asked of the
+ * current loop; elsewhere (a test function) of a loop run for the purpose
+ * with default options, which get the backend the suite's loops get
+ * (WEFT_BACKEND in the environment decides, as scripts/test sets it).
+ */
+static TH_UNUSED bool th_on_epoll(void)
+{
+    const char *name = NULL;
+    if (weft_task_current())
+        name = weft_backend_name();
+    else if (weft_run(th_backend_probe, &name, NULL) != 0)
+        return false; /* no loop at all: the test will say why */
+    return name && strcmp(name, "epoll") == 0;
+}
+
+/*
+ * In a test function (never in a task): skip the test on the epoll
+ * backend, saying why -- for a test that can only hold on io_uring (raw
+ * SQEs through weft/uring.h, the ring's setup flags, SQPOLL). The same
+ * test runs unchanged on io_uring.
+ */
+static TH_UNUSED void th_uring_only(const char *why)
+{
+    if (th_on_epoll()) {
+        print_message("      skipped on the epoll backend: %s\n", why);
+        skip();
+    }
+}
+
 /* ---- raw ring one-liners (in a task) ---- */
 
+/* weft_uring_sqe's work on either backend (engine/op.c): the SQE weft's
+ * own calls take, which the epoll backend carries out too. Not part of
+ * the API: the suites link weft's static library. */
+struct io_uring_sqe *wf_sqe(void);
+
+/*
+ * An SQE for the one-liners below. On io_uring it is weft_uring_sqe()'s;
+ * on epoll, where weft/uring.h's calls are refused, it is the SQE weft's
+ * own calls take, so that a test which only needs to block on a pipe or
+ * go once through the ring (a NOP) holds on both backends alike. Tests of
+ * weft/uring.h itself call weft_uring_sqe() and th_uring_only().
+ */
 static TH_UNUSED struct io_uring_sqe *th_sqe(void)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
+    if (!sqe && weft_task_current() && th_on_epoll())
+        sqe = wf_sqe();
     if (!sqe)
         th_fail_at(__FILE__, __LINE__, "weft_uring_sqe() gave NULL in a task");
     return sqe;
@@ -513,6 +571,53 @@ static TH_UNUSED void th_assert_child_ok(const struct th_child *c)
         th_child_dump(c);
         fail_msg("the child did not exit with 0");
     }
+}
+
+/* ---- io_uring refused by seccomp (in a child) ---- */
+
+#if defined(__x86_64__)
+#define TH_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TH_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/*
+ * Make io_uring_setup, io_uring_enter and io_uring_register fail with err
+ * in this process (and its children) from now on, as a container's
+ * default seccomp profile does (Docker's: ENOSYS; others: EPERM). A
+ * system call of another architecture's numbering passes. Irreversible:
+ * call it only in a fork()ed child. 0, or a negative errno (-ENOTSUP on
+ * an architecture this filter does not know).
+ */
+static TH_UNUSED int th_block_io_uring(int err)
+{
+#ifdef TH_AUDIT_ARCH
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TH_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K,
+                 SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+    };
+    struct sock_fprog prog = {
+        .len = (unsigned short)(sizeof f / sizeof f[0]),
+        .filter = f,
+    };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -errno;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return -errno;
+    return 0;
+#else
+    (void)err;
+    return -ENOTSUP;
+#endif
 }
 
 /* ---- a child in a pristine process (fork + exec of the suite) ---- */

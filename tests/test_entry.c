@@ -637,7 +637,9 @@ static int file_stat_ok(struct fx *x)
 
 /* ---- the table ---- */
 
-enum { LEAD = 1 };
+/* LEAD: checked by the LEAD tests; URING: weft/uring.h's, which the epoll
+ * backend refuses (-ENOTSUP, test_backend.c): left out there. */
+enum { LEAD = 1, URING = 2 };
 
 struct row {
     const char *call;
@@ -668,9 +670,9 @@ static const struct row rows[] = {
     /* engine/group.c, engine/pool.c, engine/op.c */
     {"weft_group_start", group_start_bad, -EINVAL, group_start_ok, NULL, 0},
     {"weft_to_thread", to_thread_bad, -EINVAL, to_thread_ok, NULL, 0},
-    {"weft_uring_await", uring_await_bad, -EINVAL, uring_await_ok, NULL, 0},
+    {"weft_uring_await", uring_await_bad, -EINVAL, uring_await_ok, NULL, URING},
     {"weft_uring_await_until", uring_await_until_bad, -EINVAL,
-     uring_await_until_ok, NULL, 0},
+     uring_await_until_ok, NULL, URING},
     /* api/fs/path.c: -EFAULT for a NULL path or buffer, as documented */
     {"weft_path_stat", path_stat_bad, -EFAULT, path_stat_ok, NULL, 0},
     {"weft_path_stat (st NULL)", path_stat_null_st, -EFAULT, NULL, NULL, 0},
@@ -818,11 +820,14 @@ static int run_rows(void *arg)
     struct check *c = arg;
     struct fx *x = &c->fx;
     weft_group_enter(&x->g); /* weft_group_start's group */
+    bool epoll = th_on_epoll();
     if (fx_open(x)) {
         for (size_t i = 0; i < NROWS; i++) {
             const struct row *r = &rows[i];
             int (*call)(struct fx *) = form_of(r, c->form);
             if (!call || !!(r->flags & LEAD) != c->lead)
+                continue;
+            if (epoll && (r->flags & URING))
                 continue;
             weft_scope s;
             weft_scope_enter(&s, WEFT_FOREVER);

@@ -40,7 +40,9 @@ static int open_fds(void)
 
 static int sock_op(int op, int fd, void *buf, unsigned len, int flags)
 {
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = th_sqe(); /* on either backend */
+    if (!sqe)
+        return -ENOBUFS;
     if (op == IORING_OP_SEND)
         io_uring_prep_send(sqe, fd, buf, len, flags);
     else
@@ -349,7 +351,9 @@ static int task_read_idle_pipe(void *arg)
 {
     int fd = *(int *)arg;
     char c;
-    struct io_uring_sqe *sqe = weft_uring_sqe();
+    struct io_uring_sqe *sqe = th_sqe(); /* on either backend */
+    if (!sqe)
+        return -ENOBUFS;
     io_uring_prep_read(sqe, fd, &c, 1, (__u64)-1);
     CHECK_EQ(weft_uring_await(sqe), -ECANCELED);
     return 0;

@@ -1126,6 +1126,7 @@ static int sqpoll_main(void *arg)
 static void test_file_ring_options_sqpoll_and_iopoll(void **state)
 {
     (void)state;
+    th_uring_only("SQPOLL and IOPOLL are io_uring's ring options");
     weft_options o = {.flags = WEFT_OPT_SQPOLL, .sq_thread_idle = 20};
     run_in_loop_opts(sqpoll_main, NULL, &o, 0);
     /* SQPOLL refuses the task-run flags: a forced DEFER mode fails, with

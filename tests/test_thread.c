@@ -106,6 +106,7 @@ static bool msg_ring_supported(void)
 /* Run body with WEFT_OPT_WAKE_MSG_RING, or skip where the kernel lacks it. */
 static void with_msg_ring(void (*body)(unsigned flags))
 {
+    th_uring_only("WEFT_OPT_WAKE_MSG_RING wakes a loop through io_uring");
     if (!msg_ring_supported()) {
         print_message("IORING_OP_MSG_RING is not supported by this kernel\n");
         skip();
