@@ -724,6 +724,8 @@ enum { WF_STANDING_ROOM = 32 };
 struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L);
 /* weft_uring_sqe's work on either backend: what weft's own calls use. */
 struct io_uring_sqe *wf_sqe(void);
+/* Whether the loop's backend carries out opcode (either backend). */
+bool wf_has_op(int opcode);
 
 /* close(2) for any descriptor a loop may have waited on: the epoll
  * backend forgets it first (its number may come back as another file). */

@@ -467,6 +467,12 @@ WF_EXPORT unsigned weft_uring_setup_flags(void)
     return t && raw_ring() ? t->loop->ring.setup_flags : 0;
 }
 
+bool wf_has_op(int opcode)
+{
+    struct weft_task *t = wf_self();
+    return t && wf_ring_has_op(&t->loop->ring, opcode);
+}
+
 WF_EXPORT bool weft_uring_has_op(int opcode)
 {
     struct weft_task *t = wf_self();

@@ -37,6 +37,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -417,7 +418,27 @@ static TH_UNUSED void th_uring_only(const char *why)
     }
 }
 
-/* ---- raw ring one-liners (in a task) ---- */
+/* ---- ring one-liners (in a task) ---- */
+
+/*
+ * On the epoll backend weft/uring.h gives no SQE (API.md, "Backends"):
+ * there th_nop, th_read and th_write do the same with public calls (a
+ * wait for readiness that is answered at once, or before the system
+ * call), so that the tests using them as "an operation" run on both
+ * backends. A test about raw SQEs themselves calls th_uring_only().
+ */
+static int th_ready_fd = -1; /* an eventfd that is always readable */
+
+__attribute__((constructor)) static void th_ready_fd_open(void)
+{
+    th_ready_fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+static TH_UNUSED bool th_raw_ring(void)
+{
+    const char *b = weft_backend_name();
+    return b && strcmp(b, "io_uring") == 0;
+}
 
 /* weft_uring_sqe's work on either backend (engine/op.c): the SQE weft's
  * own calls take, which the epoll backend carries out too. Not part of
@@ -425,10 +446,11 @@ static TH_UNUSED void th_uring_only(const char *why)
 struct io_uring_sqe *wf_sqe(void);
 
 /*
- * An SQE for the one-liners below. On io_uring it is weft_uring_sqe()'s;
- * on epoll, where weft/uring.h's calls are refused, it is the SQE weft's
- * own calls take, so that a test which only needs to block on a pipe or
- * go once through the ring (a NOP) holds on both backends alike. Tests of
+ * An SQE to prepare by hand. On io_uring it is weft_uring_sqe()'s; on
+ * epoll, where weft/uring.h's calls are refused, it is the SQE weft's own
+ * calls take, which the backend carries out like theirs: for the few
+ * tests that prepare an operation themselves only to have one in flight
+ * (test_faults' sends and receives, test_net's connect). Tests of
  * weft/uring.h itself call weft_uring_sqe() and th_uring_only().
  */
 static TH_UNUSED struct io_uring_sqe *th_sqe(void)
@@ -443,6 +465,8 @@ static TH_UNUSED struct io_uring_sqe *th_sqe(void)
 
 static TH_UNUSED int th_nop(void)
 {
+    if (!th_raw_ring())
+        return weft_wait_readable(th_ready_fd);
     struct io_uring_sqe *sqe = th_sqe();
     if (!sqe)
         return -ENOBUFS;
@@ -450,8 +474,21 @@ static TH_UNUSED int th_nop(void)
     return weft_uring_await(sqe);
 }
 
+/* read(2) at offset 0 (where the file has offsets), as the SQE does. */
+static TH_UNUSED int th_sys_read(int fd, void *buf, unsigned n)
+{
+    ssize_t r = pread(fd, buf, n, 0);
+    if (r < 0 && errno == ESPIPE)
+        r = read(fd, buf, n);
+    return r < 0 ? -errno : (int)r;
+}
+
 static TH_UNUSED int th_read(int fd, void *buf, unsigned n)
 {
+    if (!th_raw_ring()) {
+        int rc = weft_wait_readable(fd);
+        return rc < 0 ? rc : th_sys_read(fd, buf, n);
+    }
     struct io_uring_sqe *sqe = th_sqe();
     if (!sqe)
         return -ENOBUFS;
@@ -462,6 +499,12 @@ static TH_UNUSED int th_read(int fd, void *buf, unsigned n)
 static TH_UNUSED int th_read_until(int fd, void *buf, unsigned n,
                                    weft_time deadline)
 {
+    if (!th_raw_ring()) {
+        weft_scope s;
+        weft_fail_after(&s, deadline - weft_now());
+        int rc = weft_scope_exit(&s, weft_wait_readable(fd));
+        return rc < 0 ? rc : th_sys_read(fd, buf, n);
+    }
     struct io_uring_sqe *sqe = th_sqe();
     if (!sqe)
         return -ENOBUFS;
@@ -471,6 +514,15 @@ static TH_UNUSED int th_read_until(int fd, void *buf, unsigned n,
 
 static TH_UNUSED int th_write(int fd, const void *buf, unsigned n)
 {
+    if (!th_raw_ring()) {
+        int rc = weft_wait_writable(fd);
+        if (rc < 0)
+            return rc;
+        ssize_t w = pwrite(fd, buf, n, 0);
+        if (w < 0 && errno == ESPIPE)
+            w = write(fd, buf, n);
+        return w < 0 ? -errno : (int)w;
+    }
     struct io_uring_sqe *sqe = th_sqe();
     if (!sqe)
         return -ENOBUFS;

@@ -510,7 +510,7 @@ WF_EXPORT int weft_file_truncate(weft_file *f, off_t length)
         return rc;
     if (length < 0) {
         rc = -EINVAL;
-    } else if (weft_uring_has_op(WF_OP_FTRUNCATE)) {
+    } else if (wf_has_op(WF_OP_FTRUNCATE)) {
         struct io_uring_sqe *sqe = wf_sqe();
         io_uring_prep_rw(WF_OP_FTRUNCATE, sqe, f->fd, NULL, 0,
                          (uint64_t)length);

@@ -65,7 +65,7 @@ static int path_op(struct sys_job *j, const char *what)
     int rc = path_entry(j->a && to_ok ? 0 : -EFAULT);
     if (rc < 0)
         return rc;
-    if (!weft_uring_has_op(j->op))
+    if (!wf_has_op(j->op))
         return weft_to_thread(sys_worker, j, NULL, 0);
     struct io_uring_sqe *sqe = wf_sqe();
     switch (j->op) {

@@ -89,7 +89,7 @@ static int try_reap(weft_process *p)
  * -EBADF (g closing), -errno. g NULL: not through a gate. */
 static int reap(weft_process *p, struct wf_gate *g, const char *what)
 {
-    bool use_waitid = weft_uring_has_op(WF_OP_WAITID);
+    bool use_waitid = wf_has_op(WF_OP_WAITID);
     for (;;) {
         int rc = try_reap(p);
         if (rc != 0)
