@@ -13,12 +13,14 @@
  *     no more data after 20 ms: the read was cancelled
  *     await_until: -ETIMEDOUT, the kernel ended the read
  *
- * Exits 0 when each read ends as shown.
+ * Exits 0 when each read ends as shown; 77 (skipped) on the epoll
+ * backend, which refuses weft/uring.h's calls.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <weft.h>
 #include <weft/uring.h>
@@ -80,6 +82,8 @@ static int reads(int fd)
 static int root(void *arg)
 {
     int fds[2];
+    if (strcmp(weft_backend_name(), "io_uring") != 0)
+        return -ENOTSUP; /* the epoll backend: no raw ring to show */
     if (!weft_uring_has_op(IORING_OP_READ))
         return -ENOSYS; /* the kernel is too old (before 5.6) */
     if (pipe2(fds, O_CLOEXEC) < 0)
@@ -100,6 +104,11 @@ static int root(void *arg)
 int main(void)
 {
     int rc = weft_run(root, NULL, NULL);
+    if (rc == -ENOTSUP) {
+        fprintf(stderr, "uring_read: the loop runs on epoll, where "
+                        "weft/uring.h's calls are refused\n");
+        return 77; /* skipped (ctest's SKIP_RETURN_CODE) */
+    }
     if (rc < 0) {
         fprintf(stderr, "uring_read: %s\n", weft_strerror(rc));
         return 1;
