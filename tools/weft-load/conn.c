@@ -284,7 +284,10 @@ static int open_session(struct session *ss)
         if (rc < 0)
             return rc;
         if (!o->tls_config) {
-            ss->fd = weft_stream_fd(ss->s);
+            /* raw ring calls where there is a ring to take them; on the
+             * epoll backend (weft/uring.h refused) the stream's calls */
+            if (strcmp(weft_backend_name(), "io_uring") == 0)
+                ss->fd = weft_stream_fd(ss->s);
             return 0;
         }
         /* the handshake owns the TCP stream, closed if it fails */
