@@ -50,7 +50,8 @@ struct session {
  * once instead of trying the socket first and failing (one tcp_recvmsg
  * per request saved). A kernel without the flag says -EINVAL once; from
  * then on receives go without it. A TLS connection (no fd) uses its
- * stream, whose record layer needs it.
+ * stream, whose record layer needs it, and so does any connection on the
+ * epoll backend, which refuses weft/uring.h's calls.
  */
 static _Atomic bool poll_first_off;
 
