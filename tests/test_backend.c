@@ -5,7 +5,8 @@
  * environment variable WEFT_BACKEND (which overrides the option), bad
  * values of either (-EINVAL, saying which), weft/uring.h refused on
  * epoll (-ENOTSUP), the WEFT_DIAG / WEFT_OPT_DIAG line (once per
- * process), and a seccomp filter refusing io_uring: WEFT_BACKEND_AUTO
+ * process), a descriptor number reused after a close(2) weft did not
+ * see, and a seccomp filter refusing io_uring: WEFT_BACKEND_AUTO
  * falls back to epoll and a small program (TCP echo, a file, a sleep
  * with a deadline, a cancelled receive) runs unchanged, while a forced
  * WEFT_BACKEND_URING fails saying why.
@@ -269,6 +270,59 @@ static void test_backend_env_overrides_option(void **state)
     struct th_child c;
     th_run_child(env_child, NULL, &c);
     th_assert_child_ok(&c);
+}
+
+/* ---- descriptors weft did not close ---- */
+
+static int wait_readable_task(void *arg)
+{
+    return weft_wait_readable(*(int *)arg);
+}
+
+static int write_one_task(void *arg)
+{
+    CHECK_EQ(weft_wait_all_tasks_blocked(), 0); /* the reader waits first */
+    return write(*(int *)arg, "x", 1) == 1 ? 0 : -errno;
+}
+
+/*
+ * A program waits on its own descriptor, closes it with close(2) (weft
+ * never sees that), and gets the same number back for a new pipe: a wait
+ * on the new one ends when data comes, as for any descriptor. (The epoll
+ * backend must not take the new file for the old one it had registered.)
+ */
+static int fd_reuse_main(void *arg)
+{
+    (void)arg;
+    int p[2], q[2];
+    if (!th_pipe(p))
+        return -EIO;
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, wait_readable_task, &p[0]), 0);
+    CHECK_EQ(weft_wait_all_tasks_blocked(), 0);
+    weft_group_cancel(&g);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    th_close_pipe(p);
+
+    if (!th_pipe(q))
+        return -EIO;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, write_one_task, &q[1]), 0);
+    weft_scope guard; /* a hang guard, not a timing */
+    weft_fail_after(&guard, 10 * WEFT_SEC);
+    int rc = weft_wait_readable(q[0]);
+    CHECK_EQ(weft_scope_exit(&guard, rc), 0);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    char c;
+    CHECK_EQ(read(q[0], &c, 1), 1);
+    th_close_pipe(q);
+    return 0;
+}
+
+static void test_backend_fd_number_reused_after_close(void **state)
+{
+    run_in_loop(fd_reuse_main, NULL);
 }
 
 /* ---- the diagnostic line ---- */
@@ -641,6 +695,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_backend_option_invalid_is_einval),
     cmocka_unit_test(test_backend_env_invalid_is_einval),
     cmocka_unit_test(test_backend_env_overrides_option),
+    cmocka_unit_test(test_backend_fd_number_reused_after_close),
     cmocka_unit_test(test_backend_diag_env_says_once),
     cmocka_unit_test(test_backend_diag_option_says_once),
     cmocka_unit_test(test_backend_diag_off_says_nothing),
