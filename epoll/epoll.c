@@ -51,7 +51,9 @@ struct op {
     struct op *linked;       /* a timeout's op */
     int64_t when;            /* a timeout's deadline (CLOCK_MONOTONIC ns) */
     unsigned hi;             /* a timeout's place in the heap */
-    uint8_t state, dir;
+    uint8_t state; /* of a pool job: read and written under the pool's lock */
+    uint8_t dir;
+    bool pooled;     /* handed to the pool (the loop's own copy) */
     bool connecting; /* CONNECT: EINPROGRESS seen, SO_ERROR next */
     int res;         /* a pool job's result */
 };
@@ -144,6 +146,7 @@ static struct op *op_new(struct wf_epoll *ep)
     o->next = o->prev = o->hnext = o->tmo = o->linked = NULL;
     o->state = S_NEW;
     o->dir = 0;
+    o->pooled = false;
     o->connecting = false;
     return o;
 }
@@ -306,7 +309,7 @@ static void post(struct wf_epoll *ep, struct op *o, int res)
         cq_push(ep, t->sqe.user_data, -ECANCELED, 0);
         op_free(ep, t);
     }
-    if (o->state != S_NEW)
+    if (o->pooled || o->state != S_NEW)
         hash_del(ep, o);
     op_free(ep, o);
 }
@@ -539,9 +542,10 @@ static int pool_start(struct wf_epoll *ep)
 static void pool_queue(struct wf_epoll *ep, struct op *o)
 {
     struct pool *p = &ep->pool;
-    o->state = S_QUEUED;
     hash_add(ep, o);
+    o->pooled = true;
     pthread_mutex_lock(&p->mu);
+    o->state = S_QUEUED;
     o->next = NULL;
     if (p->qtail)
         p->qtail->next = o;
@@ -891,10 +895,11 @@ static void expire(struct wf_epoll *ep, int64_t now)
         o->tmo = NULL;
         cq_push(ep, t->sqe.user_data, -ETIME, 0);
         op_free(ep, t);
-        if (o->state == S_WAIT) {
+        if (o->pooled) {
+            if (pool_unqueue(ep, o))
+                post(ep, o, -ECANCELED);
+        } else if (o->state == S_WAIT) {
             fd_unlink(ep, o);
-            post(ep, o, -ECANCELED);
-        } else if (o->state == S_QUEUED && pool_unqueue(ep, o)) {
             post(ep, o, -ECANCELED);
         }
         /* A running job ends with its own result. */
@@ -908,20 +913,17 @@ static int cancel(struct wf_epoll *ep, uint64_t target)
     struct op *o = hash_find(ep, target);
     if (!o)
         return -ENOENT;
-    switch (o->state) {
-    case S_WAIT:
-        fd_unlink(ep, o);
+    if (o->pooled) {
+        if (!pool_unqueue(ep, o))
+            return -EALREADY; /* a worker has it: it ends with its result */
         post(ep, o, -ECANCELED);
         return 0;
-    case S_QUEUED:
-        if (pool_unqueue(ep, o)) {
-            post(ep, o, -ECANCELED);
-            return 0;
-        }
-        return -EALREADY;
-    default:
-        return -EALREADY;
     }
+    if (o->state != S_WAIT)
+        return -EALREADY;
+    fd_unlink(ep, o);
+    post(ep, o, -ECANCELED);
+    return 0;
 }
 
 /* ---- the SQ ---- */
