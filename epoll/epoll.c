@@ -357,16 +357,27 @@ static void fd_nonblock(struct fdstate *f, int fd)
     f->nb = fl >= 0;
 }
 
-/* In the epoll set, edge-triggered both ways: 0, or -errno (-EPERM: the
- * file has no readiness, it is always ready). */
-static int fd_register(struct wf_epoll *ep, struct fdstate *f, int fd)
+/*
+ * In the epoll set, edge-triggered both ways: 0, or -errno (-EPERM: the
+ * file has no readiness, it is always ready). With verify, a descriptor
+ * believed registered is re-armed (EPOLL_CTL_MOD), which also finds one
+ * closed behind weft's back and its number reused (-ENOENT: added
+ * afresh): a poll is how programs wait on descriptors weft does not own.
+ */
+static int fd_register(struct wf_epoll *ep, struct fdstate *f, int fd,
+                       bool verify)
 {
-    if (f->regd)
-        return 0;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = (uint64_t)fd,
     };
+    if (f->regd) {
+        if (!verify || epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -errno;
+        f->regd = false;
+    }
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         if (errno != EEXIST)
             return -errno;
@@ -711,6 +722,7 @@ static int try_io(struct wf_epoll *ep, struct op *o)
             }
             return -err;
         }
+        forget(ep, fd); /* a new socket: its number may be an old one's */
         fd_nonblock(fd_get(ep, fd), fd);
         rc = connect(fd, (const struct sockaddr *)(uintptr_t)s->addr,
                      (socklen_t)s->off);
@@ -808,7 +820,7 @@ static void start_poll_op(struct wf_epoll *ep, struct op *o)
                 !(o->dir & DIR_IN ? f->rd : f->wr) && !o->connecting;
     if (!skip && !attempt(ep, o))
         return;
-    int rc = fd_register(ep, f, fd);
+    int rc = fd_register(ep, f, fd, o->sqe.opcode == IORING_OP_POLL_ADD);
     if (rc < 0) {
         /* No readiness to wait for: a poll sees it ready, others get
          * the error the kernel would give a non-pollable file. */
