@@ -61,9 +61,11 @@ struct op {
 struct fdstate {
     struct op *head, *tail; /* ops waiting on it, oldest first */
     uint8_t kind;
-    bool regd;   /* in the epoll set */
-    bool nb;     /* O_NONBLOCK set */
-    bool rd, wr; /* an edge since the last -EAGAIN that way */
+    bool regd;      /* in the epoll set */
+    bool nb;        /* O_NONBLOCK set */
+    bool rd, wr;    /* an edge since the last -EAGAIN that way */
+    uint8_t stream; /* a byte stream (SOCK_STREAM): 0 not known, 1, 2 not */
+    bool ended;     /* hang-up or error seen: reads never block again */
 };
 
 struct cqe {
@@ -415,6 +417,24 @@ static void forget(struct wf_epoll *ep, int fd)
     f->kind = K_UNKNOWN;
     f->regd = f->nb = false;
     f->rd = f->wr = true;
+    f->stream = 0;
+    f->ended = false;
+}
+
+/* Whether fd is a byte-stream socket: a receive that returns less than it
+ * asked for then has emptied the queue. Asked once per descriptor. */
+static bool fd_stream(struct wf_epoll *ep, int fd)
+{
+    struct fdstate *f = &ep->fds[fd];
+    if (!f->stream) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        f->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                            type == SOCK_STREAM
+                        ? 1
+                        : 2;
+    }
+    return f->stream == 1;
 }
 
 void wf_epoll_forget(struct wf_ring *r, int fd)
@@ -686,10 +706,18 @@ static int try_io(struct wf_epoll *ep, struct op *o)
     case IORING_OP_RECV:
         rc = recv(fd, (void *)(uintptr_t)s->addr, s->len,
                   (int)s->msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        /* Short from a stream: nothing is left, and what comes next
+         * brings an edge (harvested after this), so the next receive
+         * waits for it instead of trying for -EAGAIN. */
+        if (rc > 0 && (size_t)rc < s->len && !(s->msg_flags & MSG_PEEK) &&
+            !ep->fds[fd].ended && fd_stream(ep, fd))
+            ep->fds[fd].rd = false;
         break;
     case IORING_OP_SEND:
         rc = send(fd, (void *)(uintptr_t)s->addr, s->len,
                   (int)s->msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (rc >= 0 && (size_t)rc < s->len)
+            ep->fds[fd].wr = false; /* the send buffer is full */
         break;
     case IORING_OP_RECVMSG:
         rc = recvmsg(fd, (struct msghdr *)(uintptr_t)s->addr,
@@ -703,8 +731,11 @@ static int try_io(struct wf_epoll *ep, struct op *o)
         fd_nonblock(fd_get(ep, fd), fd);
         rc = accept4(fd, (struct sockaddr *)(uintptr_t)s->addr,
                      (socklen_t *)(uintptr_t)s->addr2, (int)s->accept_flags);
-        if (rc >= 0)
+        if (rc >= 0) {
+            bool stream = fd_stream(ep, fd);
             forget(ep, (int)rc);
+            fd_get(ep, (int)rc)->stream = stream ? 1 : 2;
+        }
         break;
     case IORING_OP_CONNECT:
         if (o->connecting) {
@@ -820,6 +851,7 @@ static void start_poll_op(struct wf_epoll *ep, struct op *o)
                 !(o->dir & DIR_IN ? f->rd : f->wr) && !o->connecting;
     if (!skip && !attempt(ep, o))
         return;
+    f = &ep->fds[fd]; /* an accept may have grown the table */
     int rc = fd_register(ep, f, fd, o->sqe.opcode == IORING_OP_POLL_ADD);
     if (rc < 0) {
         /* No readiness to wait for: a poll sees it ready, others get
@@ -855,6 +887,10 @@ static void on_event(struct wf_epoll *ep, int fd, uint32_t events)
         f->rd = true;
     if (dir & DIR_OUT)
         f->wr = true;
+    /* The end of the stream (or an error) comes as one edge, maybe with
+     * the last bytes: a short read after it has not seen all there is. */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        f->ended = true;
     struct op *o = f->head;
     while (o) {
         struct op *next = o->next;
