@@ -11,9 +11,11 @@
  *       of BS bytes (4096) at random aligned offsets for SECONDS (5):
  *       each block once before any again, as fio's random map does
  *       (--repeat: uniformly random, as fio's norandommap);
- *       prints "iops N" and the details. --invalidate drops the file's
- *       pages from the page cache first and disables read-ahead
- *       (POSIX_FADV_RANDOM), as fio does by default.
+ *       prints "iops N" and the details, the backend among them (run
+ *       with WEFT_BACKEND=epoll for the epoll backend's worker pool).
+ *       --invalidate drops the file's pages from the page cache first
+ *       and disables read-ahead (POSIX_FADV_RANDOM), as fio does by
+ *       default.
  *   weft_file_bench mktree DIR DIRS FILES  DIRS directories of FILES files
  *       of 1-8 KiB each (deterministic sizes and bytes)
  *   weft_file_bench splice FILE [-r ROUNDS]
@@ -236,8 +238,8 @@ static int randread_main(void *arg)
         return c.err;
     }
     printf("iops %.0f\n", ops / dt);
-    printf("ops %llu in %.2f s, %u tasks, bs %zu%s%s%s%s\n",
-           (unsigned long long)ops, dt, a->tasks, a->bs,
+    printf("ops %llu in %.2f s, %u tasks, bs %zu, %s%s%s%s%s\n",
+           (unsigned long long)ops, dt, a->tasks, a->bs, weft_backend_name(),
            a->flags & WEFT_FILE_DIRECT ? ", O_DIRECT" : "",
            a->flags & WEFT_FILE_FIXED ? ", fixed file" : "",
            a->fixedbufs ? ", fixed buffers" : "", a->sqpoll ? ", SQPOLL" : "");

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <weft.h>
-#include <weft/uring.h>
 
 struct server {
     int fd;       /* write end of the pipe: where clients send requests */
@@ -32,24 +31,24 @@ static int serve(void *arg)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno; /* weft_group_start returns this error */
+    weft_stream *in;
+    int rc = weft_stream_from_fd(&in, fds[0]); /* the stream owns fds[0] */
+    if (rc < 0) {
+        close(fds[1]);
+        return rc;
+    }
     srv->fd = fds[1];
     printf("server: ready\n");
     weft_task_started(srv); /* weft_group_start returns now */
 
     char buf[256];
-    int rc;
-    for (;;) {
-        struct io_uring_sqe *sqe = weft_uring_sqe();
-        io_uring_prep_read(sqe, fds[0], buf, sizeof buf, 0);
-        rc = weft_uring_await(sqe); /* bytes, 0 at end, or -errno */
-        if (rc <= 0)
-            break;
-        srv->bytes += (size_t)rc;
-    }
-    close(fds[0]);
-    if (rc == 0)
+    ssize_t n; /* bytes, 0 at end, or -errno */
+    while ((n = weft_stream_recv(in, buf, sizeof buf)) > 0)
+        srv->bytes += (size_t)n;
+    weft_stream_close(in);
+    if (n == 0)
         printf("server: read %zu bytes, no more requests\n", srv->bytes);
-    return rc;
+    return (int)n;
 }
 
 static int root(void *arg)

@@ -267,7 +267,7 @@ static int handle(weft_stream *conn, void *arg)
     if (rc == 0) {
         if (tls)
             c.s = tls;
-        else
+        else if (weft_uring_has_op(IORING_OP_RECV)) /* not on epoll */
             c.fd = weft_stream_fd(conn);
         struct kv_shard *sh = &kv_shards[weft_core_id()];
         conn_link(sh, &c);
