@@ -66,6 +66,7 @@ struct fdstate {
     bool rd, wr;    /* an edge since the last -EAGAIN that way */
     uint8_t stream; /* a byte stream (SOCK_STREAM): 0 not known, 1, 2 not */
     bool ended;     /* hang-up or error seen: reads never block again */
+    bool direct;    /* O_DIRECT: a read waits for the device, NOWAIT or not */
 };
 
 struct cqe {
@@ -344,6 +345,10 @@ static uint8_t fd_kind(struct fdstate *f, int fd)
             S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)
                 ? K_FILE
                 : K_POLL;
+        if (f->kind == K_FILE) {
+            int fl = fcntl(fd, F_GETFL);
+            f->direct = fl >= 0 && (fl & O_DIRECT);
+        }
     }
     return f->kind;
 }
@@ -418,7 +423,7 @@ static void forget(struct wf_epoll *ep, int fd)
     f->regd = f->nb = false;
     f->rd = f->wr = true;
     f->stream = 0;
-    f->ended = false;
+    f->ended = f->direct = false;
 }
 
 /* Whether fd is a byte-stream socket: a receive that returns less than it
@@ -1067,8 +1072,9 @@ static void start(struct wf_epoll *ep, const struct io_uring_sqe *sqe,
     }
     /* A regular file: a read at an offset that the page cache holds
      * whole is done at once (a short one may be the cache's edge, not
-     * the file's end: the pool reads it again, whole). */
-    if (op_dir(s) == DIR_IN && s->off != (uint64_t)-1) {
+     * the file's end: the pool reads it again, whole). Not O_DIRECT:
+     * RWF_NOWAIT does not stop such a read from waiting for the disk. */
+    if (op_dir(s) == DIR_IN && s->off != (uint64_t)-1 && !f->direct) {
         struct io_uring_sqe nw = *s;
         nw.rw_flags |= RWF_NOWAIT;
         int res = job_rw(&nw, false);
