@@ -51,7 +51,9 @@ struct op {
     struct op *linked;       /* a timeout's op */
     int64_t when;            /* a timeout's deadline (CLOCK_MONOTONIC ns) */
     unsigned hi;             /* a timeout's place in the heap */
-    uint8_t state, dir;
+    uint8_t state; /* of a pool job: read and written under the pool's lock */
+    uint8_t dir;
+    bool pooled;     /* handed to the pool (the loop's own copy) */
     bool connecting; /* CONNECT: EINPROGRESS seen, SO_ERROR next */
     int res;         /* a pool job's result */
 };
@@ -59,9 +61,12 @@ struct op {
 struct fdstate {
     struct op *head, *tail; /* ops waiting on it, oldest first */
     uint8_t kind;
-    bool regd;   /* in the epoll set */
-    bool nb;     /* O_NONBLOCK set */
-    bool rd, wr; /* an edge since the last -EAGAIN that way */
+    bool regd;      /* in the epoll set */
+    bool nb;        /* O_NONBLOCK set */
+    bool rd, wr;    /* an edge since the last -EAGAIN that way */
+    uint8_t stream; /* a byte stream (SOCK_STREAM): 0 not known, 1, 2 not */
+    bool ended;     /* hang-up or error seen: reads never block again */
+    bool direct;    /* O_DIRECT: a read waits for the device, NOWAIT or not */
 };
 
 struct cqe {
@@ -144,6 +149,7 @@ static struct op *op_new(struct wf_epoll *ep)
     o->next = o->prev = o->hnext = o->tmo = o->linked = NULL;
     o->state = S_NEW;
     o->dir = 0;
+    o->pooled = false;
     o->connecting = false;
     return o;
 }
@@ -306,7 +312,7 @@ static void post(struct wf_epoll *ep, struct op *o, int res)
         cq_push(ep, t->sqe.user_data, -ECANCELED, 0);
         op_free(ep, t);
     }
-    if (o->state != S_NEW)
+    if (o->pooled || o->state != S_NEW)
         hash_del(ep, o);
     op_free(ep, o);
 }
@@ -339,6 +345,10 @@ static uint8_t fd_kind(struct fdstate *f, int fd)
             S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)
                 ? K_FILE
                 : K_POLL;
+        if (f->kind == K_FILE) {
+            int fl = fcntl(fd, F_GETFL);
+            f->direct = fl >= 0 && (fl & O_DIRECT);
+        }
     }
     return f->kind;
 }
@@ -354,16 +364,27 @@ static void fd_nonblock(struct fdstate *f, int fd)
     f->nb = fl >= 0;
 }
 
-/* In the epoll set, edge-triggered both ways: 0, or -errno (-EPERM: the
- * file has no readiness, it is always ready). */
-static int fd_register(struct wf_epoll *ep, struct fdstate *f, int fd)
+/*
+ * In the epoll set, edge-triggered both ways: 0, or -errno (-EPERM: the
+ * file has no readiness, it is always ready). With verify, a descriptor
+ * believed registered is re-armed (EPOLL_CTL_MOD), which also finds one
+ * closed behind weft's back and its number reused (-ENOENT: added
+ * afresh): a poll is how programs wait on descriptors weft does not own.
+ */
+static int fd_register(struct wf_epoll *ep, struct fdstate *f, int fd,
+                       bool verify)
 {
-    if (f->regd)
-        return 0;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = (uint64_t)fd,
     };
+    if (f->regd) {
+        if (!verify || epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -errno;
+        f->regd = false;
+    }
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         if (errno != EEXIST)
             return -errno;
@@ -401,6 +422,24 @@ static void forget(struct wf_epoll *ep, int fd)
     f->kind = K_UNKNOWN;
     f->regd = f->nb = false;
     f->rd = f->wr = true;
+    f->stream = 0;
+    f->ended = f->direct = false;
+}
+
+/* Whether fd is a byte-stream socket: a receive that returns less than it
+ * asked for then has emptied the queue. Asked once per descriptor. */
+static bool fd_stream(struct wf_epoll *ep, int fd)
+{
+    struct fdstate *f = &ep->fds[fd];
+    if (!f->stream) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        f->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                            type == SOCK_STREAM
+                        ? 1
+                        : 2;
+    }
+    return f->stream == 1;
 }
 
 void wf_epoll_forget(struct wf_ring *r, int fd)
@@ -539,9 +578,10 @@ static int pool_start(struct wf_epoll *ep)
 static void pool_queue(struct wf_epoll *ep, struct op *o)
 {
     struct pool *p = &ep->pool;
-    o->state = S_QUEUED;
     hash_add(ep, o);
+    o->pooled = true;
     pthread_mutex_lock(&p->mu);
+    o->state = S_QUEUED;
     o->next = NULL;
     if (p->qtail)
         p->qtail->next = o;
@@ -671,10 +711,18 @@ static int try_io(struct wf_epoll *ep, struct op *o)
     case IORING_OP_RECV:
         rc = recv(fd, (void *)(uintptr_t)s->addr, s->len,
                   (int)s->msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        /* Short from a stream: nothing is left, and what comes next
+         * brings an edge (harvested after this), so the next receive
+         * waits for it instead of trying for -EAGAIN. */
+        if (rc > 0 && (size_t)rc < s->len && !(s->msg_flags & MSG_PEEK) &&
+            !ep->fds[fd].ended && fd_stream(ep, fd))
+            ep->fds[fd].rd = false;
         break;
     case IORING_OP_SEND:
         rc = send(fd, (void *)(uintptr_t)s->addr, s->len,
                   (int)s->msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (rc >= 0 && (size_t)rc < s->len)
+            ep->fds[fd].wr = false; /* the send buffer is full */
         break;
     case IORING_OP_RECVMSG:
         rc = recvmsg(fd, (struct msghdr *)(uintptr_t)s->addr,
@@ -688,8 +736,11 @@ static int try_io(struct wf_epoll *ep, struct op *o)
         fd_nonblock(fd_get(ep, fd), fd);
         rc = accept4(fd, (struct sockaddr *)(uintptr_t)s->addr,
                      (socklen_t *)(uintptr_t)s->addr2, (int)s->accept_flags);
-        if (rc >= 0)
+        if (rc >= 0) {
+            bool stream = fd_stream(ep, fd);
             forget(ep, (int)rc);
+            fd_get(ep, (int)rc)->stream = stream ? 1 : 2;
+        }
         break;
     case IORING_OP_CONNECT:
         if (o->connecting) {
@@ -707,6 +758,7 @@ static int try_io(struct wf_epoll *ep, struct op *o)
             }
             return -err;
         }
+        forget(ep, fd); /* a new socket: its number may be an old one's */
         fd_nonblock(fd_get(ep, fd), fd);
         rc = connect(fd, (const struct sockaddr *)(uintptr_t)s->addr,
                      (socklen_t)s->off);
@@ -804,7 +856,8 @@ static void start_poll_op(struct wf_epoll *ep, struct op *o)
                 !(o->dir & DIR_IN ? f->rd : f->wr) && !o->connecting;
     if (!skip && !attempt(ep, o))
         return;
-    int rc = fd_register(ep, f, fd);
+    f = &ep->fds[fd]; /* an accept may have grown the table */
+    int rc = fd_register(ep, f, fd, o->sqe.opcode == IORING_OP_POLL_ADD);
     if (rc < 0) {
         /* No readiness to wait for: a poll sees it ready, others get
          * the error the kernel would give a non-pollable file. */
@@ -839,6 +892,10 @@ static void on_event(struct wf_epoll *ep, int fd, uint32_t events)
         f->rd = true;
     if (dir & DIR_OUT)
         f->wr = true;
+    /* The end of the stream (or an error) comes as one edge, maybe with
+     * the last bytes: a short read after it has not seen all there is. */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        f->ended = true;
     struct op *o = f->head;
     while (o) {
         struct op *next = o->next;
@@ -891,10 +948,11 @@ static void expire(struct wf_epoll *ep, int64_t now)
         o->tmo = NULL;
         cq_push(ep, t->sqe.user_data, -ETIME, 0);
         op_free(ep, t);
-        if (o->state == S_WAIT) {
+        if (o->pooled) {
+            if (pool_unqueue(ep, o))
+                post(ep, o, -ECANCELED);
+        } else if (o->state == S_WAIT) {
             fd_unlink(ep, o);
-            post(ep, o, -ECANCELED);
-        } else if (o->state == S_QUEUED && pool_unqueue(ep, o)) {
             post(ep, o, -ECANCELED);
         }
         /* A running job ends with its own result. */
@@ -908,20 +966,17 @@ static int cancel(struct wf_epoll *ep, uint64_t target)
     struct op *o = hash_find(ep, target);
     if (!o)
         return -ENOENT;
-    switch (o->state) {
-    case S_WAIT:
-        fd_unlink(ep, o);
+    if (o->pooled) {
+        if (!pool_unqueue(ep, o))
+            return -EALREADY; /* a worker has it: it ends with its result */
         post(ep, o, -ECANCELED);
         return 0;
-    case S_QUEUED:
-        if (pool_unqueue(ep, o)) {
-            post(ep, o, -ECANCELED);
-            return 0;
-        }
-        return -EALREADY;
-    default:
-        return -EALREADY;
     }
+    if (o->state != S_WAIT)
+        return -EALREADY;
+    fd_unlink(ep, o);
+    post(ep, o, -ECANCELED);
+    return 0;
 }
 
 /* ---- the SQ ---- */
@@ -1017,8 +1072,9 @@ static void start(struct wf_epoll *ep, const struct io_uring_sqe *sqe,
     }
     /* A regular file: a read at an offset that the page cache holds
      * whole is done at once (a short one may be the cache's edge, not
-     * the file's end: the pool reads it again, whole). */
-    if (op_dir(s) == DIR_IN && s->off != (uint64_t)-1) {
+     * the file's end: the pool reads it again, whole). Not O_DIRECT:
+     * RWF_NOWAIT does not stop such a read from waiting for the disk. */
+    if (op_dir(s) == DIR_IN && s->off != (uint64_t)-1 && !f->direct) {
         struct io_uring_sqe nw = *s;
         nw.rw_flags |= RWF_NOWAIT;
         int res = job_rw(&nw, false);

@@ -45,7 +45,7 @@ static int nop_worker(void *arg)
         (*left)--;
         struct io_uring_sqe *sqe = weft_uring_sqe();
         if (!sqe)
-            return -EPERM;
+            return -ENOTSUP; /* the epoll backend: no ring */
         io_uring_prep_nop(sqe);
         int rc = weft_uring_await(sqe);
         if (rc < 0)
@@ -161,6 +161,13 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.sq_entries = 256;
     int rc = fn ? weft_run(fn, NULL, &o) : raw();
+    if (rc == -ENOTSUP && fn == nop_main && weft_backend_name()) {
+        fprintf(stderr,
+                "instr_core nop: raw ring NOPs need the io_uring backend, "
+                "and the loop ran on %s\n",
+                weft_backend_name());
+        return 1;
+    }
     if (rc < 0) {
         fprintf(stderr, "instr_core %s: %s\n", argv[1], weft_strerror(rc));
         return 1;

@@ -47,8 +47,9 @@ static void ahead_drop(weft_stream *s)
 
 /*
  * Between calls a socket stream keeps no buffer it does not need: an
- * empty read-ahead is freed (a stream waiting for data then holds none:
- * its receives take provided buffers), and bytes left in a provided
+ * empty read-ahead is freed where the loop has a buffer ring (a stream
+ * waiting for data then holds none: its receives take provided
+ * buffers), and bytes left in a provided
  * buffer move to a block of their own, so that one connection's leftover
  * does not hold a ring buffer (if that allocation fails, they stay).
  * Other transports receive into the read-ahead and keep it.
@@ -58,7 +59,9 @@ static void ahead_tidy(weft_stream *s)
     if (!s->rbuf || s->lent_ahead)
         return;
     if (!s->rlen) {
-        if (s->rpiece.held || s->ops->recv_select)
+        /* Without a buffer ring (the epoll backend, kernels before
+         * 5.19) the next receive would allocate the block again. */
+        if (s->rpiece.held || (s->ops->recv_select && wf_cur->bufs))
             ahead_drop(s);
         return;
     }

@@ -31,8 +31,8 @@ static int serve(void *arg)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno; /* weft_group_start returns this error */
-    weft_stream *in;   /* the read end, read as a stream */
-    int rc = weft_stream_from_fd(&in, fds[0]);
+    weft_stream *in;
+    int rc = weft_stream_from_fd(&in, fds[0]); /* the stream owns fds[0] */
     if (rc < 0) {
         close(fds[1]);
         return rc;
@@ -42,10 +42,10 @@ static int serve(void *arg)
     weft_task_started(srv); /* weft_group_start returns now */
 
     char buf[256];
-    ssize_t n;
+    ssize_t n; /* bytes, 0 at end, or -errno */
     while ((n = weft_stream_recv(in, buf, sizeof buf)) > 0)
-        srv->bytes += (size_t)n; /* bytes, 0 at end, or -errno */
-    weft_stream_close(in);       /* closes fds[0] */
+        srv->bytes += (size_t)n;
+    weft_stream_close(in);
     if (n == 0)
         printf("server: read %zu bytes, no more requests\n", srv->bytes);
     return (int)n;

@@ -14,11 +14,13 @@
  *     await_until: -ETIMEDOUT, the kernel ended the read
  *
  * Exits 0 when each read ends as shown; 77 (skipped) on the epoll
- * backend, which refuses weft/uring.h's calls.
+ * backend (WEFT_BACKEND=epoll, or where io_uring is refused), which has
+ * no ring for weft_uring_sqe to give.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,7 +32,7 @@ static int read_some(int fd, void *buf, unsigned len)
 {
     struct io_uring_sqe *sqe = weft_uring_sqe();
     if (sqe == NULL)
-        return -EPERM; /* not called from a task */
+        return -EPERM; /* not called from a task, or no ring (epoll) */
     io_uring_prep_read(sqe, fd, buf, len, 0);
     return weft_uring_await(sqe);
 }
@@ -82,8 +84,12 @@ static int reads(int fd)
 static int root(void *arg)
 {
     int fds[2];
-    if (strcmp(weft_backend_name(), "io_uring") != 0)
-        return -ENOTSUP; /* the epoll backend: no raw ring to show */
+    if (strcmp(weft_backend_name(), "epoll") == 0) {
+        /* No ring to take SQEs from: docs/guide/backends.md. */
+        printf("the epoll backend has no raw ring: skipped\n");
+        *(bool *)arg = true;
+        return 0;
+    }
     if (!weft_uring_has_op(IORING_OP_READ))
         return -ENOSYS; /* the kernel is too old (before 5.6) */
     if (pipe2(fds, O_CLOEXEC) < 0)
@@ -103,15 +109,11 @@ static int root(void *arg)
 
 int main(void)
 {
-    int rc = weft_run(root, NULL, NULL);
-    if (rc == -ENOTSUP) {
-        fprintf(stderr, "uring_read: the loop runs on epoll, where "
-                        "weft/uring.h's calls are refused\n");
-        return 77; /* skipped (ctest's SKIP_RETURN_CODE) */
-    }
+    bool skipped = false;
+    int rc = weft_run(root, &skipped, NULL);
     if (rc < 0) {
         fprintf(stderr, "uring_read: %s\n", weft_strerror(rc));
         return 1;
     }
-    return 0;
+    return skipped ? 77 : 0; /* 77: ctest's "skipped" */
 }

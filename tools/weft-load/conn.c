@@ -50,8 +50,8 @@ struct session {
  * once instead of trying the socket first and failing (one tcp_recvmsg
  * per request saved). A kernel without the flag says -EINVAL once; from
  * then on receives go without it. A TLS connection (no fd) uses its
- * stream, whose record layer needs it, and so does any connection on the
- * epoll backend, which refuses weft/uring.h's calls.
+ * stream, whose record layer needs it, and so does every connection on
+ * the epoll backend, which has no ring (weft_uring_sqe is NULL there).
  */
 static _Atomic bool poll_first_off;
 
@@ -285,9 +285,9 @@ static int open_session(struct session *ss)
         if (rc < 0)
             return rc;
         if (!o->tls_config) {
-            /* raw ring calls where there is a ring to take them; on the
-             * epoll backend (weft/uring.h refused) the stream's calls */
-            if (strcmp(weft_backend_name(), "io_uring") == 0)
+            /* Raw ring operations where there is a ring; on the epoll
+             * backend (no ring) the stream's calls. */
+            if (weft_uring_has_op(IORING_OP_RECV))
                 ss->fd = weft_stream_fd(ss->s);
             return 0;
         }

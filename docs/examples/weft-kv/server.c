@@ -87,8 +87,7 @@ struct inbuf {
 /*
  * A plain TCP connection receives and sends with ring operations on its
  * socket (weft/uring.h: the stream calls' cancellation, without the
- * stream layer's bookkeeping); a TLS one, or any on the epoll backend
- * (which refuses weft/uring.h's calls), through its stream. The receive
+ * stream layer's bookkeeping); a TLS one through its stream. The receive
  * that follows a reply goes out with IORING_RECVSEND_POLL_FIRST (Linux
  * 5.19): the client has not read the reply yet, let alone sent its next
  * request, so the kernel arms its poll at once instead of trying the
@@ -268,8 +267,8 @@ static int handle(weft_stream *conn, void *arg)
     if (rc == 0) {
         if (tls)
             c.s = tls;
-        else if (strcmp(weft_backend_name(), "io_uring") == 0)
-            c.fd = weft_stream_fd(conn); /* epoll: no raw ring, the stream */
+        else if (weft_uring_has_op(IORING_OP_RECV)) /* not on epoll */
+            c.fd = weft_stream_fd(conn);
         struct kv_shard *sh = &kv_shards[weft_core_id()];
         conn_link(sh, &c);
         serve_conn(&c);
