@@ -545,9 +545,19 @@ static int framed_reader(void *arg)
     return 0;
 }
 
+/* No read-ahead block, where the loop has a provided-buffer ring. Without
+ * one (the epoll backend, kernels before 5.19) a receive needs a block of
+ * its own, and the stream keeps it for the next (api/stream/stream.c). */
+static void no_block(weft_stream *s)
+{
+    if (have_ring())
+        CHECK_EQ(s->rbuf, NULL);
+}
+
 /* A reader waiting in recv_until with nothing read ahead holds neither a
  * block nor a ring buffer; after a whole record nothing stays; a partial
- * record stays as a block of its own, not a ring buffer. */
+ * record stays as a block of its own, not a ring buffer (with a ring;
+ * without one, the records are the same). */
 static void framed_reader_waits_with_no_buffer_body(weft_stream *a,
                                                     weft_stream *b)
 {
@@ -557,12 +567,12 @@ static void framed_reader_waits_with_no_buffer_body(weft_stream *a,
     CHECK_EQ(weft_group_spawn(&g, framed_reader, &f), 0);
     th_wait_flag(&f.in);
     th_settle();
-    CHECK_EQ(a->rbuf, NULL);
+    no_block(a);
     ring_full();
     nh_send_str(b, "one\n");
     CHECK_EQ(weft_group_exit(&g, 0), 0);
     CHECK_EQ(f.rc, 3);
-    CHECK_EQ(a->rbuf, NULL);
+    no_block(a);
     ring_full();
 
     /* a record and a half: the half stays, in a block of its own */
@@ -578,7 +588,7 @@ static void framed_reader_waits_with_no_buffer_body(weft_stream *a,
     memset(buf, 0, sizeof buf);
     CHECK_EQ(weft_stream_recv_until(a, buf, sizeof buf, "\n", 1), 5);
     CHECK_STR_EQ(buf, "three");
-    CHECK_EQ(a->rbuf, NULL);
+    no_block(a);
 
     /* recv_exactly's read-ahead goes too once taken */
     nh_send_str(b, "ab\ncd");
@@ -588,7 +598,7 @@ static void framed_reader_waits_with_no_buffer_body(weft_stream *a,
     nh_send_str(b, "ef");
     CHECK_EQ(weft_stream_recv_exactly(a, buf, 4), 4);
     CHECK(memcmp(buf, "cdef", 4) == 0);
-    CHECK_EQ(a->rbuf, NULL);
+    no_block(a);
     ring_full();
 }
 
