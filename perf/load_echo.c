@@ -17,6 +17,10 @@
  *     the softirq work done in its context included), and ours.
  * -M: one-shot recvs into a per-connection buffer instead of multishot.
  * -i: also print the rate of each second of the window (stderr).
+ * SIGUSR1: print "MARK msgs=<echoes completed so far, warm-up included>
+ *     ns=<monotonic clock>" on stderr, at once: two marks bracket a
+ *     window whose messages the caller counts (perf/net-bench's counted
+ *     runs: the server's system calls over the same window).
  * -S: sleep in io_uring_enter when nothing is ready. By default the
  *     generator spins (submit and reap without waiting): its CPU never
  *     idles, so the servers never pay for waking it from idle (a costly
@@ -75,9 +79,16 @@ static char *bufs;
 static unsigned br_mask, br_pending;
 
 static uint64_t hist[NBUCKET];
-static uint64_t done_msgs, errors;
+static uint64_t done_msgs, errors, all_msgs;
 static bool measuring;
+static volatile sig_atomic_t mark_asked;
 static uint64_t now_ns;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    mark_asked = 1;
+}
 
 static uint64_t clock_ns(void)
 {
@@ -256,6 +267,7 @@ static void on_recv(int i, int res, unsigned flags)
         return;
     }
     if (c->got == msgsize) {
+        all_msgs++;
         if (measuring) {
             hist[bucket_of(now_ns - c->t0)]++;
             done_msgs++;
@@ -392,6 +404,7 @@ int main(int argc, char **argv)
     if (nconn < 1 || msgsize < 1 || secs <= 0 || warm < 0)
         usage();
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_usr1);
     conns = calloc((size_t)nconn, sizeof *conns);
     msg = malloc(msgsize);
     if (!conns || !msg)
@@ -456,6 +469,11 @@ int main(int argc, char **argv)
         if (br_pending) {
             io_uring_buf_ring_advance(br, (int)br_pending);
             br_pending = 0;
+        }
+        if (mark_asked) {
+            mark_asked = 0;
+            fprintf(stderr, "MARK msgs=%llu ns=%llu\n",
+                    (unsigned long long)all_msgs, (unsigned long long)now_ns);
         }
         if (!measuring && now_ns >= t_meas) {
             measuring = true;
