@@ -841,6 +841,19 @@ static bool attempt(struct wf_epoll *ep, struct op *o)
     }
 }
 
+static bool dontwait(const struct io_uring_sqe *s)
+{
+    switch (s->opcode) {
+    case IORING_OP_RECV:
+    case IORING_OP_SEND:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_SENDMSG:
+        return s->msg_flags & MSG_DONTWAIT;
+    default:
+        return false;
+    }
+}
+
 /* A readiness-driven op, first seen. */
 static void start_poll_op(struct wf_epoll *ep, struct op *o)
 {
@@ -851,6 +864,13 @@ static void start_poll_op(struct wf_epoll *ep, struct op *o)
     }
     struct fdstate *f = fd_get(ep, fd);
     o->dir = op_dir(&o->sqe);
+    /* A receive or send asked not to wait (MSG_DONTWAIT) is tried and
+     * ends with -EAGAIN, as io_uring does it. */
+    if (dontwait(&o->sqe)) {
+        if (attempt(ep, o))
+            post(ep, o, -EAGAIN);
+        return;
+    }
     /* Registered, and no edge since the last -EAGAIN: nothing to find. */
     bool skip = f->regd && o->sqe.opcode != IORING_OP_POLL_ADD &&
                 !(o->dir & DIR_IN ? f->rd : f->wr) && !o->connecting;
@@ -1187,6 +1207,24 @@ int wf_epoll_pump(struct wf_ring *r, bool wait, int64_t timeout_ns)
 
 /* ---- set-up ---- */
 
+static void explain(int rc, char *why, unsigned whylen)
+{
+    if (rc == -EMFILE)
+        snprintf(why, whylen,
+                 "cannot start the epoll backend (%s): the process is out "
+                 "of file descriptors (RLIMIT_NOFILE, see ulimit -n; close "
+                 "some or raise the limit)",
+                 strerror(-rc));
+    else if (rc == -ENFILE)
+        snprintf(why, whylen,
+                 "cannot start the epoll backend (%s): the system is out "
+                 "of file descriptors (the sysctl fs.file-max)",
+                 strerror(-rc));
+    else
+        snprintf(why, whylen, "cannot start the epoll backend: %s",
+                 strerror(-rc));
+}
+
 int wf_epoll_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
                   unsigned whylen)
 {
@@ -1201,8 +1239,7 @@ int wf_epoll_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
     ep->hash = calloc(1024, sizeof *ep->hash);
     if (ep->epfd < 0 || !ep->sqes || !ep->hash) {
         int rc = ep->epfd < 0 ? -errno : -ENOMEM;
-        snprintf(why, whylen, "the epoll backend cannot start: %s",
-                 strerror(-rc));
+        explain(rc, why, whylen);
         if (ep->epfd >= 0)
             close(ep->epfd);
         free(ep->sqes);
@@ -1216,8 +1253,7 @@ int wf_epoll_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
      * descriptors do not change while it runs. */
     int rc = pool_start(ep);
     if (rc < 0) {
-        snprintf(why, whylen, "the epoll backend cannot start: %s",
-                 strerror(-rc));
+        explain(rc, why, whylen);
         close(ep->epfd);
         free(ep->sqes);
         free(ep->hash);
