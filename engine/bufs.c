@@ -75,8 +75,67 @@ void wf_bufs_put(struct wf_bufs_piece *piece)
     }
 }
 
+struct wf_block {
+    struct wf_block *next;
+};
+
+enum { BLOCK_MIN = 4096, BLOCKS_KEPT = 64 };
+
+/* The class of a block of cap bytes, or -1. */
+static int block_class(size_t cap)
+{
+    for (int c = 0; c < WF_BLOCK_CLASSES; c++)
+        if (cap == (size_t)BLOCK_MIN << c)
+            return c;
+    return -1;
+}
+
+void *wf_block_get(size_t *cap)
+{
+    size_t want = *cap;
+    if (want <= (size_t)BLOCK_MIN << (WF_BLOCK_CLASSES - 1)) {
+        size_t c = BLOCK_MIN;
+        while (c < want)
+            c *= 2;
+        *cap = c;
+    }
+    struct wf_loop *L = wf_cur;
+    int k = block_class(*cap);
+    if (L && k >= 0 && L->blocks[k]) {
+        struct wf_block *b = L->blocks[k];
+        L->blocks[k] = b->next;
+        L->nblocks[k]--;
+        return b;
+    }
+    return wf_malloc(*cap);
+}
+
+void wf_block_put(void *p, size_t cap)
+{
+    struct wf_loop *L = wf_cur;
+    int k = block_class(cap);
+    if (!p)
+        return;
+    if (!L || k < 0 || L->nblocks[k] >= BLOCKS_KEPT) {
+        wf_free(p);
+        return;
+    }
+    struct wf_block *b = p;
+    b->next = L->blocks[k];
+    L->blocks[k] = b;
+    L->nblocks[k]++;
+}
+
 void wf_bufs_close(struct wf_loop *L)
 {
+    for (int k = 0; k < WF_BLOCK_CLASSES; k++) {
+        while (L->blocks[k]) {
+            struct wf_block *b = L->blocks[k];
+            L->blocks[k] = b->next;
+            wf_free(b);
+        }
+        L->nblocks[k] = 0;
+    }
     if (L->bufs) {
         wf_bufring_exit(&L->ring, L->bufs);
         wf_free(L->bufs);

@@ -222,6 +222,9 @@ static inline void wf_queue_new_round(struct wf_queue *q)
 
 /* ---- the loop (engine/loop.c) ---- */
 
+enum { WF_BLOCK_CLASSES = 5 }; /* 4 KiB << 0 .. 4 */
+struct wf_block;
+
 struct wf_loop {
     struct wf_ring ring;
     struct wf_queue ready;      /* this round's tasks, then the next's */
@@ -270,6 +273,8 @@ struct wf_loop {
     bool valgrind;           /* running under it: mark what the kernel writes */
     struct wf_bufring *bufs; /* provided buffers (engine/bufs.c) */
     bool bufs_tried;         /* set-up tried: bufs NULL means none */
+    struct wf_block *blocks[WF_BLOCK_CLASSES]; /* free blocks, hot first */
+    unsigned nblocks[WF_BLOCK_CLASSES];
     /* Registered (fixed) buffers of weft_file_register_buffers: a copy
      * of the iovecs the ring has, for READ_FIXED/WRITE_FIXED lookups. */
     struct iovec *fixed;
@@ -763,6 +768,16 @@ void *wf_bufs_take(struct wf_loop *L, struct wf_bufring *b, int res,
                    unsigned flags, struct wf_bufs_piece *piece);
 void wf_bufs_put(struct wf_bufs_piece *piece);
 void wf_bufs_close(struct wf_loop *L);
+/*
+ * Blocks of 4, 8, 16, 32 or 64 KiB that streams' read-aheads come from:
+ * a block freed goes to the calling loop's list and the next one taken
+ * is the last one freed, still in the cache (the role a buffer ring
+ * plays where the kernel fills it). Any other size is malloc's. get:
+ * cap is rounded up to a class; NULL when out of memory. put: p may be
+ * NULL; outside a loop it is freed.
+ */
+void *wf_block_get(size_t *cap);
+void wf_block_put(void *p, size_t cap);
 
 #include <errno.h>
 

@@ -40,7 +40,7 @@ static void ahead_drop(weft_stream *s)
     if (s->rpiece.held)
         wf_bufs_put(&s->rpiece);
     else
-        wf_free(s->rbuf);
+        wf_block_put(s->rbuf, s->rcap);
     s->rbuf = NULL;
     s->rcap = s->rpos = s->rlen = 0;
 }
@@ -60,20 +60,22 @@ static void ahead_tidy(weft_stream *s)
         return;
     if (!s->rlen) {
         /* Without a buffer ring (the epoll backend, kernels before
-         * 5.19) the next receive would allocate the block again. */
-        if (s->rpiece.held || (s->ops->recv_select && wf_cur->bufs))
+         * 5.19) the block goes to the loop's list (wf_block_put), and
+         * the next receive of any stream takes it back still cached. */
+        if (s->rpiece.held || s->ops->recv_select)
             ahead_drop(s);
         return;
     }
     if (!s->rpiece.held)
         return;
-    char *b = wf_malloc(s->rlen);
+    size_t cap = s->rlen;
+    char *b = wf_block_get(&cap);
     if (!b)
         return;
     memcpy(b, s->rbuf + s->rpos, s->rlen);
     wf_bufs_put(&s->rpiece);
     s->rbuf = b;
-    s->rcap = s->rlen;
+    s->rcap = cap;
     s->rpos = 0;
 }
 
@@ -181,7 +183,7 @@ WF_EXPORT ssize_t weft_stream_recv(weft_stream *s, void *buf, size_t max)
 /* Move the read-ahead out of a provided buffer into a block of cap. */
 static int ahead_unpin(weft_stream *s, size_t cap)
 {
-    char *b = wf_malloc(cap);
+    char *b = wf_block_get(&cap);
     if (!b)
         return -ENOMEM;
     memcpy(b, s->rbuf + s->rpos, s->rlen);
@@ -210,7 +212,17 @@ static int ahead_reserve(weft_stream *s, size_t more)
     size_t cap = s->rcap ? s->rcap : 4096;
     while (cap < s->rlen + more)
         cap *= 2;
-    char *b = wf_realloc(s->rbuf, cap);
+    char *b;
+    if (!s->rbuf) {
+        b = wf_block_get(&cap);
+    } else {
+        b = wf_block_get(&cap);
+        if (b) {
+            memcpy(b, s->rbuf + s->rpos, s->rlen);
+            wf_block_put(s->rbuf, s->rcap);
+            s->rpos = 0;
+        }
+    }
     if (!b)
         return -ENOMEM;
     s->rbuf = b;
