@@ -47,9 +47,9 @@ static void ahead_drop(weft_stream *s)
 
 /*
  * Between calls a socket stream keeps no buffer it does not need: an
- * empty read-ahead is freed where the loop has a buffer ring (a stream
- * waiting for data then holds none: its receives take provided
- * buffers), and bytes left in a provided
+ * empty read-ahead goes (a stream waiting for data then holds none: its
+ * receives take provided buffers, or, without a buffer ring, a block of
+ * the loop's list when data comes), and bytes left in a provided
  * buffer move to a block of their own, so that one connection's leftover
  * does not hold a ring buffer (if that allocation fails, they stay).
  * Other transports receive into the read-ahead and keep it.
@@ -212,19 +212,14 @@ static int ahead_reserve(weft_stream *s, size_t more)
     size_t cap = s->rcap ? s->rcap : 4096;
     while (cap < s->rlen + more)
         cap *= 2;
-    char *b;
-    if (!s->rbuf) {
-        b = wf_block_get(&cap);
-    } else {
-        b = wf_block_get(&cap);
-        if (b) {
-            memcpy(b, s->rbuf + s->rpos, s->rlen);
-            wf_block_put(s->rbuf, s->rcap);
-            s->rpos = 0;
-        }
-    }
+    char *b = wf_block_get(&cap);
     if (!b)
         return -ENOMEM;
+    if (s->rbuf) { /* a larger block: the bytes move to its start */
+        memcpy(b, s->rbuf + s->rpos, s->rlen);
+        wf_block_put(s->rbuf, s->rcap);
+        s->rpos = 0;
+    }
     s->rbuf = b;
     s->rcap = cap;
     return 0;
