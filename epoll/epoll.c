@@ -958,6 +958,30 @@ static void arm_timeout(struct wf_epoll *ep, struct op *o,
     heap_push(ep, t);
 }
 
+/* ---- cancelling: ASYNC_CANCEL, and a linked timeout's expiry ---- */
+
+/* End o with -ECANCELED if it has not started: 0, or -EALREADY (a job a
+ * worker runs, which ends with its own result, as io-wq's do). */
+static int cancel_op(struct wf_epoll *ep, struct op *o)
+{
+    if (o->pooled) {
+        if (!pool_unqueue(ep, o))
+            return -EALREADY;
+    } else if (o->state == S_WAIT) {
+        fd_unlink(ep, o);
+    } else {
+        return -EALREADY;
+    }
+    post(ep, o, -ECANCELED);
+    return 0;
+}
+
+static int cancel(struct wf_epoll *ep, uint64_t target)
+{
+    struct op *o = hash_find(ep, target);
+    return o ? cancel_op(ep, o) : -ENOENT;
+}
+
 /* A linked timeout's time came: its op is cancelled if it can be. */
 static void expire(struct wf_epoll *ep, int64_t now)
 {
@@ -968,35 +992,8 @@ static void expire(struct wf_epoll *ep, int64_t now)
         o->tmo = NULL;
         cq_push(ep, t->sqe.user_data, -ETIME, 0);
         op_free(ep, t);
-        if (o->pooled) {
-            if (pool_unqueue(ep, o))
-                post(ep, o, -ECANCELED);
-        } else if (o->state == S_WAIT) {
-            fd_unlink(ep, o);
-            post(ep, o, -ECANCELED);
-        }
-        /* A running job ends with its own result. */
+        (void)cancel_op(ep, o);
     }
-}
-
-/* ---- ASYNC_CANCEL ---- */
-
-static int cancel(struct wf_epoll *ep, uint64_t target)
-{
-    struct op *o = hash_find(ep, target);
-    if (!o)
-        return -ENOENT;
-    if (o->pooled) {
-        if (!pool_unqueue(ep, o))
-            return -EALREADY; /* a worker has it: it ends with its result */
-        post(ep, o, -ECANCELED);
-        return 0;
-    }
-    if (o->state != S_WAIT)
-        return -EALREADY;
-    fd_unlink(ep, o);
-    post(ep, o, -ECANCELED);
-    return 0;
 }
 
 /* ---- the SQ ---- */
