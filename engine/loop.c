@@ -330,11 +330,6 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
     if (L->opts.autojump < 0)
         return wf_run_error_set(-EINVAL, "weft_options.autojump < 0");
     L->virt = L->opts.clock == WEFT_CLOCK_VIRTUAL;
-    /* Checked here, not only by io_uring's set-up: the option means the
-     * same whichever backend the loop gets. */
-    if (L->opts.ring_mode > WEFT_RING_PLAIN)
-        return wf_run_error_set(-EINVAL, "weft_options.ring_mode is not a "
-                                         "mode (WEFT_RING_AUTO ... PLAIN)");
     int backend = backend_wanted(&L->opts);
     if (backend < 0)
         return wf_run_error_set(-EINVAL, "WEFT_BACKEND: neither uring, "

@@ -172,11 +172,8 @@ static int uring_init(struct wf_ring *r, const struct wf_ring_params *rp,
             rc = setup_mode(r, rp, MODE_COOP);
         if (rc == -EINVAL)
             rc = setup_mode(r, rp, MODE_PLAIN);
-    } else if (mode <= MODE_PLAIN) {
-        rc = setup_mode(r, rp, mode);
     } else {
-        snprintf(why, whylen, "weft_options.ring_mode %u is not a mode", mode);
-        return -EINVAL;
+        rc = setup_mode(r, rp, mode); /* wf_ring_init checked it */
     }
     if (rc < 0) {
         if (rc == -EINVAL && (rp->flags & IORING_SETUP_SQPOLL) &&
@@ -241,6 +238,12 @@ int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
                  unsigned whylen)
 {
     memset(r, 0, sizeof *r);
+    /* The option means the same whichever backend the loop gets. */
+    if (rp->mode > MODE_PLAIN) {
+        snprintf(why, whylen, "weft_options.ring_mode %u is not a mode",
+                 rp->mode);
+        return -EINVAL;
+    }
     if (rp->backend == WF_BACKEND_EPOLL)
         return wf_epoll_init(r, rp, why, whylen);
     if (rp->backend != WF_BACKEND_AUTO && rp->backend != WF_BACKEND_URING) {
