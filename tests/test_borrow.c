@@ -24,19 +24,32 @@
 
 /* ---- the transports ---- */
 
-enum transport { PAIR, TCP, MEM };
+/* PAIR_MS, TCP_MS: the same sockets with weft_stream_set_multishot on
+ * (where the loop has it: the epoll backend and old kernels say
+ * -ENOTSUP, and the tests then run as for PAIR and TCP). */
+enum transport { PAIR, TCP, MEM, PAIR_MS, TCP_MS };
+
+/* Whether the loop's streams can have a multishot receive. */
+static bool have_multishot(void)
+{
+    return wf_bufs(wf_cur) != NULL;
+}
 
 static int open_streams(enum transport t, weft_stream **a, weft_stream **b)
 {
     int rc;
-    if (t == PAIR)
+    if (t == PAIR || t == PAIR_MS)
         rc = weft_stream_pair(a, b);
-    else if (t == TCP)
-        return nh_tcp_pair("127.0.0.1", a, b);
+    else if (t == TCP || t == TCP_MS)
+        rc = nh_tcp_pair("127.0.0.1", a, b);
     else
         rc = weft_memstream_pair(a, b, NULL);
-    CHECK_EQ(rc, 0);
-    return rc;
+    if (!CHECK_EQ(rc, 0) || (t != PAIR_MS && t != TCP_MS))
+        return rc;
+    int want = have_multishot() ? 0 : -ENOTSUP;
+    CHECK_EQ(weft_stream_set_multishot(*a, true), want);
+    CHECK_EQ(weft_stream_set_multishot(*b, true), want);
+    return 0;
 }
 
 typedef void (*stream_body)(weft_stream *a, weft_stream *b);
@@ -73,7 +86,8 @@ static void run_streams(enum transport t, stream_body body)
     run_in_loop(with_streams_main, &w);
 }
 
-/* Declare test_borrow_pair_<name> and test_borrow_tcp_<name>. */
+/* Declare test_borrow_{pair,tcp}[_ms]_<name>: each body runs on a
+ * socketpair and TCP, with and without a multishot receive. */
 #define SOCKETS(name)                                                          \
     static void test_borrow_pair_##name(void **state)                          \
     {                                                                          \
@@ -82,7 +96,20 @@ static void run_streams(enum transport t, stream_body body)
     static void test_borrow_tcp_##name(void **state)                           \
     {                                                                          \
         run_streams(TCP, name##_body);                                         \
+    }                                                                          \
+    static void test_borrow_pair_ms_##name(void **state)                       \
+    {                                                                          \
+        run_streams(PAIR_MS, name##_body);                                     \
+    }                                                                          \
+    static void test_borrow_tcp_ms_##name(void **state)                        \
+    {                                                                          \
+        run_streams(TCP_MS, name##_body);                                      \
     }
+/* The four runs of SOCKETS(name), for the table. */
+#define SOCKET_TESTS(name)                                                     \
+    NET_TEST(test_borrow_pair_##name), NET_TEST(test_borrow_tcp_##name),       \
+        NET_TEST(test_borrow_pair_ms_##name),                                  \
+        NET_TEST(test_borrow_tcp_ms_##name)
 
 /* The loop has a provided-buffer ring (Linux 5.19+), or the test skips. */
 static bool have_ring(void)
@@ -292,12 +319,24 @@ static void test_borrow_tcp_close_with_a_buffer_lent(void **state)
     run_in_loop(close_with_a_buffer_lent_main, &t);
 }
 
-/* A close while a task waits in recv_borrowed: -EBADF, and no buffer. */
+static void test_borrow_pair_ms_close_with_a_buffer_lent(void **state)
+{
+    enum transport t = PAIR_MS;
+    run_in_loop(close_with_a_buffer_lent_main, &t);
+}
+
+static void test_borrow_tcp_ms_close_with_a_buffer_lent(void **state)
+{
+    enum transport t = TCP_MS;
+    run_in_loop(close_with_a_buffer_lent_main, &t);
+}
+
+/* A close while a task waits in recv_borrowed: -EBADF, and no buffer
+ * (with multishot: the armed receive is cancelled and waited for). */
 static int close_while_waiting_main(void *arg)
 {
-    (void)arg;
     weft_stream *a, *b;
-    if (open_streams(PAIR, &a, &b) < 0)
+    if (open_streams(*(enum transport *)arg, &a, &b) < 0)
         return -EIO;
     struct blocked bl = {.s = a};
     weft_group g;
@@ -316,7 +355,10 @@ static int close_while_waiting_main(void *arg)
 
 static void test_borrow_close_while_waiting_gives_ebadf(void **state)
 {
-    run_in_loop(close_while_waiting_main, NULL);
+    enum transport t = PAIR;
+    run_in_loop(close_while_waiting_main, &t);
+    t = PAIR_MS;
+    run_in_loop(close_while_waiting_main, &t);
 }
 
 /* Bad arguments and calls from outside a task. */
@@ -669,6 +711,221 @@ static void test_borrow_waiting_task_fits_in_a_page(void **state)
     run_streams(TCP, waiting_task_fits_in_a_page_body);
 }
 
+/* ---- multishot receive (weft_stream_set_multishot) ---- */
+
+struct ms_sender {
+    weft_stream *s;
+    const unsigned char *msg;
+    size_t len, chunk;
+    bool eof; /* send_eof after the last byte */
+};
+
+static int ms_send_task(void *arg)
+{
+    struct ms_sender *w = arg;
+    for (size_t off = 0; off < w->len; off += w->chunk) {
+        size_t n = w->len - off < w->chunk ? w->len - off : w->chunk;
+        if (!CHECK_EQ(weft_stream_send(w->s, w->msg + off, n), (ssize_t)n))
+            return -EIO;
+    }
+    if (w->eof)
+        CHECK_EQ(weft_stream_send_eof(w->s), 0);
+    return 0;
+}
+
+/* Receive len bytes by every kind of receive call in turn, and check them
+ * against the pattern. */
+static void ms_receive_all(weft_stream *a, const unsigned char *msg, size_t len)
+{
+    unsigned char *got = malloc(len);
+    size_t have = 0;
+    for (int k = 0; have < len; k++) {
+        ssize_t n;
+        const void *data;
+        switch (k % 3) {
+        case 0:
+            n = weft_stream_recv(a, got + have, len - have);
+            break;
+        case 1:
+            n = weft_stream_recv_borrowed(a, &data);
+            if (n > 0 && CHECK_LE((size_t)n, len - have))
+                memcpy(got + have, data, (size_t)n);
+            CHECK_EQ(weft_stream_release(a), 0);
+            break;
+        default: {
+            size_t want = len - have < 3000 ? len - have : 3000;
+            n = weft_stream_recv_exactly(a, got + have, want);
+            break;
+        }
+        }
+        if (!CHECK_GT(n, 0))
+            break;
+        have += (size_t)n;
+    }
+    CHECK_EQ(have, len);
+    CHECK(memcmp(got, msg, len) == 0);
+    free(got);
+}
+
+/* 2 MiB from a task that sends in odd pieces: every byte, in order,
+ * through recv, recv_borrowed and recv_exactly in turn; then the end. */
+static void ms_bytes_in_order_body(weft_stream *a, weft_stream *b)
+{
+    size_t len = 2u << 20;
+    unsigned char *msg = nh_pattern(len);
+    struct ms_sender w = {
+        .s = b, .msg = msg, .len = len, .chunk = 1237, .eof = true};
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, ms_send_task, &w), 0);
+    ms_receive_all(a, msg, len);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    char c;
+    CHECK_EQ(weft_stream_recv(a, &c, 1), 0);
+    CHECK_EQ(weft_stream_recv(a, &c, 1), 0); /* and again */
+    free(msg);
+}
+
+static void test_borrow_ms_bytes_in_order(void **state)
+{
+    run_streams(PAIR_MS, ms_bytes_in_order_body);
+    run_streams(TCP_MS, ms_bytes_in_order_body);
+}
+
+/* A reader that does not read: the queue stops growing (the armed
+ * receive is cancelled at 8 pieces or 64 KiB), the rest waits in the
+ * socket, and the ring keeps buffers for the loop's other streams; all of
+ * it still arrives, in order, once the reader reads. */
+static void ms_queue_is_bounded_body(weft_stream *a, weft_stream *b)
+{
+    size_t len = 1u << 20;
+    unsigned char *msg = nh_pattern(len);
+    struct ms_sender w = {.s = b, .msg = msg, .len = len, .chunk = 512};
+    weft_group g;
+    weft_group_enter(&g);
+    CHECK_EQ(weft_group_spawn(&g, ms_send_task, &w), 0);
+    char first;
+    CHECK_EQ(weft_stream_recv(a, &first, 1), 1); /* arms it */
+    for (int i = 0; i < 200; i++)
+        th_settle();
+    struct wf_sock_stream *ss = (struct wf_sock_stream *)a;
+    if (have_multishot()) {
+        CHECK(ss->ms != NULL);
+        print_message("      queued while nobody read: %zu bytes\n",
+                      weft_stream_buffered(a));
+        CHECK_GT(weft_stream_buffered(a), 0);
+        CHECK_LE(weft_stream_buffered(a), 256 * 1024);
+        CHECK_GT(wf_cur->bufs->avail, 0);
+    }
+    ms_receive_all(a, msg + 1, len - 1);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    free(msg);
+}
+
+static void test_borrow_ms_queue_is_bounded(void **state)
+{
+    run_streams(PAIR_MS, ms_queue_is_bounded_body);
+    run_streams(TCP_MS, ms_queue_is_bounded_body);
+}
+
+/* Bytes and the end both queued before anyone asks: the bytes, then 0. */
+static void ms_end_after_the_queue_body(weft_stream *a, weft_stream *b)
+{
+    char buf[16] = {0};
+    nh_send_str(b, "x");
+    CHECK_EQ(weft_stream_recv(a, buf, 1), 1); /* arms it */
+    nh_send_str(b, "tail");
+    CHECK_EQ(weft_stream_send_eof(b), 0);
+    for (int i = 0; i < 1000 && weft_stream_buffered(a) < 4; i++)
+        th_settle();
+    if (have_multishot())
+        CHECK_EQ(weft_stream_buffered(a), 4);
+    CHECK_EQ(weft_stream_recv(a, buf, sizeof buf), 4);
+    CHECK(memcmp(buf, "tail", 4) == 0);
+    CHECK_EQ(weft_stream_recv(a, buf, sizeof buf), 0);
+    const void *data;
+    CHECK_EQ(weft_stream_recv_borrowed(a, &data), 0);
+}
+
+static void test_borrow_ms_end_after_the_queue(void **state)
+{
+    run_streams(PAIR_MS, ms_end_after_the_queue_body);
+    run_streams(TCP_MS, ms_end_after_the_queue_body);
+}
+
+/* Turned off while armed: what it queued comes first, then one-shot
+ * receives; turned on again, multishot again. Nothing lost or reordered. */
+static void ms_off_and_on_body(weft_stream *a, weft_stream *b)
+{
+    char buf[16] = {0};
+    nh_send_str(b, "a");
+    CHECK_EQ(weft_stream_recv(a, buf, 1), 1);
+    nh_send_str(b, "bc");
+    for (int i = 0; i < 1000 && weft_stream_buffered(a) < 2; i++)
+        th_settle();
+    CHECK_EQ(weft_stream_set_multishot(a, false), 0);
+    nh_send_str(b, "de");
+    CHECK(nh_expect(a, "bcde"));
+    struct wf_sock_stream *ss = (struct wf_sock_stream *)a;
+    th_settle();
+    CHECK(!ss->ms || !ss->ms->armed);
+    nh_send_str(b, "f");
+    CHECK(nh_expect(a, "f"));
+    CHECK_EQ(weft_stream_set_multishot(a, true),
+             have_multishot() ? 0 : -ENOTSUP);
+    nh_send_str(b, "gh");
+    CHECK(nh_expect(a, "gh"));
+}
+
+static void test_borrow_ms_off_and_on(void **state)
+{
+    run_streams(PAIR_MS, ms_off_and_on_body);
+    run_streams(TCP_MS, ms_off_and_on_body);
+}
+
+/* Closed with pieces queued and the receive armed: every buffer goes
+ * back to the ring (with_streams_main checks ring_full after the close). */
+static void ms_close_with_pieces_queued_body(weft_stream *a, weft_stream *b)
+{
+    char c;
+    nh_send_str(b, "1");
+    CHECK_EQ(weft_stream_recv(a, &c, 1), 1);
+    for (int i = 0; i < 5; i++) {
+        nh_send_str(b, "queued");
+        th_settle();
+    }
+    if (have_multishot())
+        CHECK_GT(weft_stream_buffered(a), 0);
+}
+
+static void test_borrow_ms_close_with_pieces_queued(void **state)
+{
+    run_streams(PAIR_MS, ms_close_with_pieces_queued_body);
+    run_streams(TCP_MS, ms_close_with_pieces_queued_body);
+}
+
+/* Bad arguments, other transports, and calls from outside a task. */
+static int ms_arguments_main(void *arg)
+{
+    (void)arg;
+    weft_stream *a, *b;
+    CHECK_EQ(weft_stream_set_multishot(NULL, true), -EINVAL);
+    if (open_streams(MEM, &a, &b) < 0)
+        return -EIO;
+    CHECK_EQ(weft_stream_set_multishot(a, true), -ENOTSUP);
+    CHECK_EQ(weft_stream_set_multishot(a, false), -ENOTSUP);
+    CHECK_EQ(weft_stream_close(a), 0);
+    CHECK_EQ(weft_stream_close(b), 0);
+    return 0;
+}
+
+static void test_borrow_ms_arguments(void **state)
+{
+    run_in_loop(ms_arguments_main, NULL);
+    CHECK_EQ(weft_stream_set_multishot(NULL, true), -EPERM);
+    th_assert_clean();
+}
+
 /* ---- a transport with no fd: the stream's own block ---- */
 
 static void memstream_falls_back_body(weft_stream *a, weft_stream *b)
@@ -693,33 +950,28 @@ static void test_borrow_memstream_falls_back(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    NET_TEST(test_borrow_pair_returns_bytes_in_a_ring_buffer),
-    NET_TEST(test_borrow_tcp_returns_bytes_in_a_ring_buffer),
-    NET_TEST(test_borrow_pair_next_receive_ends_the_borrow),
-    NET_TEST(test_borrow_tcp_next_receive_ends_the_borrow),
-    NET_TEST(test_borrow_pair_read_ahead_comes_first),
-    NET_TEST(test_borrow_tcp_read_ahead_comes_first),
-    NET_TEST(test_borrow_pair_end_of_stream_is_0),
-    NET_TEST(test_borrow_tcp_end_of_stream_is_0),
-    NET_TEST(test_borrow_pair_second_receiver_is_ebusy),
-    NET_TEST(test_borrow_tcp_second_receiver_is_ebusy),
-    NET_TEST(test_borrow_pair_cancelled_at_entry_keeps_the_borrow),
-    NET_TEST(test_borrow_tcp_cancelled_at_entry_keeps_the_borrow),
-    NET_TEST(test_borrow_pair_close_with_a_buffer_lent),
-    NET_TEST(test_borrow_tcp_close_with_a_buffer_lent),
+    SOCKET_TESTS(returns_bytes_in_a_ring_buffer),
+    SOCKET_TESTS(next_receive_ends_the_borrow),
+    SOCKET_TESTS(read_ahead_comes_first),
+    SOCKET_TESTS(end_of_stream_is_0),
+    SOCKET_TESTS(second_receiver_is_ebusy),
+    SOCKET_TESTS(cancelled_at_entry_keeps_the_borrow),
+    SOCKET_TESTS(close_with_a_buffer_lent),
     NET_TEST(test_borrow_close_while_waiting_gives_ebadf),
     NET_TEST(test_borrow_arguments),
-    NET_TEST(test_borrow_pair_cancel_after_kernel_picked_returns_bytes),
-    NET_TEST(test_borrow_tcp_cancel_after_kernel_picked_returns_bytes),
-    NET_TEST(test_borrow_pair_cancel_after_kernel_picked_keeps_read_ahead),
-    NET_TEST(test_borrow_tcp_cancel_after_kernel_picked_keeps_read_ahead),
-    NET_TEST(test_borrow_pair_cancel_races_data),
-    NET_TEST(test_borrow_tcp_cancel_races_data),
+    SOCKET_TESTS(cancel_after_kernel_picked_returns_bytes),
+    SOCKET_TESTS(cancel_after_kernel_picked_keeps_read_ahead),
+    SOCKET_TESTS(cancel_races_data),
     NET_TEST(test_borrow_ring_runs_dry_falls_back),
-    NET_TEST(test_borrow_pair_framed_reader_waits_with_no_buffer),
-    NET_TEST(test_borrow_tcp_framed_reader_waits_with_no_buffer),
+    SOCKET_TESTS(framed_reader_waits_with_no_buffer),
     NET_TEST(test_borrow_waiting_task_fits_in_a_page),
     NET_TEST(test_borrow_memstream_falls_back),
+    NET_TEST(test_borrow_ms_bytes_in_order),
+    NET_TEST(test_borrow_ms_queue_is_bounded),
+    NET_TEST(test_borrow_ms_end_after_the_queue),
+    NET_TEST(test_borrow_ms_off_and_on),
+    NET_TEST(test_borrow_ms_close_with_pieces_queued),
+    NET_TEST(test_borrow_ms_arguments),
 };
 
 TH_MAIN(tests)

@@ -602,5 +602,18 @@ WF_EXPORT void weft_stream_kernel_deadlines(weft_stream *s, bool on)
 /* Read by the loop's own thread only, like every field of s: no lock. */
 WF_EXPORT size_t weft_stream_buffered(const weft_stream *s)
 {
-    return s ? s->rlen : 0;
+    if (!s)
+        return 0;
+    return s->rlen + (s->ops->queued ? s->ops->queued(s) : 0);
+}
+
+WF_EXPORT int weft_stream_set_multishot(weft_stream *s, bool on)
+{
+    struct weft_task *t;
+    int rc = wf_entry_nowait(&t, s != NULL, false);
+    if (rc < 0)
+        return rc;
+    if (wf_stream_closing(s))
+        return -EBADF;
+    return s->ops->multishot ? s->ops->multishot(s, on) : -ENOTSUP;
 }

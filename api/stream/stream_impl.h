@@ -36,6 +36,10 @@ struct wf_stream_ops {
      * a buffer of your own), or -errno. */
     ssize_t (*recv_select)(weft_stream *s, const void **data,
                            struct wf_bufs_piece *piece);
+    /* Optional: weft_stream_set_multishot (without it: -ENOTSUP). */
+    int (*multishot)(weft_stream *s, bool on);
+    /* Optional: bytes the transport holds for the next receives. */
+    size_t (*queued)(const weft_stream *s);
 };
 
 struct weft_stream {
@@ -89,10 +93,37 @@ ssize_t wf_stream_await_flags(weft_stream *s, struct io_uring_sqe *sqe,
 struct weft_transport;
 const struct weft_transport *wf_stream_transport(const weft_stream *s);
 
-/* A socket stream: a stream and its fd. */
+/* A multishot receive's state (api/stream/socket.c): the pieces it
+ * queued, oldest first. */
+struct wf_ms_piece {
+    char *p;
+    uint32_t len;
+    uint16_t bid;
+};
+
+struct wf_sock_ms {
+    weft_stream *s;
+    struct wf_completion c; /* the armed receive's CQEs */
+    struct wf_defer pause;  /* its cancel, sent after the reap */
+    struct wf_ms_piece *q;  /* a ring of qcap pieces from qhead */
+    unsigned qhead, qlen, qcap;
+    size_t qbytes;
+    wf_link waiters; /* the receiver, until a piece or the end comes */
+    size_t nwait;
+    int err;     /* a terminal error, reported once after the queue */
+    bool lost;   /* bytes were dropped (no memory to queue them): err */
+    bool want;   /* on, by weft_stream_set_multishot */
+    bool armed;  /* the kernel has it, and it holds the gate */
+    bool eof;    /* the peer's end came: 0 after the queue, for good */
+    bool nobufs; /* it ended for want of ring buffers */
+};
+
+/* A socket stream: a stream and its fd, and its multishot receive's
+ * state once weft_stream_set_multishot turned it on. */
 struct wf_sock_stream {
     weft_stream base;
     int fd;
+    struct wf_sock_ms *ms;
 };
 
 extern const struct wf_stream_ops wf_sock_ops;

@@ -63,6 +63,27 @@ ssize_t weft_stream_recv_borrowed(weft_stream *s, const void **data);
  * checkpoint.
  */
 int weft_stream_release(weft_stream *s);
+/*
+ * Extra: keep one multishot receive armed on a socket stream between its
+ * receive calls (on: true), or stop (false). What arrives goes at once
+ * into the loop's provided buffers and queues on the stream; each
+ * receive call (recv, recv_borrowed, recv_until, recv_exactly) takes
+ * from the queue without a submission of its own, and waits only when it
+ * is empty. For request/response traffic: one completion per message, no
+ * submission, no poll armed per receive. Armed lazily, by the next
+ * receive; every rule of the receive calls holds (a cancelled receive
+ * loses nothing: the bytes stay queued; close gives -EBADF and waits for
+ * the armed receive to end). Bounded: once 8 pieces or 64 KiB wait, the
+ * receive is cancelled and the next receive that empties the queue arms
+ * it again. weft_stream_buffered counts the queued bytes, and
+ * weft_wait_readable on weft_stream_fd does not see them: check
+ * weft_stream_buffered first. 0; -ENOTSUP where there is no multishot
+ * receive (not a socket stream, the epoll backend, a kernel before 6.0
+ * or without buffer rings: the receive calls then work as before);
+ * -EINVAL s NULL; -EBADF closing; -EPERM outside a task; -ENOMEM. Not a
+ * checkpoint.
+ */
+int weft_stream_set_multishot(weft_stream *s, bool on);
 int weft_stream_send_eof(weft_stream *s); /* half-close; -ENOTSUP if none */
 /*
  * Extra: send every byte of iov[0..iovcnt) in order (a header and a body
@@ -110,8 +131,9 @@ int weft_stream_borrow(weft_stream **out, weft_stream *s);
 /* Extra: the file descriptor under a socket or file stream, or -ENOTSUP. */
 int weft_stream_fd(const weft_stream *s);
 /* Extra: the bytes read ahead (by recv_until, or an early end of
- * recv_exactly), which the next receive returns without reading the fd:
- * check it before weft_wait_readable(weft_stream_fd(s)). 0 for NULL. */
+ * recv_exactly) and those a multishot receive has queued, which the next
+ * receive returns without reading the fd: check it before
+ * weft_wait_readable(weft_stream_fd(s)). 0 for NULL. */
 size_t weft_stream_buffered(const weft_stream *s);
 
 #ifdef __cplusplus

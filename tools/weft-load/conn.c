@@ -37,7 +37,8 @@ struct session {
     struct wl_conn *c;
     weft_stream *s;
     weft_udp *u;
-    int fd; /* s's socket, for raw ring sends and receives; -1: use s */
+    int fd;  /* s's socket, for raw ring sends and receives; -1: use s */
+    bool ms; /* s has a multishot receive: receive through s */
 };
 
 /*
@@ -74,7 +75,7 @@ static ssize_t raw_recv(int fd, void *buf, size_t len)
 
 static ssize_t conn_recv(struct session *ss, void *buf, size_t len)
 {
-    if (ss->fd < 0)
+    if (ss->fd < 0 || ss->ms)
         return weft_stream_recv(ss->s, buf, len);
     return raw_recv(ss->fd, buf, len);
 }
@@ -289,6 +290,11 @@ static int open_session(struct session *ss)
              * backend (no ring) the stream's calls. */
             if (weft_uring_has_op(IORING_OP_RECV))
                 ss->fd = weft_stream_fd(ss->s);
+            /* Responses come into a receive that stays armed: no
+             * submission and no poll armed per response, which was
+             * most of what a receive cost (see the comment above). */
+            ss->ms =
+                !o->no_multishot && weft_stream_set_multishot(ss->s, true) == 0;
             return 0;
         }
         /* the handshake owns the TCP stream, closed if it fails */

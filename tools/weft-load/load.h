@@ -67,7 +67,8 @@ struct wl_opts {
      * back; a batch of k sends the first k * req_len bytes */
     char *batch;
     size_t req_len;
-    bool head; /* the method is HEAD: responses have no body */
+    bool head;         /* the method is HEAD: responses have no body */
+    bool no_multishot; /* --no-multishot: one receive per response */
 };
 
 /* Each core's counters, written by that core's tasks only. The two the

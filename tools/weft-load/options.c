@@ -36,6 +36,8 @@ static const char usage_text[] =
     "      --json           one JSON object on stdout instead of the summary\n"
     "      --hist FILE      the latency distribution, for plotting\n"
     "      --plot FILE      latency by percentile, .svg or .png (gnuplot)\n"
+    "      --no-multishot   one receive submitted per response (for\n"
+    "                       comparison; default: a multishot receive)\n"
     "  -q, --quiet          no progress line\n";
 
 static _Noreturn void usage(const char *msg, const char *arg)
@@ -138,7 +140,15 @@ static void read_body(struct wl_opts *o)
     o->body_len = n;
 }
 
-enum { O_BODY = 256, O_TIMEOUT, O_JSON, O_HIST, O_PLOT, O_CACERT };
+enum {
+    O_BODY = 256,
+    O_TIMEOUT,
+    O_JSON,
+    O_HIST,
+    O_PLOT,
+    O_CACERT,
+    O_NO_MULTISHOT
+};
 
 static const struct option longs[] = {
     {"connections", required_argument, 0, 'c'},
@@ -161,6 +171,7 @@ static const struct option longs[] = {
     {"plot", required_argument, 0, O_PLOT},
     {"cacert", required_argument, 0, O_CACERT},
     {"insecure", no_argument, 0, 'k'},
+    {"no-multishot", no_argument, 0, O_NO_MULTISHOT},
     {0, 0, 0, 0}};
 
 /* One option; false if it is not one. */
@@ -217,6 +228,9 @@ static bool option(struct wl_opts *o, int c, bool *quiet)
         break;
     case 'k':
         o->insecure = true;
+        break;
+    case O_NO_MULTISHOT:
+        o->no_multishot = true;
         break;
     default:
         return false;
