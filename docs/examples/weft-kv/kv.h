@@ -164,7 +164,8 @@ struct kv_config {
     struct kv_limits limits;
     size_t max_query; /* client-query-buffer-limit */
     weft_tls_config *tls;
-    const char *dump; /* write every key here at exit */
+    const char *dump;  /* write every key here at exit */
+    bool no_multishot; /* --no-multishot: one receive per request */
 };
 
 extern struct kv_config kv_cfg;
@@ -194,7 +195,8 @@ static inline unsigned kv_shard_of(const void *key, size_t n)
 struct kv_conn {
     struct kv_conn *next, *prev; /* its shard's conns */
     weft_stream *s;
-    int fd; /* s's socket (plain TCP), for raw ring operations; else -1 */
+    int fd;  /* s's socket (plain TCP), for raw ring operations; else -1 */
+    bool ms; /* s has a multishot receive: receive through s */
     weft_scope *idle;     /* set while waiting for a request with none left */
     weft_time idle_since; /* its shard's now when it began to wait */
     bool close_after;     /* QUIT, or a protocol error */
