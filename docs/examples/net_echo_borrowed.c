@@ -24,6 +24,9 @@
 static int echo(weft_stream *conn, void *arg)
 {
     (void)arg;
+    /* One receive armed for the connection's life, not one per message
+     * (-ENOTSUP on the epoll backend or an old kernel: as before). */
+    (void)weft_stream_set_multishot(conn, true);
     for (;;) {
         const void *data;
         ssize_t n = weft_stream_recv_borrowed(conn, &data);
