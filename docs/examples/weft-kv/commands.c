@@ -173,52 +173,71 @@ static int cmd_select(struct kv_ctx *c)
     long long id;
     if (!arg_ll(c, 1, &id))
         return 0;
-    if (id < INT_MIN || id > INT_MAX)
+    if (id < INT_MIN || id > INT_MAX) {
         out_error(c->out,
                   "ERR value is out of range, value must between %d "
                   "and %d",
                   INT_MIN, INT_MAX);
-    else if (id != 0) /* one database (Redis has 16) */
+        return 0;
+    }
+    if (id < 0 || id >= KV_DBS) {
         out_error(c->out, "ERR DB index is out of range");
-    else
-        out_status(c->out, "OK");
+        return 0;
+    }
+    c->conn->db = (int)id; /* a KV_LOCAL command: on c->conn's core */
+    out_status(c->out, "OK");
     return 0;
 }
 
-static long long count_keys(struct kv_keyspace *ks, void *arg)
+static long long count_keys(struct kv_shard *sh, void *arg)
 {
-    (void)arg;
-    return (long long)ks->count;
+    int db = *(const int *)arg;
+    return kv_db_used(sh, db) ? (long long)sh->db[db].count : 0;
 }
 
 static int cmd_dbsize(struct kv_ctx *c)
 {
-    long long n = kv_every_shard(count_keys, NULL);
+    long long n = kv_every_shard(count_keys, &c->db);
     if (n < 0)
         return (int)n;
     out_int(c->out, n);
     return 0;
 }
 
-static long long flush_keys(struct kv_keyspace *ks, void *arg)
+/* The databases to empty on a shard: one, or all (db -1). */
+static long long flush_keys(struct kv_shard *sh, void *arg)
 {
-    (void)arg;
-    ks_flush(ks);
+    int db = *(const int *)arg;
+    for (int i = 0; i < KV_DBS; i++)
+        if ((db < 0 || i == db) && kv_db_used(sh, i))
+            ks_flush(&sh->db[i]);
     return 0;
 }
 
-static int cmd_flushall(struct kv_ctx *c)
+/* FLUSHALL and FLUSHDB [ASYNC|SYNC]: both free at once (as Redis's SYNC;
+ * ASYNC only changes when Redis frees the memory, not the reply). */
+static int flush_generic(struct kv_ctx *c, int db)
 {
     if (c->argc > 2 || (c->argc == 2 && !arg_is(&c->argv[1], "sync") &&
                         !arg_is(&c->argv[1], "async"))) {
         out_error(c->out, "%s", ERR_SYNTAX);
         return 0;
     }
-    long long rc = kv_every_shard(flush_keys, NULL);
+    long long rc = kv_every_shard(flush_keys, &db);
     if (rc < 0)
         return (int)rc;
     out_status(c->out, "OK");
     return 0;
+}
+
+static int cmd_flushall(struct kv_ctx *c)
+{
+    return flush_generic(c, -1);
+}
+
+static int cmd_flushdb(struct kv_ctx *c)
+{
+    return flush_generic(c, c->db);
 }
 
 static int cmd_info(struct kv_ctx *c)
@@ -246,7 +265,7 @@ static int cmd_config_get(struct kv_ctx *c)
     snprintf(bulk, sizeof bulk, "%lld", kv_cfg.limits.max_bulk);
     const char *params[][2] = {
         {"save", ""},         {"appendonly", "no"},
-        {"databases", "1"},   {"maxclients", maxclients},
+        {"databases", "16"},  {"maxclients", maxclients},
         {"timeout", timeout}, {"proto-max-bulk-len", bulk},
         {"maxmemory", "0"},   {"io-threads", "1"},
         {"hz", "10"},
@@ -593,7 +612,7 @@ static int cmd_mset(struct kv_ctx *c)
         out_error(c->out, "ERR wrong number of arguments for 'mset' command");
         return 0;
     }
-    long long rc = kv_gather(c, 1, 2, mset_one, NULL);
+    long long rc = kv_gather_whole(c, 1, 2, mset_one, NULL);
     if (rc < 0)
         return (int)rc;
     out_status(c->out, "OK");
@@ -616,7 +635,7 @@ static long long exists_one(struct kv_keyspace *ks, struct kv_ctx *c, int i,
 
 static int cmd_del(struct kv_ctx *c)
 {
-    long long n = kv_gather(c, 1, 1, del_one, NULL);
+    long long n = kv_gather_whole(c, 1, 1, del_one, NULL);
     if (n < 0)
         return (int)n;
     out_int(c->out, n);
@@ -762,6 +781,7 @@ static const struct kv_command commands[] = {
     {"select", 2, KV_LOCAL, cmd_select},
     {"dbsize", 1, KV_LOCAL, cmd_dbsize},
     {"flushall", -1, KV_LOCAL, cmd_flushall},
+    {"flushdb", -1, KV_LOCAL, cmd_flushdb},
     {"info", -1, KV_LOCAL, cmd_info},
     {"get", 2, KV_KEY, cmd_get},
     {"set", -3, KV_KEY, cmd_set},

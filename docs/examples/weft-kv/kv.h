@@ -19,6 +19,7 @@
 #include <weft.h>
 
 #define KV_MAX_CORES 256
+#define KV_DBS 16 /* databases, as Redis's default (SELECT 0 .. 15) */
 
 /* ---- replies (commands.c) ---- */
 
@@ -169,8 +170,13 @@ struct kv_config {
 
 extern struct kv_config kv_cfg;
 
+/* A shard holds its part of every database: db[i] is database i's keys
+ * of this shard. Database 0's table is made at start, the others' when a
+ * command first uses them (kv_db), so a server that never says SELECT
+ * costs no more than one with a single database, and a key costs the
+ * same in any of them (no database field in an entry). */
 struct kv_shard {
-    _Alignas(64) struct kv_keyspace ks;
+    _Alignas(64) struct kv_keyspace db[KV_DBS];
     /* the connections of this core, for the drain (this core's tasks) */
     struct kv_conn *conns;
     bool draining;
@@ -182,6 +188,14 @@ extern struct kv_shard kv_shards[KV_MAX_CORES];
 extern unsigned kv_nshards;
 extern _Atomic long kv_clients;
 extern _Atomic unsigned long long kv_connections_total;
+
+/* Database db of shard sh, its table made on first use: on sh's core. */
+struct kv_keyspace *kv_db(struct kv_shard *sh, int db);
+/* Whether database db of sh has a table yet (may hold keys). */
+static inline bool kv_db_used(const struct kv_shard *sh, int db)
+{
+    return sh->db[db].buckets != NULL;
+}
 
 static inline unsigned kv_shard_of(const void *key, size_t n)
 {
@@ -198,6 +212,7 @@ struct kv_conn {
     weft_scope *idle;     /* set while waiting for a request with none left */
     weft_time idle_since; /* its shard's now when it began to wait */
     bool close_after;     /* QUIT, or a protocol error */
+    int db;               /* SELECT's database, 0 .. KV_DBS - 1 */
     char name[64];
     uint64_t id;
 };
@@ -214,7 +229,9 @@ struct kv_ctx {
     int argc;
     struct kv_arg *argv;
     struct kv_out *out;
-    struct kv_keyspace *ks; /* the shard of argv[1] (single-key commands) */
+    int db;                 /* the connection's database */
+    struct kv_keyspace *ks; /* db's keys in the shard of argv[1] (single-key
+                               commands) or of the connection's core */
     int64_t now;
 };
 
@@ -247,8 +264,13 @@ typedef long long (*kv_each_fn)(struct kv_keyspace *ks, struct kv_ctx *c, int i,
                                 void *res);
 long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
                     void *res);
-/* fn(ks, arg) on every shard's core: the sum, or -ECANCELED. */
-long long kv_every_shard(long long (*fn)(struct kv_keyspace *ks, void *arg),
+/* kv_gather in a shielded scope, for commands that write: once begun,
+ * every shard involved runs its part even if the connection is cancelled
+ * meanwhile (the parts never wait, so the shield holds nothing up). */
+long long kv_gather_whole(struct kv_ctx *c, int first, int step,
+                          kv_each_fn each, void *res);
+/* fn(sh, arg) on every shard's core: the sum, or -ECANCELED. */
+long long kv_every_shard(long long (*fn)(struct kv_shard *sh, void *arg),
                          void *arg);
 /* What INFO says; server.c */
 void kv_info(struct kv_out *o, const char *section);
