@@ -36,8 +36,8 @@ void kv_clock_init(void)
     kv_epoch_ms = unix_ms - weft_now() / WEFT_MSEC;
 }
 
-/* FNV-1a, 64 bits: keys are short; the top half picks the shard, the
- * bottom half the bucket. */
+/* FNV-1a, 64 bits: keys are short; the bottom half picks the bucket, both
+ * halves mixed the shard (kv_shard_of). */
 uint64_t kv_hash(const void *key, size_t n)
 {
     const unsigned char *p = key;

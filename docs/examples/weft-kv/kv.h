@@ -197,11 +197,17 @@ static inline bool kv_db_used(const struct kv_shard *sh, int db)
     return sh->db[db].buckets != NULL;
 }
 
+/* FNV-1a's last multiply barely reaches the top half with the last byte,
+ * so the top half alone put "k:1" .. "k:9" on one shard: fold the halves,
+ * mix them (a multiplicative hash) and map the high bits onto the shards
+ * (Lemire's range reduction, no division). */
 static inline unsigned kv_shard_of(const void *key, size_t n)
 {
     if (kv_nshards <= 1)
         return 0;
-    return (unsigned)((kv_hash(key, n) >> 32) % kv_nshards);
+    uint64_t h = kv_hash(key, n);
+    uint32_t x = (uint32_t)(h ^ (h >> 32)) * 0x9e3779b1u;
+    return (unsigned)(((uint64_t)x * kv_nshards) >> 32);
 }
 
 /* A connection, as the commands see it. */
