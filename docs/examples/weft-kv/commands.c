@@ -255,41 +255,72 @@ static int cmd_info(struct kv_ctx *c)
     return 0;
 }
 
-/* CONFIG GET: what redis-benchmark and redis-cli ask, and a few more. */
+/* CONFIG GET's parameters: what redis-benchmark (save, appendonly) and
+ * clients ask, with weft-kv's values. */
+enum { NPARAMS = 13 };
+_Static_assert(KV_DBS == 16, "CONFIG GET databases says 16");
+
+static void config_params(const char *p[NPARAMS][2], char num[5][24])
+{
+    snprintf(num[0], 24, "%ld", kv_cfg.maxclients);
+    snprintf(num[1], 24, "%lld", (long long)(kv_cfg.idle_timeout / WEFT_SEC));
+    snprintf(num[2], 24, "%lld", kv_cfg.limits.max_bulk);
+    snprintf(num[3], 24, "%zu", kv_cfg.max_query);
+    snprintf(num[4], 24, "%d", kv_cfg.port);
+    const char *t[NPARAMS][2] = {
+        {"save", ""}, /* no persistence: Redis's save "" */
+        {"appendonly", "no"},
+        {"databases", "16"}, /* KV_DBS */
+        {"maxclients", num[0]},
+        {"timeout", num[1]},
+        {"proto-max-bulk-len", num[2]},
+        {"client-query-buffer-limit", num[3]},
+        {"maxmemory", "0"},
+        {"maxmemory-policy", "noeviction"},
+        {"io-threads", "1"},
+        {"hz", "10"},
+        {"bind", kv_cfg.bind},
+        {"port", num[4]},
+    };
+    memcpy(p, t, sizeof t);
+}
+
+/* As Redis 7.0's configGetCommand: each argument is a glob pattern
+ * (case-insensitive) or, with no [*? in it, a name, whose reply key is
+ * the argument as written; a parameter is given once however many
+ * arguments match it; an argument that matches nothing adds nothing.
+ * (Redis replies in its dictionary's order, which varies from run to
+ * run; weft-kv in the order the arguments first matched.) */
 static int cmd_config_get(struct kv_ctx *c)
 {
-    char maxclients[24], timeout[24], bulk[24];
-    snprintf(maxclients, sizeof maxclients, "%ld", kv_cfg.maxclients);
-    snprintf(timeout, sizeof timeout, "%lld",
-             (long long)(kv_cfg.idle_timeout / WEFT_SEC));
-    snprintf(bulk, sizeof bulk, "%lld", kv_cfg.limits.max_bulk);
-    const char *params[][2] = {
-        {"save", ""},         {"appendonly", "no"},
-        {"databases", "16"},  {"maxclients", maxclients},
-        {"timeout", timeout}, {"proto-max-bulk-len", bulk},
-        {"maxmemory", "0"},   {"io-threads", "1"},
-        {"hz", "10"},
-    };
-    size_t np = sizeof params / sizeof params[0];
-    bool hit[sizeof params / sizeof params[0]] = {0};
-    long long n = 0;
+    const char *params[NPARAMS][2];
+    char num[5][24];
+    config_params(params, num);
+    int order[NPARAMS], n = 0;
+    struct kv_arg key[NPARAMS];
+    bool hit[NPARAMS] = {0};
     for (int i = 2; i < c->argc; i++) {
+        const struct kv_arg *a = &c->argv[i];
         char pat[128];
-        size_t len = c->argv[i].len < 127 ? c->argv[i].len : 127;
-        memcpy(pat, c->argv[i].p, len);
+        size_t len = a->len < 127 ? a->len : 127;
+        memcpy(pat, a->p, len);
         pat[len] = '\0';
-        for (size_t j = 0; j < np; j++)
-            if (!hit[j] && fnmatch(pat, params[j][0], FNM_CASEFOLD) == 0) {
-                hit[j] = true;
-                n++;
-            }
-    }
-    out_array(c->out, 2 * n);
-    for (size_t j = 0; j < np; j++)
-        if (hit[j]) {
-            out_bulk(c->out, params[j][0], strlen(params[j][0]));
-            out_bulk(c->out, params[j][1], strlen(params[j][1]));
+        bool glob = strpbrk(pat, "[*?") != NULL;
+        for (int j = 0; j < NPARAMS; j++) {
+            if (hit[j] || (glob ? fnmatch(pat, params[j][0], FNM_CASEFOLD)
+                                : !arg_is(a, params[j][0])))
+                continue;
+            hit[j] = true;
+            key[n] =
+                glob ? (struct kv_arg){params[j][0], strlen(params[j][0])} : *a;
+            order[n++] = j;
         }
+    }
+    out_array(c->out, 2LL * n);
+    for (int k = 0; k < n; k++) {
+        out_bulk(c->out, key[k].p, key[k].len);
+        out_bulk(c->out, params[order[k]][1], strlen(params[order[k]][1]));
+    }
     return 0;
 }
 
