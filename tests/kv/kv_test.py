@@ -20,7 +20,9 @@ Exit 0: passed; 77: skipped (a client or redis-server is not installed);
 else failed. Every wait has a generous guard; nothing measures time.
 """
 import os
+import pty
 import random
+import select
 import shutil
 import signal
 import socket
@@ -145,15 +147,72 @@ def test_compare(binary):
     script = os.path.join(HERE, "commands.txt")
     ref = redis_server()
     try:
+        check_command_docs(ref)
         want = redis_cli(ref.port, script)
         for cores in ("1", "2"):
             s = kv(binary, "-t", cores)
             try:
                 compare_one(s, ref, cores, script, want)
+                if cores == "2":
+                    compare_tty(s, ref)
             finally:
                 stop_ok(s)
     finally:
         ref.stop()
+
+
+def check_command_docs(ref):
+    """command_docs.c says what this redis-server says of the commands
+    in commands.c's tables."""
+    sys.path.insert(0, HERE)
+    import command_docs
+    path = os.path.join(HERE, "..", "..", "docs", "examples", "weft-kv",
+                        "command_docs.c")
+    if not command_docs.same_bytes(command_docs.generate(ref.port),
+                                   open(path).read()):
+        fail("docs/examples/weft-kv/command_docs.c is not what "
+             "tests/kv/command_docs.py makes from this redis-server: "
+             "regenerate it")
+    print("kv_test: command_docs.c is redis-server's COMMAND INFO and DOCS")
+
+
+def cli_tty(port, lines):
+    """redis-cli in a terminal, as a person starts it: it asks COMMAND DOCS
+    first, then each line is typed; everything it printed, the port made
+    PORT."""
+    pid, fd = pty.fork()
+    if pid == 0:  # a plain terminal: no cursor moves to compare
+        os.execvpe("redis-cli", ["redis-cli", "-p", str(port)],
+                   dict(os.environ, TERM="dumb"))
+    out = b""
+    end = time.monotonic() + GUARD
+    for want in range(1, len(lines) + 2):  # a prompt before each line
+        while out.count(b"> ") < want and time.monotonic() < end:
+            if not select.select([fd], [], [], 0.1)[0]:
+                continue
+            try:
+                d = os.read(fd, 65536)
+            except OSError:
+                break
+            out += d
+        if want <= len(lines):
+            os.write(fd, lines[want - 1] + b"\r")
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return out.replace(b"%d" % port, b"PORT")
+
+
+def compare_tty(s, ref):
+    """redis-cli starts on weft-kv without a word of its own, and its HELP
+    (made from COMMAND DOCS) is the same as on redis-server."""
+    lines = [b"HELP GET", b"HELP SET", b"HELP CONFIG GET", b"SET a b",
+             b"GET a", b"SELECT 2", b"GET a"]
+    got, want = cli_tty(s.port, lines), cli_tty(ref.port, lines)
+    if got != want or b"summary:" not in got:
+        fail("redis-cli in a terminal:\n  weft-kv %r\n  redis   %r"
+             % (got, want))
+    print("kv_test: redis-cli in a terminal: HELP and prompts identical")
 
 
 def compare_one(s, ref, cores, script, want):

@@ -362,9 +362,82 @@ static int cmd_client_id(struct kv_ctx *c)
     return 0;
 }
 
+/* COMMAND's replies are Redis's own for the commands weft-kv has
+ * (command_docs.c): redis-cli 7 asks COMMAND DOCS when it starts and
+ * gives hints and HELP from it. */
+static bool is_top(const struct kv_command_doc *d)
+{
+    return strchr(d->name, '|') == NULL;
+}
+
+static const struct kv_command_doc *doc_of(const struct kv_arg *name)
+{
+    for (int i = 0; i < kv_command_ndocs; i++) {
+        const struct kv_command_doc *d = &kv_command_docs[i];
+        if (strlen(d->name) == name->len &&
+            strncasecmp(d->name, name->p, name->len) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static void out_text(struct kv_out *o, const char *resp)
+{
+    out_raw(o, resp, strlen(resp));
+}
+
+static void out_doc(struct kv_out *o, const struct kv_command_doc *d)
+{
+    out_bulk(o, d->name, strlen(d->name));
+    out_text(o, d->docs);
+}
+
+/* COMMAND, and COMMAND INFO with no name: every command's entry. */
 static int cmd_command(struct kv_ctx *c)
 {
-    out_array(c->out, 0); /* no command docs: clients do without */
+    out_array(c->out, kv_command_count());
+    for (int i = 0; i < kv_command_ndocs; i++)
+        if (is_top(&kv_command_docs[i]))
+            out_text(c->out, kv_command_docs[i].info);
+    return 0;
+}
+
+/* COMMAND INFO name...: an entry each, nil for a name not known. */
+static int cmd_command_info(struct kv_ctx *c)
+{
+    if (c->argc == 2)
+        return cmd_command(c);
+    out_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++) {
+        const struct kv_command_doc *d = doc_of(&c->argv[i]);
+        if (d)
+            out_text(c->out, d->info);
+        else
+            out_nil(c->out);
+    }
+    return 0;
+}
+
+/* COMMAND DOCS [name...]: a map (a flat array in RESP2) of name to docs;
+ * names not known are left out. */
+static int cmd_command_docs(struct kv_ctx *c)
+{
+    if (c->argc == 2) {
+        out_array(c->out, 2LL * kv_command_count());
+        for (int i = 0; i < kv_command_ndocs; i++)
+            if (is_top(&kv_command_docs[i]))
+                out_doc(c->out, &kv_command_docs[i]);
+        return 0;
+    }
+    long long n = 0;
+    for (int i = 2; i < c->argc; i++)
+        n += doc_of(&c->argv[i]) != NULL;
+    out_array(c->out, 2 * n);
+    for (int i = 2; i < c->argc; i++) {
+        const struct kv_command_doc *d = doc_of(&c->argv[i]);
+        if (d)
+            out_doc(c->out, d);
+    }
     return 0;
 }
 
@@ -846,8 +919,8 @@ static const struct kv_command subcommands[] = {
     {"client|setname", 3, KV_LOCAL, cmd_client_setname},
     {"client|getname", 2, KV_LOCAL, cmd_client_getname},
     {"client|id", 2, KV_LOCAL, cmd_client_id},
-    {"command|docs", -2, KV_LOCAL, cmd_command},
-    {"command|info", -2, KV_LOCAL, cmd_command},
+    {"command|docs", -2, KV_LOCAL, cmd_command_docs},
+    {"command|info", -2, KV_LOCAL, cmd_command_info},
     {"command|count", 2, KV_LOCAL, cmd_command_count},
 };
 
@@ -855,7 +928,7 @@ static const struct kv_command subcommands[] = {
 
 int kv_command_count(void)
 {
-    return (int)(COUNT(commands) + COUNT(subcommands));
+    return (int)COUNT(commands);
 }
 
 static const struct kv_command *find(const struct kv_command *t, size_t n,
