@@ -282,9 +282,12 @@ typedef long long (*kv_each_fn)(struct kv_keyspace *ks, struct kv_ctx *c, int i,
                                 void *res);
 long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
                     void *res);
-/* kv_gather in a shielded scope, for commands that write: once begun,
- * every shard involved runs its part even if the connection is cancelled
- * meanwhile (the parts never wait, so the shield holds nothing up). */
+/* kv_gather in a shielded scope, for the commands that write (MSET, DEL):
+ * once begun, every shard involved runs its part and the command ends
+ * with its reply even if the connection is cancelled meanwhile (the parts
+ * never wait, so the shield holds nothing up). The parts alone would run
+ * whole anyway, as a cancelled task runs to its first checkpoint and a
+ * part has none; the shield makes that the rule rather than a detail. */
 long long kv_gather_whole(struct kv_ctx *c, int first, int step,
                           kv_each_fn each, void *res);
 /* fn(sh, arg) on every shard's core: the sum, or -ECANCELED. */
