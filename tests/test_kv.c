@@ -96,9 +96,12 @@ static int active_body(void *arg)
         /* the sweep never takes a live key: each is still there */
         CHECK(s->ks.count >= live);
         /* and it has removed nearly all of the expired ones without
-         * anyone reading them (a sample with no stale key ends a round,
-         * so a few may wait for a later round) */
-        CHECK(s->ks.count <= live + 50);
+         * anyone reading them. A round with at most a tenth of its 20
+         * keys stale ends after one sample, so stale keys wait at a
+         * steady share p of the keys with a time to live: 20p deleted
+         * per 100 ms round against 0.0926 expiring, p = 0.46%, about 46
+         * of the 10,000 (runs saw 39 to 52; 50 failed one run in ten) */
+        CHECK(s->ks.count <= live + 100);
     }
     /* past every expiry: only the keys without one remain */
     CHECK_EQ(weft_sleep(HOUR), 0);
