@@ -3,12 +3,12 @@
  * shard.c - the keyspace sharded over the cores, and the hops between
  * them. Shard i is core i's: its keyspaces (one per database, made on
  * first use) are touched only by tasks of core i, one at a time, so a
- * command needs no lock. A command works in its connection's database
- * (SELECT), on whichever core it runs. A connection lives
- * on the core that accepted it; a command for a key of another shard
- * runs there as a task (weft_core_call), and a command over several keys
- * (MGET, MSET, DEL, EXISTS) runs one task per shard involved, all at once,
- * children of one group (weft_group_spawn_on), and gathers their results.
+ * command needs no lock. A connection lives on the core that accepted
+ * it; a command for a key of another shard runs there as a task
+ * (weft_core_call), in the connection's database (SELECT), and a command
+ * over several keys (MGET, MSET, DEL, EXISTS) runs one task per shard
+ * involved, all at once, children of one group (weft_group_spawn_on),
+ * and gathers their results (MSET and DEL shielded: once begun, whole).
  *
  * Cancellation holds across the hop: a connection cancelled (the drain's
  * grace ran out) while its command runs on another core waits for that
