@@ -6,6 +6,7 @@ add_executable(perf_weft_kv
   ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/server.c
   ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/shard.c
   ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/commands.c
+  ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/command_docs.c
   ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/keyspace.c
   ${PROJECT_SOURCE_DIR}/docs/examples/weft-kv/resp.c)
 target_link_libraries(perf_weft_kv PRIVATE weft_static)

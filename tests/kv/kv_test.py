@@ -20,7 +20,9 @@ Exit 0: passed; 77: skipped (a client or redis-server is not installed);
 else failed. Every wait has a generous guard; nothing measures time.
 """
 import os
+import pty
 import random
+import select
 import shutil
 import signal
 import socket
@@ -145,15 +147,72 @@ def test_compare(binary):
     script = os.path.join(HERE, "commands.txt")
     ref = redis_server()
     try:
+        check_command_docs(ref)
         want = redis_cli(ref.port, script)
         for cores in ("1", "2"):
             s = kv(binary, "-t", cores)
             try:
                 compare_one(s, ref, cores, script, want)
+                if cores == "2":
+                    compare_tty(s, ref)
             finally:
                 stop_ok(s)
     finally:
         ref.stop()
+
+
+def check_command_docs(ref):
+    """command_docs.c says what this redis-server says of the commands
+    in commands.c's tables."""
+    sys.path.insert(0, HERE)
+    import command_docs
+    path = os.path.join(HERE, "..", "..", "docs", "examples", "weft-kv",
+                        "command_docs.c")
+    if not command_docs.same_bytes(command_docs.generate(ref.port),
+                                   open(path).read()):
+        fail("docs/examples/weft-kv/command_docs.c is not what "
+             "tests/kv/command_docs.py makes from this redis-server: "
+             "regenerate it")
+    print("kv_test: command_docs.c is redis-server's COMMAND INFO and DOCS")
+
+
+def cli_tty(port, lines):
+    """redis-cli in a terminal, as a person starts it: it asks COMMAND DOCS
+    first, then each line is typed; everything it printed, the port made
+    PORT."""
+    pid, fd = pty.fork()
+    if pid == 0:  # a plain terminal: no cursor moves to compare
+        os.execvpe("redis-cli", ["redis-cli", "-p", str(port)],
+                   dict(os.environ, TERM="dumb"))
+    out = b""
+    end = time.monotonic() + GUARD
+    for want in range(1, len(lines) + 2):  # a prompt before each line
+        while out.count(b"> ") < want and time.monotonic() < end:
+            if not select.select([fd], [], [], 0.1)[0]:
+                continue
+            try:
+                d = os.read(fd, 65536)
+            except OSError:
+                break
+            out += d
+        if want <= len(lines):
+            os.write(fd, lines[want - 1] + b"\r")
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return out.replace(b"%d" % port, b"PORT")
+
+
+def compare_tty(s, ref):
+    """redis-cli starts on weft-kv without a word of its own, and its HELP
+    (made from COMMAND DOCS) is the same as on redis-server."""
+    lines = [b"HELP GET", b"HELP SET", b"HELP CONFIG GET", b"SET a b",
+             b"GET a", b"SELECT 2", b"GET a"]
+    got, want = cli_tty(s.port, lines), cli_tty(ref.port, lines)
+    if got != want or b"summary:" not in got:
+        fail("redis-cli in a terminal:\n  weft-kv %r\n  redis   %r"
+             % (got, want))
+    print("kv_test: redis-cli in a terminal: HELP and prompts identical")
 
 
 def compare_one(s, ref, cores, script, want):
@@ -240,12 +299,53 @@ def test_client(binary):
         info = r.info("memory")
         if info.get("used_memory", 0) <= 0:
             fail("INFO memory: %r" % info)
+        client_databases(redis, s, r, keys)
+        client_command_config(r)
         r.flushall()
         assert r.dbsize() == 0
         r.close()
     finally:
         stop_ok(s)
     print("kv_test: redis-py: pipelines, shards, expiry: ok")
+
+
+def client_databases(redis, s, r, keys):
+    """redis-py's db=3 (SELECT 3 on connecting): the same keys, across
+    both shards, apart from database 0's; FLUSHDB and FLUSHALL."""
+    r3 = redis.Redis(port=s.port, db=3, socket_timeout=GUARD)
+    r3.mset({k: "db3" for k in keys})
+    if r3.mget(keys) != [b"db3"] * len(keys) or r3.dbsize() != len(keys):
+        fail("MSET/MGET across shards in database 3")
+    if r.exists(*keys) != 250 or r.get(keys[300]) != keys[300].upper().encode():
+        fail("database 3's keys are seen in database 0")
+    if r.info("keyspace").get("db3", {}).get("keys") != len(keys):
+        fail("INFO keyspace: %r" % r.info("keyspace"))
+    if r3.delete(*keys[:100]) != 100 or r.exists(*keys[:100]) != 0:
+        fail("DEL in database 3")
+    r3.flushdb()
+    if r3.dbsize() != 0 or r.exists(*keys) != 250:
+        fail("FLUSHDB in database 3 reached database 0")
+    r3.set("x", "1")
+    r.flushall()
+    if r3.dbsize() != 0:
+        fail("FLUSHALL left database 3's keys")
+    r3.close()
+
+
+def client_command_config(r):
+    """COMMAND's entries, COMMAND COUNT and CONFIG GET's patterns, as
+    redis-py reads them."""
+    table = r.command()
+    count = r.command_count()
+    if len(table) != count or "get" not in table or "config" not in table:
+        fail("COMMAND %d entries, COMMAND COUNT %d" % (len(table), count))
+    cfg = r.config_get("*")
+    if cfg.get("databases") != "16" or cfg.get("appendonly") != "no" or \
+            cfg.get("save") != "":
+        fail("CONFIG GET *: %r" % cfg)
+    if r.config_get("max*") != {k: v for k, v in cfg.items()
+                                if k.startswith("max")}:
+        fail("CONFIG GET max*: %r" % r.config_get("max*"))
 
 
 # ---- garbage ----
@@ -411,8 +511,64 @@ def test_drain(binary):
 
 # ---- cancel ----
 
+def mset_writer(port, n, stop):
+    """Pipelined MSETs of pairs (pa:N:i, pb:N:i), most of them over both
+    shards, until the server goes."""
+    try:
+        c = socket.create_connection(("127.0.0.1", port), GUARD)
+    except OSError:
+        return
+    i = 0
+    try:
+        while not stop.is_set():
+            batch = b""
+            for _ in range(100):
+                args = [b"MSET", b"pa:%d:%d" % (n, i), b"%d" % i,
+                        b"pb:%d:%d" % (n, i), b"%d" % i]
+                batch += b"*5\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a)
+                                              for a in args)
+                i += 1
+            c.sendall(batch)
+            got = b""
+            while got.count(b"\r\n") < 100:
+                d = c.recv(65536)
+                if not d:
+                    return
+                got += d
+    except OSError:
+        return
+    finally:
+        c.close()
+
+
+def dbsize(port):
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.sendall(b"DBSIZE\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += c.recv(64)
+        return int(got[1:-2])
+
+
+def check_msets_whole(dump):
+    """Every MSET of the dump's pairs is there whole or not at all."""
+    keys = set(ln.split(b" ")[0] for ln in open(dump, "rb").read().split(
+        b"\n") if ln)
+    pairs = 0
+    for k in keys:
+        if k.startswith(b"pa:"):
+            pairs += 1
+            if b"pb:" + k[3:] not in keys:
+                fail("an MSET cut by the drain: %r without its pb" % k)
+        elif k.startswith(b"pb:") and b"pa:" + k[3:] not in keys:
+            fail("an MSET cut by the drain: %r without its pa" % k)
+    return pairs
+
+
 def test_cancel(binary):
-    s = kv(binary, "-t", "2", "--drain-grace", "0")
+    tmp = tempfile.mkdtemp(prefix="kv-cancel.")
+    dump = os.path.join(tmp, "dump")
+    s = kv(binary, "-t", "2", "--drain-grace", "0", "--dump", dump)
     keys = [b"c:%d" % i for i in range(2000)]
     with socket.create_connection(("127.0.0.1", s.port), GUARD) as c:
         args = [b"MSET"] + [x for k in keys for x in (k, b"v" * 100)]
@@ -440,20 +596,34 @@ def test_cancel(binary):
         t.join()
     if not s.answers():
         fail("no answer after clients vanished mid-MGET")
-    # a drain with no grace while MGETs are in flight on both cores
+    # a drain with no grace while MGETs and MSETs across shards are in
+    # flight on both cores
+    stop = threading.Event()
+    writers = [threading.Thread(target=mset_writer, args=(s.port, n, stop))
+               for n in range(4)]
+    for t in writers:
+        t.start()
     busy = []
     for _ in range(8):
         c = socket.create_connection(("127.0.0.1", s.port), GUARD)
         c.sendall(req * 50)
         busy.append(c)
+    wait_until(lambda: dbsize(s.port) > len(keys) + 4000,
+               "the MSET writers to have written")
     rc, err = s.stop()
+    stop.set()
+    for t in writers:
+        t.join(GUARD)
     for c in busy:
         c.close()
     if rc != 0:
         fail("weft-kv exited with %d after a drain mid-MGET:\n%s" % (rc, err))
     if "Sanitizer" in err or "leak" in err.lower():
         fail("sanitizer report:\n" + err)
-    print("kv_test: cancel: 100 vanished clients, a drain mid-MGET: ok")
+    pairs = check_msets_whole(dump)
+    shutil.rmtree(tmp)
+    print("kv_test: cancel: 100 vanished clients, a drain mid-MGET and "
+          "mid-MSET: ok (%d MSETs whole)" % pairs)
 
 
 # ---- tls ----

@@ -173,52 +173,71 @@ static int cmd_select(struct kv_ctx *c)
     long long id;
     if (!arg_ll(c, 1, &id))
         return 0;
-    if (id < INT_MIN || id > INT_MAX)
+    if (id < INT_MIN || id > INT_MAX) {
         out_error(c->out,
                   "ERR value is out of range, value must between %d "
                   "and %d",
                   INT_MIN, INT_MAX);
-    else if (id != 0) /* one database (Redis has 16) */
+        return 0;
+    }
+    if (id < 0 || id >= KV_DBS) {
         out_error(c->out, "ERR DB index is out of range");
-    else
-        out_status(c->out, "OK");
+        return 0;
+    }
+    c->conn->db = (int)id; /* a KV_LOCAL command: on c->conn's core */
+    out_status(c->out, "OK");
     return 0;
 }
 
-static long long count_keys(struct kv_keyspace *ks, void *arg)
+static long long count_keys(struct kv_shard *sh, void *arg)
 {
-    (void)arg;
-    return (long long)ks->count;
+    int db = *(const int *)arg;
+    return kv_db_used(sh, db) ? (long long)sh->db[db].count : 0;
 }
 
 static int cmd_dbsize(struct kv_ctx *c)
 {
-    long long n = kv_every_shard(count_keys, NULL);
+    long long n = kv_every_shard(count_keys, &c->db);
     if (n < 0)
         return (int)n;
     out_int(c->out, n);
     return 0;
 }
 
-static long long flush_keys(struct kv_keyspace *ks, void *arg)
+/* The databases to empty on a shard: one, or all (db -1). */
+static long long flush_keys(struct kv_shard *sh, void *arg)
 {
-    (void)arg;
-    ks_flush(ks);
+    int db = *(const int *)arg;
+    for (int i = 0; i < KV_DBS; i++)
+        if ((db < 0 || i == db) && kv_db_used(sh, i))
+            ks_flush(&sh->db[i]);
     return 0;
 }
 
-static int cmd_flushall(struct kv_ctx *c)
+/* FLUSHALL and FLUSHDB [ASYNC|SYNC]: both free at once (as Redis's SYNC;
+ * ASYNC only changes when Redis frees the memory, not the reply). */
+static int flush_generic(struct kv_ctx *c, int db)
 {
     if (c->argc > 2 || (c->argc == 2 && !arg_is(&c->argv[1], "sync") &&
                         !arg_is(&c->argv[1], "async"))) {
         out_error(c->out, "%s", ERR_SYNTAX);
         return 0;
     }
-    long long rc = kv_every_shard(flush_keys, NULL);
+    long long rc = kv_every_shard(flush_keys, &db);
     if (rc < 0)
         return (int)rc;
     out_status(c->out, "OK");
     return 0;
+}
+
+static int cmd_flushall(struct kv_ctx *c)
+{
+    return flush_generic(c, -1);
+}
+
+static int cmd_flushdb(struct kv_ctx *c)
+{
+    return flush_generic(c, c->db);
 }
 
 static int cmd_info(struct kv_ctx *c)
@@ -236,41 +255,72 @@ static int cmd_info(struct kv_ctx *c)
     return 0;
 }
 
-/* CONFIG GET: what redis-benchmark and redis-cli ask, and a few more. */
+/* CONFIG GET's parameters: what redis-benchmark (save, appendonly) and
+ * clients ask, with weft-kv's values. */
+enum { NPARAMS = 13 };
+_Static_assert(KV_DBS == 16, "CONFIG GET databases says 16");
+
+static void config_params(const char *p[NPARAMS][2], char num[5][24])
+{
+    snprintf(num[0], 24, "%ld", kv_cfg.maxclients);
+    snprintf(num[1], 24, "%lld", (long long)(kv_cfg.idle_timeout / WEFT_SEC));
+    snprintf(num[2], 24, "%lld", kv_cfg.limits.max_bulk);
+    snprintf(num[3], 24, "%zu", kv_cfg.max_query);
+    snprintf(num[4], 24, "%d", kv_cfg.port);
+    const char *t[NPARAMS][2] = {
+        {"save", ""}, /* no persistence: Redis's save "" */
+        {"appendonly", "no"},
+        {"databases", "16"}, /* KV_DBS */
+        {"maxclients", num[0]},
+        {"timeout", num[1]},
+        {"proto-max-bulk-len", num[2]},
+        {"client-query-buffer-limit", num[3]},
+        {"maxmemory", "0"},
+        {"maxmemory-policy", "noeviction"},
+        {"io-threads", "1"},
+        {"hz", "10"},
+        {"bind", kv_cfg.bind},
+        {"port", num[4]},
+    };
+    memcpy(p, t, sizeof t);
+}
+
+/* As Redis 7.0's configGetCommand: each argument is a glob pattern
+ * (case-insensitive) or, with no [*? in it, a name, whose reply key is
+ * the argument as written; a parameter is given once however many
+ * arguments match it; an argument that matches nothing adds nothing.
+ * (Redis replies in its dictionary's order, which varies from run to
+ * run; weft-kv in the order the arguments first matched.) */
 static int cmd_config_get(struct kv_ctx *c)
 {
-    char maxclients[24], timeout[24], bulk[24];
-    snprintf(maxclients, sizeof maxclients, "%ld", kv_cfg.maxclients);
-    snprintf(timeout, sizeof timeout, "%lld",
-             (long long)(kv_cfg.idle_timeout / WEFT_SEC));
-    snprintf(bulk, sizeof bulk, "%lld", kv_cfg.limits.max_bulk);
-    const char *params[][2] = {
-        {"save", ""},         {"appendonly", "no"},
-        {"databases", "1"},   {"maxclients", maxclients},
-        {"timeout", timeout}, {"proto-max-bulk-len", bulk},
-        {"maxmemory", "0"},   {"io-threads", "1"},
-        {"hz", "10"},
-    };
-    size_t np = sizeof params / sizeof params[0];
-    bool hit[sizeof params / sizeof params[0]] = {0};
-    long long n = 0;
+    const char *params[NPARAMS][2];
+    char num[5][24];
+    config_params(params, num);
+    int order[NPARAMS], n = 0;
+    struct kv_arg key[NPARAMS];
+    bool hit[NPARAMS] = {0};
     for (int i = 2; i < c->argc; i++) {
+        const struct kv_arg *a = &c->argv[i];
         char pat[128];
-        size_t len = c->argv[i].len < 127 ? c->argv[i].len : 127;
-        memcpy(pat, c->argv[i].p, len);
+        size_t len = a->len < 127 ? a->len : 127;
+        memcpy(pat, a->p, len);
         pat[len] = '\0';
-        for (size_t j = 0; j < np; j++)
-            if (!hit[j] && fnmatch(pat, params[j][0], FNM_CASEFOLD) == 0) {
-                hit[j] = true;
-                n++;
-            }
-    }
-    out_array(c->out, 2 * n);
-    for (size_t j = 0; j < np; j++)
-        if (hit[j]) {
-            out_bulk(c->out, params[j][0], strlen(params[j][0]));
-            out_bulk(c->out, params[j][1], strlen(params[j][1]));
+        bool glob = strpbrk(pat, "[*?") != NULL;
+        for (int j = 0; j < NPARAMS; j++) {
+            if (hit[j] || (glob ? fnmatch(pat, params[j][0], FNM_CASEFOLD)
+                                : !arg_is(a, params[j][0])))
+                continue;
+            hit[j] = true;
+            key[n] =
+                glob ? (struct kv_arg){params[j][0], strlen(params[j][0])} : *a;
+            order[n++] = j;
         }
+    }
+    out_array(c->out, 2LL * n);
+    for (int k = 0; k < n; k++) {
+        out_bulk(c->out, key[k].p, key[k].len);
+        out_bulk(c->out, params[order[k]][1], strlen(params[order[k]][1]));
+    }
     return 0;
 }
 
@@ -312,9 +362,82 @@ static int cmd_client_id(struct kv_ctx *c)
     return 0;
 }
 
+/* COMMAND's replies are Redis's own for the commands weft-kv has
+ * (command_docs.c): redis-cli 7 asks COMMAND DOCS when it starts and
+ * gives hints and HELP from it. */
+static bool is_top(const struct kv_command_doc *d)
+{
+    return strchr(d->name, '|') == NULL;
+}
+
+static const struct kv_command_doc *doc_of(const struct kv_arg *name)
+{
+    for (int i = 0; i < kv_command_ndocs; i++) {
+        const struct kv_command_doc *d = &kv_command_docs[i];
+        if (strlen(d->name) == name->len &&
+            strncasecmp(d->name, name->p, name->len) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static void out_text(struct kv_out *o, const char *resp)
+{
+    out_raw(o, resp, strlen(resp));
+}
+
+static void out_doc(struct kv_out *o, const struct kv_command_doc *d)
+{
+    out_bulk(o, d->name, strlen(d->name));
+    out_text(o, d->docs);
+}
+
+/* COMMAND, and COMMAND INFO with no name: every command's entry. */
 static int cmd_command(struct kv_ctx *c)
 {
-    out_array(c->out, 0); /* no command docs: clients do without */
+    out_array(c->out, kv_command_count());
+    for (int i = 0; i < kv_command_ndocs; i++)
+        if (is_top(&kv_command_docs[i]))
+            out_text(c->out, kv_command_docs[i].info);
+    return 0;
+}
+
+/* COMMAND INFO name...: an entry each, nil for a name not known. */
+static int cmd_command_info(struct kv_ctx *c)
+{
+    if (c->argc == 2)
+        return cmd_command(c);
+    out_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++) {
+        const struct kv_command_doc *d = doc_of(&c->argv[i]);
+        if (d)
+            out_text(c->out, d->info);
+        else
+            out_nil(c->out);
+    }
+    return 0;
+}
+
+/* COMMAND DOCS [name...]: a map (a flat array in RESP2) of name to docs;
+ * names not known are left out. */
+static int cmd_command_docs(struct kv_ctx *c)
+{
+    if (c->argc == 2) {
+        out_array(c->out, 2LL * kv_command_count());
+        for (int i = 0; i < kv_command_ndocs; i++)
+            if (is_top(&kv_command_docs[i]))
+                out_doc(c->out, &kv_command_docs[i]);
+        return 0;
+    }
+    long long n = 0;
+    for (int i = 2; i < c->argc; i++)
+        n += doc_of(&c->argv[i]) != NULL;
+    out_array(c->out, 2 * n);
+    for (int i = 2; i < c->argc; i++) {
+        const struct kv_command_doc *d = doc_of(&c->argv[i]);
+        if (d)
+            out_doc(c->out, d);
+    }
     return 0;
 }
 
@@ -593,7 +716,7 @@ static int cmd_mset(struct kv_ctx *c)
         out_error(c->out, "ERR wrong number of arguments for 'mset' command");
         return 0;
     }
-    long long rc = kv_gather(c, 1, 2, mset_one, NULL);
+    long long rc = kv_gather_whole(c, 1, 2, mset_one, NULL);
     if (rc < 0)
         return (int)rc;
     out_status(c->out, "OK");
@@ -616,7 +739,7 @@ static long long exists_one(struct kv_keyspace *ks, struct kv_ctx *c, int i,
 
 static int cmd_del(struct kv_ctx *c)
 {
-    long long n = kv_gather(c, 1, 1, del_one, NULL);
+    long long n = kv_gather_whole(c, 1, 1, del_one, NULL);
     if (n < 0)
         return (int)n;
     out_int(c->out, n);
@@ -762,6 +885,7 @@ static const struct kv_command commands[] = {
     {"select", 2, KV_LOCAL, cmd_select},
     {"dbsize", 1, KV_LOCAL, cmd_dbsize},
     {"flushall", -1, KV_LOCAL, cmd_flushall},
+    {"flushdb", -1, KV_LOCAL, cmd_flushdb},
     {"info", -1, KV_LOCAL, cmd_info},
     {"get", 2, KV_KEY, cmd_get},
     {"set", -3, KV_KEY, cmd_set},
@@ -795,8 +919,8 @@ static const struct kv_command subcommands[] = {
     {"client|setname", 3, KV_LOCAL, cmd_client_setname},
     {"client|getname", 2, KV_LOCAL, cmd_client_getname},
     {"client|id", 2, KV_LOCAL, cmd_client_id},
-    {"command|docs", -2, KV_LOCAL, cmd_command},
-    {"command|info", -2, KV_LOCAL, cmd_command},
+    {"command|docs", -2, KV_LOCAL, cmd_command_docs},
+    {"command|info", -2, KV_LOCAL, cmd_command_info},
     {"command|count", 2, KV_LOCAL, cmd_command_count},
 };
 
@@ -804,7 +928,7 @@ static const struct kv_command subcommands[] = {
 
 int kv_command_count(void)
 {
-    return (int)(COUNT(commands) + COUNT(subcommands));
+    return (int)COUNT(commands);
 }
 
 static const struct kv_command *find(const struct kv_command *t, size_t n,

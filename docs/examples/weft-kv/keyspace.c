@@ -36,8 +36,8 @@ void kv_clock_init(void)
     kv_epoch_ms = unix_ms - weft_now() / WEFT_MSEC;
 }
 
-/* FNV-1a, 64 bits: keys are short; the top half picks the shard, the
- * bottom half the bucket. */
+/* FNV-1a, 64 bits: keys are short; the bottom half picks the bucket, both
+ * halves mixed the shard (kv_shard_of). */
 uint64_t kv_hash(const void *key, size_t n)
 {
     const unsigned char *p = key;
@@ -69,7 +69,13 @@ static void mem_sub(struct kv_keyspace *ks, void *p)
 
 void ks_init(struct kv_keyspace *ks)
 {
-    memset(ks, 0, sizeof *ks);
+    /* Field by field, the counters with atomic stores: a database's table
+     * is made while the server runs, and INFO on another core may be
+     * reading its counters (a memset would race with that read). */
+    ks->count = ks->nexpires = ks->expires_cap = 0;
+    ks->expires = NULL;
+    atomic_store_explicit(&ks->mem, 0, memory_order_relaxed);
+    atomic_store_explicit(&ks->expired, 0, memory_order_relaxed);
     ks->mask = 15;
     ks->buckets = calloc(ks->mask + 1, sizeof *ks->buckets);
     if (!ks->buckets)

@@ -307,7 +307,9 @@ static int sweeper(void *arg)
         if (rc < 0)
             return rc;
         sh->now = weft_now();
-        ks_sweep(&sh->ks, kv_now_ms(), 200);
+        for (int db = 0; db < KV_DBS; db++)
+            if (kv_db_used(sh, db) && sh->db[db].nexpires)
+                ks_sweep(&sh->db[db], kv_now_ms(), 200);
         if (kv_cfg.idle_timeout)
             close_timed_out(sh);
     }
@@ -386,18 +388,6 @@ static int app_main(void *arg)
 
 /* ---- INFO ---- */
 
-static long long count_expires(struct kv_keyspace *ks, void *arg)
-{
-    (void)arg;
-    return (long long)ks->nexpires;
-}
-
-static long long count_keys(struct kv_keyspace *ks, void *arg)
-{
-    (void)arg;
-    return (long long)ks->count;
-}
-
 static void info_line(struct kv_out *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -435,8 +425,9 @@ static void info_memory(struct kv_out *o)
     struct mallinfo2 mi = mallinfo2();
     size_t used = mi.uordblks + mi.hblkhd, dataset = 0;
     for (unsigned i = 0; i < kv_nshards; i++)
-        dataset +=
-            atomic_load_explicit(&kv_shards[i].ks.mem, memory_order_relaxed);
+        for (int db = 0; db < KV_DBS; db++)
+            dataset += atomic_load_explicit(&kv_shards[i].db[db].mem,
+                                            memory_order_relaxed);
     if (used < dataset) /* a malloc of its own (ASan's) keeps no count */
         used = dataset;
     long pages = 0, rss = 0;
@@ -455,6 +446,44 @@ static void info_memory(struct kv_out *o)
     info_line(o, "used_memory_dataset:%zu", dataset);
     info_line(o, "maxmemory:0");
     info_line(o, "mem_allocator:libc");
+}
+
+/* One shard's keys and keys with a time to live in each database, into
+ * its own row of the table kv_every_shard's caller gave. */
+struct db_counts {
+    long long keys[KV_DBS], expires[KV_DBS];
+};
+
+static long long count_dbs(struct kv_shard *sh, void *arg)
+{
+    struct db_counts *row = (struct db_counts *)arg + (sh - kv_shards);
+    for (int db = 0; db < KV_DBS; db++)
+        if (kv_db_used(sh, db)) {
+            row->keys[db] = (long long)sh->db[db].count;
+            row->expires[db] = (long long)sh->db[db].nexpires;
+        }
+    return 0;
+}
+
+/* Redis's "dbN:keys=...": one line per database that has keys. */
+static void info_keyspace(struct kv_out *o)
+{
+    struct db_counts *rows = calloc(kv_nshards, sizeof *rows);
+    if (!rows)
+        abort();
+    long long rc = kv_every_shard(count_dbs, rows);
+    info_line(o, "# Keyspace");
+    for (int db = 0; db < KV_DBS && rc == 0; db++) {
+        long long keys = 0, exp = 0;
+        for (unsigned i = 0; i < kv_nshards; i++) {
+            keys += rows[i].keys[db];
+            exp += rows[i].expires[db];
+        }
+        if (keys > 0)
+            info_line(o, "db%d:keys=%lld,expires=%lld,avg_ttl=0", db, keys,
+                      exp);
+    }
+    free(rows);
 }
 
 void kv_info(struct kv_out *o, const char *section)
@@ -484,7 +513,8 @@ void kv_info(struct kv_out *o, const char *section)
         unsigned long long cmds = 0, expired = 0;
         for (unsigned i = 0; i < kv_nshards; i++) {
             cmds += atomic_load(&kv_shards[i].commands);
-            expired += atomic_load(&kv_shards[i].ks.expired);
+            for (int db = 0; db < KV_DBS; db++)
+                expired += atomic_load(&kv_shards[i].db[db].expired);
         }
         info_line(o, "# Stats");
         info_line(o, "total_connections_received:%llu",
@@ -493,32 +523,36 @@ void kv_info(struct kv_out *o, const char *section)
         info_line(o, "expired_keys:%llu", expired);
         out_raw(o, "\r\n", 2);
     }
-    if (want(section, "keyspace")) {
-        long long keys = kv_every_shard(count_keys, NULL);
-        long long exp = kv_every_shard(count_expires, NULL);
-        info_line(o, "# Keyspace");
-        if (keys > 0)
-            info_line(o, "db0:keys=%lld,expires=%lld,avg_ttl=0", keys, exp);
-    }
+    if (want(section, "keyspace"))
+        info_keyspace(o);
 }
 
 /* ---- start and end ---- */
 
+static void dump_keyspace(FILE *f, const struct kv_keyspace *ks)
+{
+    for (size_t i = 0; i <= ks->mask; i++)
+        for (struct kv_entry *e = ks->buckets[i]; e; e = e->next) {
+            fwrite(e->data, 1, e->klen, f);
+            fputc(' ', f);
+            fwrite(kv_val(e), 1, e->vlen, f);
+            fputc('\n', f);
+        }
+}
+
+/* Every key of every database, "key value" a line (the drain test reads
+ * the keys). */
 static int dump_keys(const char *path)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return -errno;
-    for (unsigned s = 0; s < kv_nshards; s++) {
-        struct kv_keyspace *ks = &kv_shards[s].ks;
-        for (size_t i = 0; i <= ks->mask; i++)
-            for (struct kv_entry *e = ks->buckets[i]; e; e = e->next) {
-                fwrite(e->data, 1, e->klen, f);
-                fputc(' ', f);
-                fwrite(kv_val(e), 1, e->vlen, f);
-                fputc('\n', f);
-            }
-    }
+    for (unsigned s = 0; s < kv_nshards; s++)
+        for (int db = 0; db < KV_DBS; db++) {
+            struct kv_keyspace *ks = &kv_shards[s].db[db];
+            if (kv_db_used(&kv_shards[s], db))
+                dump_keyspace(f, ks);
+        }
     return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -667,7 +701,7 @@ int main(int argc, char **argv)
     }
     kv_nshards = pick_cores(kv_cfg.cores);
     for (unsigned i = 0; i < kv_nshards; i++) {
-        ks_init(&kv_shards[i].ks);
+        ks_init(&kv_shards[i].db[0]); /* the others on first use */
         kv_shards[i].now = weft_now();
     }
     kv_clock_init();
@@ -677,12 +711,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft-kv: %s\n", weft_strerror(rc));
     long long keys = 0;
     for (unsigned i = 0; i < kv_nshards; i++)
-        keys += (long long)kv_shards[i].ks.count;
+        for (int db = 0; db < KV_DBS; db++)
+            keys += (long long)kv_shards[i].db[db].count;
     if (rc == 0 && kv_cfg.dump && (rc = dump_keys(kv_cfg.dump)) < 0)
         fprintf(stderr, "weft-kv: --dump %s: %s\n", kv_cfg.dump, strerror(-rc));
     fprintf(stderr, "weft-kv: exiting with %lld keys\n", keys);
     for (unsigned i = 0; i < kv_nshards; i++)
-        ks_free(&kv_shards[i].ks);
+        for (int db = 0; db < KV_DBS; db++)
+            if (kv_db_used(&kv_shards[i], db))
+                ks_free(&kv_shards[i].db[db]);
     weft_tls_config_free(kv_cfg.tls);
     return rc == 0 ? 0 : 1;
 }

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * shard.c - the keyspace sharded over the cores, and the hops between
- * them. Shard i is core i's: its keyspace is touched only by tasks of
- * core i, one at a time, so a command needs no lock. A connection lives
- * on the core that accepted it; a command for a key of another shard
- * runs there as a task (weft_core_call), and a command over several keys
- * (MGET, MSET, DEL, EXISTS) runs one task per shard involved, all at once,
- * children of one group (weft_group_spawn_on), and gathers their results.
+ * them. Shard i is core i's: its keyspaces (one per database, made on
+ * first use) are touched only by tasks of core i, one at a time, so a
+ * command needs no lock. A connection lives on the core that accepted
+ * it; a command for a key of another shard runs there as a task
+ * (weft_core_call), in the connection's database (SELECT), and a command
+ * over several keys (MGET, MSET, DEL, EXISTS) runs one task per shard
+ * involved, all at once, children of one group (weft_group_spawn_on),
+ * and gathers their results (MSET and DEL shielded: once begun, whole).
  *
  * Cancellation holds across the hop: a connection cancelled (the drain's
  * grace ran out) while its command runs on another core waits for that
@@ -24,6 +26,13 @@ unsigned kv_nshards = 1;
 _Atomic long kv_clients;
 _Atomic unsigned long long kv_connections_total;
 
+struct kv_keyspace *kv_db(struct kv_shard *sh, int db)
+{
+    if (!kv_db_used(sh, db))
+        ks_init(&sh->db[db]);
+    return &sh->db[db];
+}
+
 /* ---- one key: the command runs on its shard's core ---- */
 
 struct hop {
@@ -33,7 +42,7 @@ struct hop {
 
 static int run_here(const struct kv_command *cmd, struct kv_ctx *ctx)
 {
-    ctx->ks = &kv_shards[weft_core_id()].ks;
+    ctx->ks = kv_db(&kv_shards[weft_core_id()], ctx->db);
     ctx->now = kv_now_ms();
     kv_count(&kv_shards[weft_core_id()].commands, 1);
     return cmd->fn(ctx);
@@ -52,8 +61,11 @@ int kv_execute(struct kv_conn *conn, struct kv_req *req, struct kv_out *out)
     const struct kv_command *cmd = kv_resolve(req, out);
     if (!cmd)
         return 0;
-    struct kv_ctx ctx = {
-        .conn = conn, .argc = req->argc, .argv = req->argv, .out = out};
+    struct kv_ctx ctx = {.conn = conn,
+                         .argc = req->argc,
+                         .argv = req->argv,
+                         .out = out,
+                         .db = conn->db};
     if (cmd->kind == KV_KEY) {
         unsigned shard = kv_shard_of(req->argv[1].p, req->argv[1].len);
         if (shard != weft_core_id()) {
@@ -80,7 +92,7 @@ static int part_task(void *arg)
 {
     struct part *p = arg;
     struct kv_ctx *c = p->ctx;
-    struct kv_keyspace *ks = &kv_shards[p->shard].ks;
+    struct kv_keyspace *ks = kv_db(&kv_shards[p->shard], c->db);
     for (int i = p->first; i < c->argc; i += p->step)
         if (kv_shard_of(c->argv[i].p, c->argv[i].len) == p->shard)
             p->sum += p->each(ks, c, i, p->res);
@@ -125,8 +137,19 @@ long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
     return rc < 0 ? rc : sum;
 }
 
+long long kv_gather_whole(struct kv_ctx *c, int first, int step,
+                          kv_each_fn each, void *res)
+{
+    weft_scope whole;
+    weft_scope_enter(&whole, WEFT_FOREVER);
+    weft_scope_set_shield(&whole, true);
+    long long n = kv_gather(c, first, step, each, res);
+    int rc = weft_scope_exit(&whole, n < 0 ? (int)n : 0);
+    return rc < 0 ? rc : n;
+}
+
 struct every {
-    long long (*fn)(struct kv_keyspace *ks, void *arg);
+    long long (*fn)(struct kv_shard *sh, void *arg);
     void *arg;
     long long sum;
 };
@@ -134,11 +157,11 @@ struct every {
 static int every_task(void *arg)
 {
     struct every *e = arg;
-    e->sum = e->fn(&kv_shards[weft_core_id()].ks, e->arg);
+    e->sum = e->fn(&kv_shards[weft_core_id()], e->arg);
     return 0;
 }
 
-long long kv_every_shard(long long (*fn)(struct kv_keyspace *ks, void *arg),
+long long kv_every_shard(long long (*fn)(struct kv_shard *sh, void *arg),
                          void *arg)
 {
     unsigned n = kv_nshards;
