@@ -334,6 +334,14 @@ static int sock_multishot(weft_stream *s, bool on)
     return 0;
 }
 
+bool wf_sock_multishot_on(const weft_stream *s)
+{
+    if (s->ops != &wf_sock_ops)
+        return false;
+    const struct wf_sock_ms *m = ((const struct wf_sock_stream *)s)->ms;
+    return m && (m->want || m->armed || m->qlen);
+}
+
 static size_t sock_queued(const weft_stream *s)
 {
     const struct wf_sock_ms *m = ((const struct wf_sock_stream *)s)->ms;

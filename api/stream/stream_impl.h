@@ -127,6 +127,10 @@ struct wf_sock_stream {
 };
 
 extern const struct wf_stream_ops wf_sock_ops;
+/* Whether s is a socket stream whose multishot receive is on, armed or
+ * has bytes queued: then nothing but the stream may read its fd (kTLS's
+ * receive direction stays in user space). */
+bool wf_sock_multishot_on(const weft_stream *s);
 /* A socket stream owning fd (closed on failure too). */
 int wf_sock_stream_new(int fd, weft_stream **out);
 

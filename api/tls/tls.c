@@ -901,7 +901,8 @@ static const weft_transport tls_ops = {
  * the wire before the kernel encrypts (OpenSSL flushed just before: what
  * the socket did not take at once stays, and so do the records). Receive:
  * every byte read from the socket given to OpenSSL, at a record boundary
- * (fill_max), and none in the inner stream's read-ahead.
+ * (fill_max), none in the inner stream's read-ahead, and no multishot
+ * receive on it (weft_stream_set_multishot) that could take the next.
  */
 static long ktls_set(struct tls_stream *t, const void *crypto_info, bool tx)
 {
@@ -912,8 +913,9 @@ static long ktls_set(struct tls_stream *t, const void *crypto_info, bool tx)
         flush_nowait(t);
         if (t->out_len)
             return 0;
-    } else if (t->in_len || t->hdr_len || t->rec_left || t->inner->rlen) {
-        return 0;
+    } else if (t->in_len || t->hdr_len || t->rec_left || t->inner->rlen ||
+               wf_sock_multishot_on(t->inner)) {
+        return 0; /* bytes the kernel would not see, or may take */
     }
     if (wf_ktls_install(fd, crypto_info, tx) < 0)
         return 0;
