@@ -5,9 +5,11 @@
  * borrows what arrives (weft_stream_recv_borrowed), sends it back and
  * releases it. -b SIZE echoes through a SIZE-byte buffer on the task's
  * stack instead (weft_stream_recv: the way before the borrowed receive).
+ * -m turns a multishot receive on for each connection
+ * (weft_stream_set_multishot).
  *
  *   echo_weft [-c|--cores N] [-H host] [-p port] [-b bufsize] [-s sq]
- *             [-q cq] [-k stack]
+ *             [-q cq] [-k stack] [-m]
  *
  * Listens on host:port (default 127.0.0.1:7000), prints "listening on
  * PORT" once ready, and serves until killed. -s/-c/-k set weft_options'
@@ -33,12 +35,15 @@ static const char *host = "127.0.0.1";
 static unsigned ncores = 1;
 static int port = 7000;
 static size_t bufsize = 0; /* -b: echo_copy with a buffer this size */
+static bool multishot;     /* -m: weft_stream_set_multishot on each */
 
 /* Echo what comes, as it comes: the kernel picks the buffer when data
  * arrives, so a connection waiting for data holds none. */
 static int echo(weft_stream *s, void *arg)
 {
     (void)arg;
+    if (multishot) /* -ENOTSUP (epoll, old kernels): one-shot receives */
+        (void)weft_stream_set_multishot(s, true);
     for (;;) {
         const void *data;
         ssize_t n = weft_stream_recv_borrowed(s, &data);
@@ -129,7 +134,8 @@ int main(int argc, char **argv)
     int c;
     static const struct option longs[] = {{"cores", required_argument, 0, 'c'},
                                           {0, 0, 0, 0}};
-    while ((c = getopt_long(argc, argv, "c:H:p:b:s:q:k:", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:H:p:b:s:q:k:m", longs, NULL)) !=
+           -1) {
         switch (c) {
         case 'c':
             ncores = (unsigned)strtoul(optarg, NULL, 0);
@@ -152,10 +158,13 @@ int main(int argc, char **argv)
         case 'k':
             o.stack_size = strtoul(optarg, NULL, 0);
             break;
+        case 'm':
+            multishot = true;
+            break;
         default:
             fprintf(stderr, "usage: echo_weft [-c|--cores N] [-H host] "
                             "[-p port] [-b bufsize] [-s sq] [-q cq] "
-                            "[-k stack]\n");
+                            "[-k stack] [-m]\n");
             return 2;
         }
     }
