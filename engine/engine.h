@@ -126,6 +126,36 @@ struct wf_wait {
 
 enum wf_task_state { WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
 
+/*
+ * Work a completion handler must not do itself (taking SQEs while the CQ
+ * is being reaped): queued, and run by the loop once the reap is over.
+ */
+struct wf_defer {
+    wf_link node;
+    void (*fn)(struct wf_defer *d);
+    bool queued;
+};
+
+struct wf_io; /* below: an operation a task awaits */
+
+/*
+ * The parts of an awaited operation that only a deadline or a
+ * cancellation uses (engine/op.c). A task awaits one operation at a time
+ * and returns from it only once nothing refers to these any more, so its
+ * record holds them: the await's own record (struct wf_io) stays one cache
+ * line on the awaiting stack, and an operation that is neither timed nor
+ * cancelled never touches this.
+ */
+struct wf_io_extra {
+    union {
+        struct wf_completion timeout; /* the linked timeout's, if any */
+        struct weft__timer vtimer;    /* virtual clock: the deadline */
+    };
+    struct wf_completion cancel; /* the answers to its ASYNC_CANCELs */
+    struct wf_defer recancel;    /* a cancel that missed, sent again */
+    struct wf_io *io;            /* the operation all this is for */
+};
+
 struct wf_start; /* engine/group.c */
 struct wf_arena; /* engine/stack.c */
 
@@ -159,6 +189,7 @@ struct weft_task {
     void *slot;
     struct weft_task *pool_next;
     unsigned vg_id;
+    struct wf_io_extra io_extra; /* of the operation it awaits (op.c) */
 };
 
 /* Borrowers of limiters: one table per loop (engine/limiter.c). */
@@ -350,15 +381,6 @@ void wf_stack_pool_drain(struct wf_loop *L);
 void wf_overflow_guard_install(struct wf_loop *L);
 void wf_overflow_guard_remove(struct wf_loop *L);
 
-/*
- * Work a completion handler must not do itself (taking SQEs while the CQ
- * is being reaped): queued, and run by the loop once the reap is over.
- */
-struct wf_defer {
-    wf_link node;
-    void (*fn)(struct wf_defer *d);
-    bool queued;
-};
 void wf_defer(struct wf_loop *L, struct wf_defer *d);
 void wf_defer_cancel(struct wf_defer *d);
 /* Wake every task in weft_wait_all_tasks_blocked (engine/testing.c). */
@@ -640,24 +662,22 @@ int wf_shchan_stats(const struct wf_end *e, weft_chan_stats *st);
  * One operation a task awaits (its own SQE, plus a linked timeout when a
  * deadline is given). It lives wherever the awaiting code keeps it (its
  * stack, or a stream that must be able to kill it on close) and stays
- * there until the terminal CQE.
+ * there until the terminal CQE. One cache line: everything a completion
+ * and the awaiting task touch; what a deadline or a cancellation needs
+ * besides is in the task's record (struct wf_io_extra).
  */
 struct wf_io {
     struct wf_completion op; /* the operation's CQE */
-    union {
-        struct wf_completion timeout; /* the linked timeout's, if any */
-        struct weft__timer vtimer;    /* virtual clock: the deadline */
-    };
     struct wf_wait wait;
     int res, tres;
     unsigned cqe_flags;
-    unsigned pending; /* CQEs still owed (cancels' answers too); 0 once
-                         returned */
-    bool killed;      /* wf_io_kill sent its cancel */
-    bool answered;    /* the operation posted a CQE: nothing to cancel */
-    struct wf_completion cancel; /* the answers to its ASYNC_CANCELs */
-    struct wf_defer recancel;    /* a cancel that missed, sent again */
+    uint8_t pending; /* CQEs still owed (cancels' answers too); 0 once
+                        returned */
+    uint8_t cancels; /* ASYNC_CANCELs sent, resends not counted */
+    bool killed;     /* wf_io_kill sent its cancel */
+    bool answered;   /* the operation posted a CQE: nothing to cancel */
 };
+_Static_assert(sizeof(struct wf_io) <= 64, "an await's record is one line");
 
 /* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline
  * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT); on a virtual
