@@ -104,8 +104,19 @@ void wf_ctx_switch(void **save_sp, void *const *load_sp);
 void wf_fiber_init(struct wf_fiber *f, void *stack_lo, size_t size,
                    void (*entry)(void *), void *arg);
 void wf_fiber_adopt_thread(struct wf_fiber *f);
+/* Out of line only where a sanitizer must be told of the switch: on the
+ * hot path (a NOP awaited) the call in between costs a frame per task. */
+#if defined(WF_ASAN) || defined(WF_TSAN)
 void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
                      bool from_dies);
+#else
+static inline void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
+                                   bool from_dies)
+{
+    (void)from_dies;
+    wf_ctx_switch(&from->sp, &to->sp);
+}
+#endif
 void wf_fiber_started(struct wf_fiber *self);
 void wf_fiber_destroy(struct wf_fiber *f);
 
@@ -352,6 +363,55 @@ static inline void wf_wake(struct weft_task *t)
     wf_ready(t);
 }
 int wf_queues_reserve(struct wf_loop *L, size_t ntasks);
+
+/*
+ * Back on self's stack after a switch. Its saved stack pointer says how
+ * deep it waited: a watermark in the record's first line, for stack.c to
+ * trim deep stacks it pools.
+ */
+static inline void wf_resumed(struct weft_task *self)
+{
+    uint32_t deep = (uint32_t)((char *)self - (char *)self->fiber.sp);
+    if (deep > self->deep)
+        self->deep = deep;
+    self->state = WF_RUNNING;
+}
+
+/* Switch from self, L's current task, to next (the next task of this
+ * round, or NULL: then the next round's, or the scheduler). wf_suspend
+ * in full (engine/loop.c). */
+void wf_suspend_to(struct wf_loop *L, struct weft_task *self,
+                   struct weft_task *next);
+
+/*
+ * Switch from self, the current task, to the next ready one. The common
+ * case is inline, for the await of a ring operation: each of its frames
+ * is one more line of every task's stack for the caches to hold.
+ */
+static inline __attribute__((always_inline)) void
+wf_suspend_inline(struct wf_loop *L, struct weft_task *self)
+{
+    struct weft_task *next = wf_queue_next(&L->ready);
+    if (wf_unlikely(!next || next == self)) {
+        wf_suspend_to(L, self, next);
+        return;
+    }
+    L->current = next;
+    wf_queue_prefetch(&L->ready);
+    wf_fiber_switch(&self->fiber, &next->fiber, false);
+    wf_resumed(self);
+}
+
+/* wf_block, inline: self is L's current task. */
+static inline __attribute__((always_inline)) void
+wf_block_inline(struct wf_loop *L, struct weft_task *self, struct wf_wait *w)
+{
+    w->task = self;
+    w->cancelling = false;
+    self->wait = w;
+    self->state = WF_BLOCKED;
+    wf_suspend_inline(L, self);
+}
 void wf_block(struct wf_wait *w);            /* suspend until readied */
 void wf_yield(void);                         /* ready self, suspend */
 void wf_suspend(void);                       /* switch to the next task */
