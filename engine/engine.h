@@ -225,19 +225,20 @@ void wf_limiter_task_ended(struct weft_task *t);
  */
 struct wf_queue {
     struct weft_task **v;
-    size_t cap; /* a power of two */
+    size_t cap;  /* a power of two */
+    size_t mask; /* cap - 1 */
     size_t head, mark, tail;
 };
 
 static inline void wf_queue_push(struct wf_queue *q, struct weft_task *t)
 {
-    q->v[q->tail++ & (q->cap - 1)] = t;
+    q->v[q->tail++ & q->mask] = t;
 }
 
 /* The next task of this round, or NULL when the round is over. */
 static inline struct weft_task *wf_queue_next(struct wf_queue *q)
 {
-    return q->head == q->mark ? NULL : q->v[q->head++ & (q->cap - 1)];
+    return q->head == q->mark ? NULL : q->v[q->head++ & q->mask];
 }
 
 /* Warm the caches for the task after the next one: its record and the
@@ -245,7 +246,7 @@ static inline struct weft_task *wf_queue_next(struct wf_queue *q)
 static inline void wf_queue_prefetch(const struct wf_queue *q)
 {
     if (q->head != q->mark) {
-        const struct weft_task *t = q->v[q->head & (q->cap - 1)];
+        const struct weft_task *t = q->v[q->head & q->mask];
         __builtin_prefetch(t);
         __builtin_prefetch(*(void *const *)t); /* fiber.sp */
     }

@@ -38,13 +38,14 @@ int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
     /* Re-base the indices: the order, and the mark, stay as they were. */
     size_t n = q->tail - q->head;
     for (size_t i = 0; i < n; i++)
-        v[i] = q->v[(q->head + i) & (q->cap - 1)];
+        v[i] = q->v[(q->head + i) & q->mask];
     wf_free(q->v);
     q->mark -= q->head;
     q->tail = n;
     q->head = 0;
     q->v = v;
     q->cap = cap;
+    q->mask = cap - 1;
     return 0;
 }
 

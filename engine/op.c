@@ -175,10 +175,9 @@ static void op_cancel(struct wf_wait *w)
 
 struct io_uring_sqe *wf_sqe(void)
 {
-    struct weft_task *t = wf_self();
-    if (!t)
+    struct wf_loop *L = wf_cur;
+    if (!L || !L->current)
         return NULL;
-    struct wf_loop *L = t->loop;
     wf_room_wait(L, 2);
     /* Two free slots: await_until's linked timeout must follow at once. */
     wf_ring_reserve(&L->ring, 2);
