@@ -104,8 +104,19 @@ void wf_ctx_switch(void **save_sp, void *const *load_sp);
 void wf_fiber_init(struct wf_fiber *f, void *stack_lo, size_t size,
                    void (*entry)(void *), void *arg);
 void wf_fiber_adopt_thread(struct wf_fiber *f);
+/* Out of line only where a sanitizer must be told of the switch: on the
+ * hot path (a NOP awaited) the call in between costs a frame per task. */
+#if defined(WF_ASAN) || defined(WF_TSAN)
 void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
                      bool from_dies);
+#else
+static inline void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to,
+                                   bool from_dies)
+{
+    (void)from_dies;
+    wf_ctx_switch(&from->sp, &to->sp);
+}
+#endif
 void wf_fiber_started(struct wf_fiber *self);
 void wf_fiber_destroy(struct wf_fiber *f);
 
@@ -125,6 +136,36 @@ struct wf_wait {
 };
 
 enum wf_task_state { WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
+
+/*
+ * Work a completion handler must not do itself (taking SQEs while the CQ
+ * is being reaped): queued, and run by the loop once the reap is over.
+ */
+struct wf_defer {
+    wf_link node;
+    void (*fn)(struct wf_defer *d);
+    bool queued;
+};
+
+struct wf_io; /* below: an operation a task awaits */
+
+/*
+ * The parts of an awaited operation that only a deadline or a
+ * cancellation uses (engine/op.c). A task awaits one operation at a time
+ * and returns from it only once nothing refers to these any more, so its
+ * record holds them: the await's own record (struct wf_io) stays one cache
+ * line on the awaiting stack, and an operation that is neither timed nor
+ * cancelled never touches this.
+ */
+struct wf_io_extra {
+    union {
+        struct wf_completion timeout; /* the linked timeout's, if any */
+        struct weft__timer vtimer;    /* virtual clock: the deadline */
+    };
+    struct wf_completion cancel; /* the answers to its ASYNC_CANCELs */
+    struct wf_defer recancel;    /* a cancel that missed, sent again */
+    struct wf_io *io;            /* the operation all this is for */
+};
 
 struct wf_start; /* engine/group.c */
 struct wf_arena; /* engine/stack.c */
@@ -159,6 +200,7 @@ struct weft_task {
     void *slot;
     struct weft_task *pool_next;
     unsigned vg_id;
+    struct wf_io_extra io_extra; /* of the operation it awaits (op.c) */
 };
 
 /* Borrowers of limiters: one table per loop (engine/limiter.c). */
@@ -183,19 +225,20 @@ void wf_limiter_task_ended(struct weft_task *t);
  */
 struct wf_queue {
     struct weft_task **v;
-    size_t cap; /* a power of two */
+    size_t cap;  /* a power of two */
+    size_t mask; /* cap - 1 */
     size_t head, mark, tail;
 };
 
 static inline void wf_queue_push(struct wf_queue *q, struct weft_task *t)
 {
-    q->v[q->tail++ & (q->cap - 1)] = t;
+    q->v[q->tail++ & q->mask] = t;
 }
 
 /* The next task of this round, or NULL when the round is over. */
 static inline struct weft_task *wf_queue_next(struct wf_queue *q)
 {
-    return q->head == q->mark ? NULL : q->v[q->head++ & (q->cap - 1)];
+    return q->head == q->mark ? NULL : q->v[q->head++ & q->mask];
 }
 
 /* Warm the caches for the task after the next one: its record and the
@@ -203,7 +246,7 @@ static inline struct weft_task *wf_queue_next(struct wf_queue *q)
 static inline void wf_queue_prefetch(const struct wf_queue *q)
 {
     if (q->head != q->mark) {
-        const struct weft_task *t = q->v[q->head & (q->cap - 1)];
+        const struct weft_task *t = q->v[q->head & q->mask];
         __builtin_prefetch(t);
         __builtin_prefetch(*(void *const *)t); /* fiber.sp */
     }
@@ -321,6 +364,55 @@ static inline void wf_wake(struct weft_task *t)
     wf_ready(t);
 }
 int wf_queues_reserve(struct wf_loop *L, size_t ntasks);
+
+/*
+ * Back on self's stack after a switch. Its saved stack pointer says how
+ * deep it waited: a watermark in the record's first line, for stack.c to
+ * trim deep stacks it pools.
+ */
+static inline void wf_resumed(struct weft_task *self)
+{
+    uint32_t deep = (uint32_t)((char *)self - (char *)self->fiber.sp);
+    if (deep > self->deep)
+        self->deep = deep;
+    self->state = WF_RUNNING;
+}
+
+/* Switch from self, L's current task, to next (the next task of this
+ * round, or NULL: then the next round's, or the scheduler). wf_suspend
+ * in full (engine/loop.c). */
+void wf_suspend_to(struct wf_loop *L, struct weft_task *self,
+                   struct weft_task *next);
+
+/*
+ * Switch from self, the current task, to the next ready one. The common
+ * case is inline, for the await of a ring operation: each of its frames
+ * is one more line of every task's stack for the caches to hold.
+ */
+static inline __attribute__((always_inline)) void
+wf_suspend_inline(struct wf_loop *L, struct weft_task *self)
+{
+    struct weft_task *next = wf_queue_next(&L->ready);
+    if (wf_unlikely(!next || next == self)) {
+        wf_suspend_to(L, self, next);
+        return;
+    }
+    L->current = next;
+    wf_queue_prefetch(&L->ready);
+    wf_fiber_switch(&self->fiber, &next->fiber, false);
+    wf_resumed(self);
+}
+
+/* wf_block, inline: self is L's current task. */
+static inline __attribute__((always_inline)) void
+wf_block_inline(struct wf_loop *L, struct weft_task *self, struct wf_wait *w)
+{
+    w->task = self;
+    w->cancelling = false;
+    self->wait = w;
+    self->state = WF_BLOCKED;
+    wf_suspend_inline(L, self);
+}
 void wf_block(struct wf_wait *w);            /* suspend until readied */
 void wf_yield(void);                         /* ready self, suspend */
 void wf_suspend(void);                       /* switch to the next task */
@@ -350,15 +442,6 @@ void wf_stack_pool_drain(struct wf_loop *L);
 void wf_overflow_guard_install(struct wf_loop *L);
 void wf_overflow_guard_remove(struct wf_loop *L);
 
-/*
- * Work a completion handler must not do itself (taking SQEs while the CQ
- * is being reaped): queued, and run by the loop once the reap is over.
- */
-struct wf_defer {
-    wf_link node;
-    void (*fn)(struct wf_defer *d);
-    bool queued;
-};
 void wf_defer(struct wf_loop *L, struct wf_defer *d);
 void wf_defer_cancel(struct wf_defer *d);
 /* Wake every task in weft_wait_all_tasks_blocked (engine/testing.c). */
@@ -640,24 +723,22 @@ int wf_shchan_stats(const struct wf_end *e, weft_chan_stats *st);
  * One operation a task awaits (its own SQE, plus a linked timeout when a
  * deadline is given). It lives wherever the awaiting code keeps it (its
  * stack, or a stream that must be able to kill it on close) and stays
- * there until the terminal CQE.
+ * there until the terminal CQE. One cache line: everything a completion
+ * and the awaiting task touch; what a deadline or a cancellation needs
+ * besides is in the task's record (struct wf_io_extra).
  */
 struct wf_io {
     struct wf_completion op; /* the operation's CQE */
-    union {
-        struct wf_completion timeout; /* the linked timeout's, if any */
-        struct weft__timer vtimer;    /* virtual clock: the deadline */
-    };
     struct wf_wait wait;
     int res, tres;
     unsigned cqe_flags;
-    unsigned pending; /* CQEs still owed (cancels' answers too); 0 once
-                         returned */
-    bool killed;      /* wf_io_kill sent its cancel */
-    bool answered;    /* the operation posted a CQE: nothing to cancel */
-    struct wf_completion cancel; /* the answers to its ASYNC_CANCELs */
-    struct wf_defer recancel;    /* a cancel that missed, sent again */
+    uint8_t pending; /* CQEs still owed (cancels' answers too); 0 once
+                        returned */
+    uint8_t cancels; /* ASYNC_CANCELs sent, resends not counted */
+    bool killed;     /* wf_io_kill sent its cancel */
+    bool answered;   /* the operation posted a CQE: nothing to cancel */
 };
+_Static_assert(sizeof(struct wf_io) <= 64, "an await's record is one line");
 
 /* Submit sqe (from weft_uring_sqe), wait for the terminal CQE; deadline
  * WEFT_FOREVER for none, else a linked timeout (-ETIMEDOUT); on a virtual

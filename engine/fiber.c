@@ -94,6 +94,7 @@ void wf_fiber_started(struct wf_fiber *self)
     (void)self;
 }
 
+#if defined(WF_ASAN) || defined(WF_TSAN)
 void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to, bool from_dies)
 {
 #ifdef WF_ASAN
@@ -115,3 +116,4 @@ void wf_fiber_switch(struct wf_fiber *from, struct wf_fiber *to, bool from_dies)
 #endif
     (void)from_dies;
 }
+#endif

@@ -38,13 +38,14 @@ int wf_queues_reserve(struct wf_loop *L, size_t ntasks)
     /* Re-base the indices: the order, and the mark, stay as they were. */
     size_t n = q->tail - q->head;
     for (size_t i = 0; i < n; i++)
-        v[i] = q->v[(q->head + i) & (q->cap - 1)];
+        v[i] = q->v[(q->head + i) & q->mask];
     wf_free(q->v);
     q->mark -= q->head;
     q->tail = n;
     q->head = 0;
     q->v = v;
     q->cap = cap;
+    q->mask = cap - 1;
     return 0;
 }
 
@@ -55,19 +56,14 @@ static void between_rounds(struct wf_loop *L, bool drain);
  * ready for the next one, cross to it right here, on this task's stack:
  * a trip to the scheduler's stack would cost two switches for a ring
  * call that does not wait. The scheduler is needed only to wait, to run
- * other threads' messages, and to reclaim a finished task.
+ * other threads' messages, and to reclaim a finished task. next is the
+ * next task of this round, or NULL. The await of a ring operation takes
+ * the common case, another task of this round, inline
+ * (wf_suspend_inline in engine.h) and comes here for the others.
  */
-void wf_suspend(void)
+void wf_suspend_to(struct wf_loop *L, struct weft_task *self,
+                   struct weft_task *next)
 {
-    struct wf_loop *L = wf_cur;
-    struct weft_task *self = L->current;
-    /* How deep the task is while it waits: a cheap watermark in the
-     * record's first line, for stack.c to trim deep stacks it pools. */
-    uint32_t deep =
-        (uint32_t)((char *)self - (char *)__builtin_frame_address(0));
-    if (deep > self->deep)
-        self->deep = deep;
-    struct weft_task *next = wf_queue_next(&L->ready);
     if (!next && wf_queue_later(&L->ready) &&
         !(L->mailbox && wf_mailbox_pending(L))) {
         L->current = NULL; /* completions and timers run as the scheduler */
@@ -75,26 +71,40 @@ void wf_suspend(void)
         wf_queue_new_round(&L->ready);
         next = wf_queue_next(&L->ready);
     }
+    if (next == self) {
+        /* No switch, so no saved stack pointer: the watermark from here. */
+        uint32_t deep =
+            (uint32_t)((char *)self - (char *)__builtin_frame_address(0));
+        if (deep > self->deep)
+            self->deep = deep;
+        L->current = self;
+        wf_queue_prefetch(&L->ready);
+        self->state = WF_RUNNING;
+        return;
+    }
     if (next) {
         L->current = next;
         wf_queue_prefetch(&L->ready);
-        if (next != self)
-            wf_fiber_switch(&self->fiber, &next->fiber, false);
+        wf_fiber_switch(&self->fiber, &next->fiber, false);
     } else {
         L->current = NULL;
         wf_fiber_switch(&self->fiber, &L->sched, false);
     }
-    self->state = WF_RUNNING;
+    wf_resumed(self);
+}
+
+/* Every other caller comes here for all cases at once: a yield often
+ * ends a round, and one call is cheaper than two. */
+void wf_suspend(void)
+{
+    struct wf_loop *L = wf_cur;
+    wf_suspend_to(L, L->current, wf_queue_next(&L->ready));
 }
 
 void wf_block(struct wf_wait *w)
 {
-    struct weft_task *t = wf_cur->current;
-    w->task = t;
-    w->cancelling = false;
-    t->wait = w;
-    t->state = WF_BLOCKED;
-    wf_suspend();
+    struct wf_loop *L = wf_cur;
+    wf_block_inline(L, L->current, w);
 }
 
 void wf_yield(void)

@@ -62,9 +62,15 @@ static void op_done_faulty(struct wf_completion *c, int res, unsigned flags)
         finish_one(a, true);
 }
 
+/* The task's extra part (engine.h) knows which operation it serves. */
+static inline struct wf_io *timeout_io(struct wf_completion *c)
+{
+    return wf_container_of(c, struct wf_io_extra, timeout)->io;
+}
+
 static void timeout_done(struct wf_completion *c, int res, unsigned flags)
 {
-    struct wf_io *a = wf_container_of(c, struct wf_io, timeout);
+    struct wf_io *a = timeout_io(c);
     a->tres = res;
     finish_one(a, false);
 }
@@ -72,16 +78,16 @@ static void timeout_done(struct wf_completion *c, int res, unsigned flags)
 static void timeout_done_faulty(struct wf_completion *c, int res,
                                 unsigned flags)
 {
-    struct wf_io *a = wf_container_of(c, struct wf_io, timeout);
+    struct wf_io *a = timeout_io(c);
     a->tres = res;
     finish_one(a, true);
 }
 
 /*
  * Cancelling an awaited operation. The kernel's answer to each
- * ASYNC_CANCEL comes back to io->cancel (no CQE_SKIP_SUCCESS), and the
- * task waits for it as for the operation's own CQE, so the record is
- * still there when it comes.
+ * ASYNC_CANCEL comes back to the task's io_extra.cancel (no
+ * CQE_SKIP_SUCCESS), and the task waits for it as for the operation's own
+ * CQE, so both records are still there when it comes.
  *
  * -ENOENT before the operation has posted anything means the cancel
  * missed it, and it is sent again after the reap. Linux 6.1 does miss:
@@ -102,16 +108,17 @@ static void cancel_answered(struct wf_completion *c, int res, unsigned flags);
 static void cancel_send(struct wf_io *a, bool again)
 {
     struct wf_loop *L = a->wait.task->loop;
+    struct wf_io_extra *x = &a->wait.task->io_extra;
     uint64_t target = (uint64_t)(uintptr_t)&a->op;
     if (wf_unlikely(L->faults) && !again && wf_faults_cancel_miss(L))
-        target = (uint64_t)(uintptr_t)&a->cancel; /* no operation's */
-    a->cancel.fn = cancel_answered;
-    wf_ring_cancel_answered(&L->ring, target, &a->cancel);
+        target = (uint64_t)(uintptr_t)&x->cancel; /* no operation's */
+    x->cancel.fn = cancel_answered;
+    wf_ring_cancel_answered(&L->ring, target, &x->cancel);
 }
 
 static void recancel(struct wf_defer *d)
 {
-    struct wf_io *a = wf_container_of(d, struct wf_io, recancel);
+    struct wf_io *a = wf_container_of(d, struct wf_io_extra, recancel)->io;
     /* The miss kept its place in pending: for the resend, or given up
      * here if the operation's CQE came in the same reap. */
     if (a->answered)
@@ -123,21 +130,27 @@ static void recancel(struct wf_defer *d)
 static void cancel_answered(struct wf_completion *c, int res, unsigned flags)
 {
     (void)flags;
-    struct wf_io *a = wf_container_of(c, struct wf_io, cancel);
+    struct wf_io_extra *x = wf_container_of(c, struct wf_io_extra, cancel);
+    struct wf_io *a = x->io;
     struct wf_loop *L = a->wait.task->loop;
-    if (res == -ENOENT && !a->answered && !a->recancel.queued) {
-        a->recancel.fn = recancel;
-        wf_defer(L, &a->recancel); /* no SQE inside a handler */
+    if (res == -ENOENT && !a->answered && !x->recancel.queued) {
+        x->recancel.fn = recancel;
+        wf_defer(L, &x->recancel); /* no SQE inside a handler */
         return;
     }
     finish_one(a, L->faults != NULL);
 }
 
-/* Send an ASYNC_CANCEL for io unless it has already answered. */
+/* Send an ASYNC_CANCEL for io unless it has already answered. The first
+ * one readies the task's extra part for the answers. */
 static void io_cancel(struct wf_io *a)
 {
     if (a->answered)
         return;
+    struct wf_io_extra *x = &a->wait.task->io_extra;
+    x->io = a;
+    if (!a->cancels++)
+        x->recancel.queued = false;
     a->pending++;
     cancel_send(a, false);
 }
@@ -149,7 +162,7 @@ static void io_cancel(struct wf_io *a)
  */
 static void vdeadline_fired(struct weft__timer *tm)
 {
-    struct wf_io *a = wf_container_of(tm, struct wf_io, vtimer);
+    struct wf_io *a = wf_container_of(tm, struct wf_io_extra, vtimer)->io;
     a->tres = -ETIME;
     if (!a->wait.cancelling && !a->killed)
         io_cancel(a);
@@ -162,10 +175,9 @@ static void op_cancel(struct wf_wait *w)
 
 struct io_uring_sqe *wf_sqe(void)
 {
-    struct weft_task *t = wf_self();
-    if (!t)
+    struct wf_loop *L = wf_cur;
+    if (!L || !L->current)
         return NULL;
-    struct wf_loop *L = t->loop;
     wf_room_wait(L, 2);
     /* Two free slots: await_until's linked timeout must follow at once. */
     wf_ring_reserve(&L->ring, 2);
@@ -288,9 +300,9 @@ static inline void io_init(struct wf_io *io, const char *what)
     io->res = 0;
     io->tres = 0;
     io->pending = 1;
+    io->cancels = 0;
     io->killed = false;
     io->answered = false;
-    io->recancel.queued = false;
 }
 
 /* A result that says "cancelled" reads as the deadline's, or the scope's
@@ -310,18 +322,20 @@ static inline int io_result(const struct wf_io *io)
 /*
  * The common await: no deadline, no fault injection, no Valgrind. It is
  * kept apart from io_full so that its frame stays small (no timespec, no
- * Valgrind note, few saved registers): a task touches fewer lines of its
- * stack per operation, and 64 tasks' stacks must share the L1.
+ * Valgrind note, few saved registers), and it blocks and switches to the
+ * next task inline (no frames of wf_block's between it and the switch): a
+ * task touches fewer lines of its stack per operation, and 64 tasks'
+ * stacks must share the L1.
  */
 static inline __attribute__((always_inline)) int
-io_plain(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
-         const char *what)
+io_plain(struct wf_loop *L, struct weft_task *t, struct wf_io *io,
+         struct io_uring_sqe *sqe, const char *what)
 {
     io_init(io, what);
     /* weft needs the terminal CQE, whatever the caller asked for. */
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
     wf_ring_track(&L->ring, sqe, &io->op);
-    wf_block(&io->wait);
+    wf_block_inline(L, t, &io->wait);
     io->pending = 0;
     return io_result(io);
 }
@@ -349,15 +363,18 @@ static int io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
     sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
     wf_ring_track(&L->ring, sqe, &io->op);
     struct __kernel_timespec ts;
+    struct wf_io_extra *x = &L->current->io_extra;
     bool vdeadline = deadline != WEFT_FOREVER && L->virt;
     if (vdeadline) {
-        io->vtimer = (struct weft__timer){.fire = vdeadline_fired};
-        wf_timer_arm(L, &io->vtimer, deadline);
+        x->io = io;
+        x->vtimer = (struct weft__timer){.fire = vdeadline_fired};
+        wf_timer_arm(L, &x->vtimer, deadline);
     } else if (deadline != WEFT_FOREVER) {
-        io->timeout.fn =
+        x->io = io;
+        x->timeout.fn =
             wf_unlikely(L->faults) ? timeout_done_faulty : timeout_done;
-        io->timeout.untracked = false;
-        io->timeout.standing = false;
+        x->timeout.untracked = false;
+        x->timeout.standing = false;
         sqe->flags |= IOSQE_IO_LINK;
         ts.tv_sec = deadline / WEFT_SEC;
         ts.tv_nsec = deadline % WEFT_SEC;
@@ -365,13 +382,13 @@ static int io_run(struct wf_loop *L, struct wf_io *io, struct io_uring_sqe *sqe,
             ts.tv_sec = ts.tv_nsec = 0;
         struct io_uring_sqe *tsqe = wf_ring_sqe(&L->ring);
         io_uring_prep_link_timeout(tsqe, &ts, IORING_TIMEOUT_ABS);
-        wf_ring_track(&L->ring, tsqe, &io->timeout);
+        wf_ring_track(&L->ring, tsqe, &x->timeout);
         io->pending = 2;
     }
     wf_block(&io->wait);
     io->pending = 0;
     if (vdeadline)
-        wf_timer_disarm(L, &io->vtimer);
+        wf_timer_disarm(L, &x->vtimer);
     return io_result(io);
 }
 
@@ -400,7 +417,7 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
         return rc;
     struct wf_loop *L = t->loop;
     if (wf_likely(deadline == WEFT_FOREVER && !L->faults && !L->valgrind))
-        return io_plain(L, io, sqe, what);
+        return io_plain(L, t, io, sqe, what);
     return io_full(L, io, sqe, deadline, what);
 }
 

@@ -232,10 +232,11 @@ static char *slot_carve(struct wf_loop *L)
  * bytes (one cache line) that differs between stacks, so that the records
  * and the hot top of many stacks do not all fall into the same few L1
  * cache sets (they would, every one being at the same offset in its
- * page). At most 1,984 bytes: the record (384 with its alignment) and the
+ * page). At most 1,984 bytes: the record (448 with its alignment) and the
  * frames of a task waiting in a stream receive (1,112 bytes below the
- * record, measured with gcc 12 -O2) stay in the top page with 600 bytes
- * to spare, so an idle connection's task costs one page. (At 0-15 x 192,
+ * record, measured with gcc 12 -O2 while the await's record was 104 bytes
+ * larger) stay in the top page with over 500 bytes to spare, so an idle
+ * connection's task costs one page. (At 0-15 x 192,
  * up to 2,880, the two highest colours spilled into a second page there:
  * +512 bytes per idle connection on average.)
  */

@@ -324,8 +324,10 @@ struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r)
 
 void wf_ring_flush_for(struct wf_ring *r, unsigned n)
 {
-    while (io_uring_sq_space_left(&r->ring) < n)
+    unsigned left;
+    while ((left = io_uring_sq_space_left(&r->ring)) < n)
         flush(r);
+    r->sq_end = r->ring.sq.sqe_tail + left;
 }
 
 bool wf_ring_unget(struct wf_ring *r, struct io_uring_sqe *sqe)

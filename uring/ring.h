@@ -43,6 +43,8 @@ struct wf_ring {
     unsigned standing;     /* of those, weft's own armed operations */
     unsigned max_inflight; /* admission bound for the others */
     unsigned in_handler;   /* a completion handler runs: no SQEs now */
+    unsigned sq_end;       /* SQ tail up to which slots are free, as of the
+                              last look at the head (which only moves on) */
     uint64_t ops[4];       /* supported opcodes, a bit each */
 };
 
@@ -74,9 +76,11 @@ void wf_ring_exit(struct wf_ring *r);
 struct io_uring_sqe *wf_ring_sqe(struct wf_ring *r);
 /* Make sure the next n wf_ring_sqe() calls need no flush. */
 void wf_ring_flush_for(struct wf_ring *r, unsigned n);
+/* The same, looking at the kernel's head only when the room seen at the
+ * last look is used up. */
 static inline void wf_ring_reserve(struct wf_ring *r, unsigned n)
 {
-    if (__builtin_expect(io_uring_sq_space_left(&r->ring) < n, 0))
+    if (__builtin_expect((int)(r->sq_end - r->ring.sq.sqe_tail) < (int)n, 0))
         wf_ring_flush_for(r, n);
 }
 /*
