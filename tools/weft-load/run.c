@@ -14,11 +14,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <inttypes.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -206,7 +206,8 @@ static void mark(const struct wl_opts *o)
             (int64_t)weft_now());
 }
 
-/* SIGINT or SIGTERM: end the run early, and report what it did. */
+/* SIGUSR1: a mark, and the run goes on. SIGINT or SIGTERM: end the run
+ * early, and report what it did. */
 static int on_signal(void *arg)
 {
     weft_signal_receiver *sr = arg;
