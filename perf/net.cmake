@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
 # perf/net.cmake - the throughput programs of perf/net-bench: echo servers
-# (weft, hand-written epoll, raw liburing), the echo load generator, and
-# the weft HTTP "hello" server (compared with nginx under wrk).
+# (weft, hand-written epoll, raw liburing) and the weft HTTP "hello"
+# server (compared with nginx under wrk). The echo load generator is
+# weft-load (tools/weft-load), which replaced perf/load_echo.
 #
 # Plain C; no Google Benchmark needed. Included from perf/CMakeLists.txt
 # before it looks for Google Benchmark, so these build either way.
 
 set(WEFT_NET_WEFT_PROGRAMS echo_weft http_weft net_sendzc) # link weft
-set(WEFT_NET_URING_PROGRAMS echo_uring load_echo) # raw liburing
+set(WEFT_NET_URING_PROGRAMS echo_uring) # raw liburing
 set(WEFT_NET_PLAIN_PROGRAMS echo_epoll)           # libc only
 
 foreach(name ${WEFT_NET_WEFT_PROGRAMS} ${WEFT_NET_URING_PROGRAMS}

@@ -361,6 +361,7 @@ static struct srv {
     weft_tls_config *tls; /* non-NULL: HTTPS with this configuration */
     atomic_long arrived, served, cut;
     atomic_int port; /* 0 until it listens; < 0: it could not */
+    int port_pipe;   /* > 0: also write the port there (a child server) */
     atomic_bool stop;
     pthread_t thread;
 } srv;
@@ -476,7 +477,11 @@ static int serve(void *arg)
     } else {
         weft_listener *l;
         if (rc == 0 && (rc = weft_tcp_listen(&l, srv.host, 0)) == 0) {
-            atomic_store(&srv.port, weft_listener_port(l));
+            int port = weft_listener_port(l);
+            atomic_store(&srv.port, port);
+            if (srv.port_pipe > 0 &&
+                write(srv.port_pipe, &port, sizeof port) != sizeof port)
+                rc = -EPIPE;
             rc = weft_listener_serve(l,
                                      srv.kind != SRV_HTTP ? echo_conn
                                      : srv.tls            ? https_conn
@@ -727,6 +732,115 @@ static void test_load_tcp_and_udp_echo(void **state)
     free(out);
 }
 
+/* A TCP echo server in a child process, on the child's main thread:
+ * --server-pid reads /proc/PID/schedstat, the main thread's time. Its
+ * port; *pid to kill and reap. */
+static int child_echo_start(pid_t *pid)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        close(fds[0]);
+        srv_reset(SRV_TCP_ECHO);
+        srv.port_pipe = fds[1];
+        weft_run(serve, NULL, NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    int port = 0;
+    ssize_t n = read(fds[0], &port, sizeof port);
+    close(fds[0]);
+    if (n != sizeof port) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        fail_msg("the child echo server did not start");
+    }
+    return port;
+}
+
+static void child_echo_stop(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* --warmup: the report covers the -d seconds after it; --server-pid adds
+ * the server's CPU time per message and its share of a CPU; --spin only
+ * changes how the generator waits. */
+static void test_load_warmup_spin_and_server_cpu(void **state)
+{
+    (void)state;
+    pid_t pid;
+    int port = child_echo_start(&pid), st;
+    char *out = run_load(&st,
+                         "--json -t 1 -c 4 -s 64 -d 1 --warmup 0.5 --spin "
+                         "--server-pid %d tcp://127.0.0.1:%d",
+                         (int)pid, port);
+    char *human = run_load(&st,
+                           "-t 1 -c 2 -d 0.3 --server-pid %d "
+                           "tcp://127.0.0.1:%d",
+                           (int)pid, port);
+    child_echo_stop(pid);
+    assert_int_equal(st, 0);
+    assert_true(jl(out, NULL, "requests") > 0);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    double secs = json_num(out, NULL, "duration_s");
+    assert_true(secs >= 0.95 && secs < 1.5); /* the window, not 1.5 s */
+    assert_true(json_num(out, NULL, "warmup_s") == 0.5);
+    assert_non_null(strstr(out, "\"spin\":true"));
+    assert_int_equal(jl(out, NULL, "server_pid"), pid);
+    double ns = json_num(out, NULL, "server_ns_per_msg");
+    double util = json_num(out, NULL, "server_util");
+    double cpu = json_num(out, NULL, "server_cpu_s");
+    assert_true(ns > 0 && ns < 1e7); /* under 10 ms of CPU per echo */
+    assert_true(util > 0 && util <= 1.05 && cpu > 0);
+    /* the share and the time per message tell the same story */
+    double want = ns * (double)jl(out, NULL, "requests") / 1e9;
+    assert_true(cpu > want * 0.99 && cpu < want * 1.01);
+    assert_non_null(strstr(human, "Server (pid"));
+    assert_non_null(strstr(human, "of CPU per message"));
+    free(out);
+    free(human);
+}
+
+/* SIGUSR1: a MARK line on stderr at once, the count growing. */
+static void test_load_sigusr1_prints_a_mark(void **state)
+{
+    (void)state;
+    srv_reset(SRV_TCP_ECHO);
+    int port = srv_start();
+    char err[] = "/tmp/weft-load-test-mark.XXXXXX";
+    int fd = mkstemp(err);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s -q --json -t 1 -c 2 -d 2 tcp://127.0.0.1:%d "
+             "2>%s >/dev/null & p=$!; sleep 0.7; kill -USR1 $p; sleep 0.3; "
+             "kill -USR1 $p; wait $p",
+             WEFT_LOAD_PATH, port, err);
+    int st = system(cmd);
+    srv_stop();
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    FILE *f = fopen(err, "r");
+    assert_non_null(f);
+    char line[256];
+    unsigned long long msgs[2] = {0}, ns[2] = {0};
+    int marks = 0;
+    while (fgets(line, sizeof line, f))
+        if (marks < 2 && sscanf(line, "MARK msgs=%llu ns=%llu", &msgs[marks],
+                                &ns[marks]) == 2)
+            marks++;
+    fclose(f);
+    unlink(err);
+    assert_int_equal(marks, 2);
+    assert_true(msgs[0] > 0 && msgs[1] > msgs[0]);
+    assert_true(ns[1] > ns[0] + 100 * 1000000ull); /* 0.3 s apart */
+}
+
 static void test_load_ipv6(void **state)
 {
     (void)state;
@@ -923,6 +1037,8 @@ int main(void)
         cmocka_unit_test(test_load_counts_status_4xx),
         cmocka_unit_test(test_load_open_loop_shows_a_stall_closed_loop_hides),
         cmocka_unit_test(test_load_tcp_and_udp_echo),
+        cmocka_unit_test(test_load_warmup_spin_and_server_cpu),
+        cmocka_unit_test(test_load_sigusr1_prints_a_mark),
         cmocka_unit_test(test_load_ipv6),
         cmocka_unit_test(test_load_json_is_one_valid_object),
         cmocka_unit_test(test_load_counts_connect_errors),

@@ -69,6 +69,12 @@ struct wl_opts {
     size_t req_len;
     bool head;         /* the method is HEAD: responses have no body */
     bool no_multishot; /* --no-multishot: one receive per response */
+    /* --warmup: seconds run before the measured window, not counted */
+    double warmup;
+    weft_time measure_from; /* when the window opens (the run's start +
+                               warmup), set once by run.c before the run */
+    bool spin;              /* --spin: no core's loop ever sleeps */
+    int server_pid;         /* --server-pid; 0: none */
 };
 
 /* Each core's counters, written by that core's tasks only. The two the
@@ -128,6 +134,7 @@ struct wl_result {
     uint64_t requests, errors, bytes_in, bytes_out;
     uint64_t err[WL_E_KINDS], status[10];
     double secs, cpu_user, cpu_sys;
+    double server_cpu; /* --server-pid: its seconds on a CPU in the window */
 };
 void wl_report_human(const struct wl_opts *o, const struct wl_result *r);
 void wl_report_json(const struct wl_opts *o, const struct wl_result *r);

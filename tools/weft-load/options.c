@@ -38,6 +38,18 @@ static const char usage_text[] =
     "      --plot FILE      latency by percentile, .svg or .png (gnuplot)\n"
     "      --no-multishot   one receive submitted per response (for\n"
     "                       comparison; default: a multishot receive)\n"
+    "      --warmup S       run S seconds first, not counted: the report\n"
+    "                       covers the -d seconds after them (0)\n"
+    "      --spin           never sleep when no response is ready: each\n"
+    "                       core polls its ring in a loop, so a server never\n"
+    "                       pays to wake the generator from idle; costs all\n"
+    "                       of every core it runs on (its CPU figures then\n"
+    "                       say nothing about its cost per request)\n"
+    "      --server-pid PID also report that process's CPU time per\n"
+    "                       request and its share of a CPU over the window\n"
+    "                       (/proc/PID/schedstat)\n"
+    "  SIGUSR1: print \"MARK msgs=<responses so far, warm-up included>\n"
+    "           ns=<CLOCK_MONOTONIC>\" on stderr at once\n"
     "  -q, --quiet          no progress line\n";
 
 static _Noreturn void usage(const char *msg, const char *arg)
@@ -147,7 +159,10 @@ enum {
     O_HIST,
     O_PLOT,
     O_CACERT,
-    O_NO_MULTISHOT
+    O_NO_MULTISHOT,
+    O_WARMUP,
+    O_SPIN,
+    O_SERVER_PID
 };
 
 static const struct option longs[] = {
@@ -172,6 +187,9 @@ static const struct option longs[] = {
     {"cacert", required_argument, 0, O_CACERT},
     {"insecure", no_argument, 0, 'k'},
     {"no-multishot", no_argument, 0, O_NO_MULTISHOT},
+    {"warmup", required_argument, 0, O_WARMUP},
+    {"spin", no_argument, 0, O_SPIN},
+    {"server-pid", required_argument, 0, O_SERVER_PID},
     {0, 0, 0, 0}};
 
 /* One option; false if it is not one. */
@@ -232,6 +250,15 @@ static bool option(struct wl_opts *o, int c, bool *quiet)
     case O_NO_MULTISHOT:
         o->no_multishot = true;
         break;
+    case O_WARMUP:
+        o->warmup = number(optarg, "bad --warmup", 0);
+        break;
+    case O_SPIN:
+        o->spin = true;
+        break;
+    case O_SERVER_PID:
+        o->server_pid = (int)number(optarg, "bad --server-pid", 1);
+        break;
     default:
         return false;
     }
@@ -278,6 +305,12 @@ int wl_parse_args(struct wl_opts *o, int argc, char **argv)
     o->head = strcasecmp(o->method, "HEAD") == 0;
     if ((o->cacert || o->insecure) && !o->tls)
         usage("--cacert and --insecure are for https:// URLs", NULL);
+    if (o->server_pid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/schedstat", o->server_pid);
+        if (access(path, R_OK) != 0)
+            usage("--server-pid: cannot read", path);
+    }
     o->progress = !quiet && isatty(STDERR_FILENO);
     return 0;
 }

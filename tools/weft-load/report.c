@@ -45,7 +45,10 @@ void wl_report_human(const struct wl_opts *o, const struct wl_result *r)
     char a[32], b[32], c[32];
     const struct hist *h = &r->hist;
     const char *what = o->mode == WL_HTTP ? "requests" : "messages";
-    printf("Running %.2fs test @ %s (%s)\n", r->secs, o->url, o->addr);
+    printf("Running %.2fs test @ %s (%s)", r->secs, o->url, o->addr);
+    if (o->warmup > 0)
+        printf(" after a %.2fs warm-up", o->warmup);
+    printf("\n");
     printf("  %u cores and %u connections, ", o->cores, o->conns);
     if (o->rate)
         printf("open loop at %.0f %s/s\n", o->rate, what);
@@ -75,9 +78,17 @@ void wl_report_human(const struct wl_opts *o, const struct wl_result *r)
     printf("%s/sec: %.2f\n", o->mode == WL_HTTP ? "Requests" : "Messages",
            (double)r->requests / secs);
     printf("Transfer/sec: %s\n", size(a, sizeof a, (double)r->bytes_in / secs));
-    printf("CPU: %.2fs user, %.2fs system: %.0f %s per CPU-second\n",
+    printf("CPU: %.2fs user, %.2fs system: %.0f %s per CPU-second%s\n",
            r->cpu_user, r->cpu_sys, cpu > 0 ? (double)r->requests / cpu : 0.0,
-           what);
+           what, o->spin ? " (spinning)" : "");
+    if (o->server_pid)
+        printf(
+            "Server (pid %d): %s of CPU per %s, %.0f%% of a CPU\n",
+            o->server_pid,
+            dur(a, sizeof a,
+                r->requests ? r->server_cpu * 1e9 / (double)r->requests : 0.0),
+            o->mode == WL_HTTP ? "request" : "message",
+            100 * r->server_cpu / secs);
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
@@ -130,8 +141,16 @@ void wl_report_json(const struct wl_opts *o, const struct wl_result *r)
            (double)hist_percentile(h, 99.9) / 1e3,
            (double)hist_percentile(h, 99.99) / 1e3, (double)h->max / 1e3);
     printf("\"cpu_s\":{\"user\":%.3f,\"system\":%.3f},"
-           "\"requests_per_cpu_s\":%.1f}\n",
-           r->cpu_user, r->cpu_sys, cpu > 0 ? (double)r->requests / cpu : 0.0);
+           "\"requests_per_cpu_s\":%.1f,\"warmup_s\":%.3f,\"spin\":%s",
+           r->cpu_user, r->cpu_sys, cpu > 0 ? (double)r->requests / cpu : 0.0,
+           o->warmup, o->spin ? "true" : "false");
+    if (o->server_pid)
+        printf(",\"server_pid\":%d,\"server_cpu_s\":%.6f,"
+               "\"server_ns_per_msg\":%.1f,\"server_util\":%.4f",
+               o->server_pid, r->server_cpu,
+               r->requests ? r->server_cpu * 1e9 / (double)r->requests : 0.0,
+               r->server_cpu / secs);
+    printf("}\n");
     fflush(stdout);
 }
 

@@ -4,14 +4,17 @@
  * resolves the host once, builds the request, and starts one task per
  * core; each core runs its share of the connections (connection i on
  * core i % cores), each connection a task, and a watchdog that ends
- * requests past --timeout. A deadline (-d) on a scope around them all
- * ends the run; SIGINT ends it early. Then core 0 merges the cores'
- * counters and histograms and reports.
+ * requests past --timeout. A deadline (--warmup + -d) on a scope around
+ * them all ends the run; SIGINT ends it early, SIGUSR1 prints a MARK.
+ * At the end of the warm-up each core forgets what it counted, and core
+ * 0 opens the measured window (the clock, our CPU time, the server's).
+ * Then core 0 merges the cores' counters and histograms and reports.
  */
 #include "load.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,41 @@ const char *const wl_err_names[WL_E_KINDS] = {
 static struct wl_core *cores;
 static struct wl_conn *conns; /* every core's, cores[k].conns points in */
 static weft_scope run_scope;
+
+/* What the report measures from and to: the clock, our CPU time, and the
+ * server's time on a CPU (--server-pid). */
+struct window {
+    weft_time t;
+    struct rusage ru;
+    uint64_t server_ns;
+};
+static struct window win0;
+static const struct wl_opts *run_opts; /* for the signal task */
+
+/* Nanoseconds the process has run on a CPU: the first field of
+ * /proc/PID/schedstat (its main thread's; the softirq work done in its
+ * context is included), as perf/net-bench has always read it. 0 if it
+ * cannot be read (the process has exited). */
+static uint64_t server_ns(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+    FILE *f = fopen(path, "re");
+    uint64_t v = 0;
+    if (f) {
+        if (fscanf(f, "%" SCNu64, &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+static void window_mark(const struct wl_opts *o, struct window *w)
+{
+    w->t = weft_now();
+    getrusage(RUSAGE_SELF, &w->ru);
+    w->server_ns = o->server_pid ? server_ns(o->server_pid) : 0;
+}
 
 /* Resolve the host once, to the numeric address every connection uses. */
 static int resolve(struct wl_opts *o)
@@ -73,15 +111,52 @@ static int watchdog(void *arg)
     }
 }
 
-/* One core's part: its connections, and its watchdog while they run. */
+/* --warmup: at its end, this core forgets what it counted (its tasks
+ * take turns on one thread: none is halfway through a count), and core 0
+ * opens the window. A message sent before and answered after counts. The
+ * done counter keeps going: SIGUSR1's MARK counts the warm-up too. */
+static int end_warmup(void *arg)
+{
+    struct wl_core *k = arg;
+    if (weft_sleep_until(k->conns[0].o->measure_from) < 0)
+        return 0;
+    k->bytes_in = k->bytes_out = 0;
+    memset(k->err, 0, sizeof k->err);
+    memset(k->status, 0, sizeof k->status);
+    hist_init(&k->hist);
+    if (weft_core_id() == 0)
+        window_mark(k->conns[0].o, &win0);
+    return 0;
+}
+
+/* --spin: a task that only yields. While it is ready, its loop never
+ * waits in the ring: every round ends in one io_uring_enter that submits
+ * and reaps without sleeping (an epoll_wait with no timeout on the epoll
+ * backend), and the task costs a checkpoint per round, no switch when it
+ * is alone. */
+static int spin(void *arg)
+{
+    (void)arg;
+    while (weft_checkpoint() == 0)
+        ;
+    return 0;
+}
+
+/* One core's part: its connections, and its watchdog (and the warm-up's
+ * end, and the spinner) while they run. */
 static int core_main(void *arg)
 {
     struct wl_core *k = arg;
     if (!k->nconns)
         return 0;
+    const struct wl_opts *o = k->conns[0].o;
     weft_group dog, g;
     weft_group_enter(&dog);
     int rc = weft_group_spawn(&dog, watchdog, k);
+    if (rc == 0 && o->warmup > 0)
+        rc = weft_group_spawn(&dog, end_warmup, k);
+    if (rc == 0 && o->spin)
+        rc = weft_group_spawn(&dog, spin, NULL);
     weft_group_enter(&g);
     for (unsigned i = 0; i < k->nconns && rc == 0; i++)
         rc = weft_group_spawn(&g, wl_conn_task, &k->conns[i]);
@@ -119,10 +194,27 @@ static int progress(void *arg)
     return 0;
 }
 
-/* SIGINT or SIGTERM: end the run early, and report what it did. */
+/* SIGUSR1: how many responses every core has had so far (the warm-up's
+ * included), and when. Two marks bracket a window whose responses a
+ * caller counts (perf/net-bench counts the server's system calls). */
+static void mark(const struct wl_opts *o)
+{
+    uint64_t done = 0;
+    for (unsigned i = 0; i < o->cores; i++)
+        done += atomic_load_explicit(&cores[i].done, memory_order_relaxed);
+    fprintf(stderr, "MARK msgs=%" PRIu64 " ns=%" PRId64 "\n", done,
+            (int64_t)weft_now());
+}
+
+/* SIGUSR1: a mark, and the run goes on. SIGINT or SIGTERM: end the run
+ * early, and report what it did. */
 static int on_signal(void *arg)
 {
-    if (weft_signal_receive(arg) > 0)
+    weft_signal_receiver *sr = arg;
+    int sig;
+    while ((sig = weft_signal_receive(sr)) == SIGUSR1)
+        mark(run_opts);
+    if (sig > 0)
         weft_scope_cancel(&run_scope);
     return 0;
 }
@@ -182,7 +274,7 @@ static void collect(const struct wl_opts *o, struct wl_result *r)
 static int load(struct wl_opts *o)
 {
     weft_time deadline =
-        o->secs ? weft_now() + (weft_time)(o->secs * 1e9) : WEFT_FOREVER;
+        o->secs ? o->measure_from + (weft_time)(o->secs * 1e9) : WEFT_FOREVER;
     weft_group side, g;
     weft_group_enter(&side);
     int rc = 0;
@@ -235,21 +327,22 @@ static int app(void *arg)
     for (unsigned k = 0; k < o->cores; k++)
         hist_init(&cores[k].hist);
 
-    int sigs[] = {SIGINT, SIGTERM};
+    int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
     weft_signal_receiver *sr;
-    if ((rc = weft_signal_open(&sr, sigs, 2)) < 0)
+    if ((rc = weft_signal_open(&sr, sigs, 3)) < 0)
         return rc;
+    run_opts = o;
     weft_group sg;
     weft_group_enter(&sg);
     rc = weft_group_spawn(&sg, on_signal, sr);
 
-    struct rusage ru0, ru1;
-    getrusage(RUSAGE_SELF, &ru0);
-    weft_time start = weft_now();
-    if (rc == 0 && (rc = plan(o, start)) == 0)
+    /* The window is the whole run, unless a warm-up's end moves it on. */
+    window_mark(o, &win0);
+    o->measure_from = win0.t + (weft_time)(o->warmup * 1e9);
+    if (rc == 0 && (rc = plan(o, win0.t)) == 0)
         rc = load(o);
-    weft_time end = weft_now();
-    getrusage(RUSAGE_SELF, &ru1);
+    struct window win1;
+    window_mark(o, &win1);
     weft_group_cancel(&sg);
     rc = weft_group_exit(&sg, rc);
     weft_signal_close(sr);
@@ -261,9 +354,12 @@ static int app(void *arg)
 
     static struct wl_result r;
     collect(o, &r);
-    r.secs = (double)(end - start) / 1e9;
-    r.cpu_user = cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime);
-    r.cpu_sys = cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime);
+    r.secs = (double)(win1.t - win0.t) / 1e9;
+    r.cpu_user =
+        cpu_seconds(&win1.ru.ru_utime) - cpu_seconds(&win0.ru.ru_utime);
+    r.cpu_sys = cpu_seconds(&win1.ru.ru_stime) - cpu_seconds(&win0.ru.ru_stime);
+    if (win1.server_ns > win0.server_ns)
+        r.server_cpu = (double)(win1.server_ns - win0.server_ns) / 1e9;
     if (o->json)
         wl_report_json(o, &r);
     else
