@@ -898,10 +898,99 @@ static void ms_close_with_pieces_queued_body(weft_stream *a, weft_stream *b)
         CHECK_GT(weft_stream_buffered(a), 0);
 }
 
+/* A borrowed stream (weft_stream_borrow) counts what the stream under
+ * it has queued: weft_stream_buffered sees through it. */
+static void ms_buffered_through_a_borrow_body(weft_stream *a, weft_stream *b)
+{
+    weft_stream *view;
+    CHECK_EQ(weft_stream_borrow(&view, a), 0);
+    char c;
+    nh_send_str(b, "1");
+    CHECK_EQ(weft_stream_recv(view, &c, 1), 1); /* arms a's */
+    nh_send_str(b, "abc");
+    for (int i = 0; i < 1000 && weft_stream_buffered(a) < 3; i++)
+        th_settle();
+    CHECK_EQ(weft_stream_buffered(view), weft_stream_buffered(a));
+    if (have_multishot())
+        CHECK_EQ(weft_stream_buffered(view), 3);
+    CHECK(nh_expect(view, "abc"));
+    CHECK_EQ(weft_stream_close(view), 0);
+}
+
+static void test_borrow_ms_buffered_through_a_borrow(void **state)
+{
+    run_streams(PAIR_MS, ms_buffered_through_a_borrow_body);
+}
+
 static void test_borrow_ms_close_with_pieces_queued(void **state)
 {
     run_streams(PAIR_MS, ms_close_with_pieces_queued_body);
     run_streams(TCP_MS, ms_close_with_pieces_queued_body);
+}
+
+/* Under failing allocations (WEFT_FAULT_ALLOC): a piece the queue had no
+ * room for is a hole in the bytes, so from there on every receive says
+ * -ENOMEM and nothing after the hole is delivered. What came before is
+ * exactly the stream's start. */
+static int ms_hole_sender(void *arg)
+{
+    struct ms_sender *w = arg;
+    for (size_t off = 0; off < w->len; off += w->chunk) {
+        size_t n = w->len - off < w->chunk ? w->len - off : w->chunk;
+        if (weft_stream_send(w->s, w->msg + off, n) != (ssize_t)n)
+            break; /* the reader gave up: the pair is closing */
+    }
+    return 0;
+}
+
+static int ms_hole_main(void *arg)
+{
+    int *holes = arg;
+    weft_stream *a, *b;
+    if (weft_stream_pair(&a, &b) < 0)
+        return 0; /* the pair's own allocation failed */
+    size_t len = 256u << 10;
+    unsigned char *msg = nh_pattern(len);
+    unsigned char *got = malloc(len);
+    weft_group g;
+    weft_group_enter(&g);
+    struct ms_sender w = {.s = b, .msg = msg, .len = len, .chunk = 700};
+    bool on = weft_stream_set_multishot(a, true) == 0;
+    if (weft_group_spawn(&g, ms_hole_sender, &w) == 0) {
+        size_t have = 0;
+        ssize_t n = 1;
+        while (have < len &&
+               (n = weft_stream_recv(a, got + have, len - have)) > 0)
+            have += (size_t)n;
+        CHECK(memcmp(got, msg, have) == 0); /* the start, in order */
+        if (n < 0 && on && have < len) {
+            CHECK_EQ(n, -ENOMEM);
+            char c;
+            CHECK_EQ(weft_stream_recv(a, &c, 1), -ENOMEM); /* for good */
+            (*holes)++;
+        }
+        weft_stream_close(a);
+        a = NULL;
+    }
+    weft_group_exit(&g, 0);
+    if (a)
+        weft_stream_close(a);
+    weft_stream_close(b);
+    free(msg);
+    free(got);
+    return 0;
+}
+
+static void test_borrow_ms_hole_is_final(void **state)
+{
+    int holes = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        weft_faults f = {
+            .seed = seed, .kinds = WEFT_FAULT_ALLOC, .rate = 200000};
+        weft_options o = {.faults = &f};
+        run_loop(ms_hole_main, &holes, &o);
+    }
+    print_message("      %d of 40 runs had a hole\n", holes);
 }
 
 /* Bad arguments, other transports, and calls from outside a task. */
@@ -971,6 +1060,8 @@ static const struct CMUnitTest tests[] = {
     NET_TEST(test_borrow_ms_end_after_the_queue),
     NET_TEST(test_borrow_ms_off_and_on),
     NET_TEST(test_borrow_ms_close_with_pieces_queued),
+    NET_TEST(test_borrow_ms_buffered_through_a_borrow),
+    NET_TEST(test_borrow_ms_hole_is_final),
     NET_TEST(test_borrow_ms_arguments),
 };
 

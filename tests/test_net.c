@@ -962,6 +962,27 @@ static int fds_main(void *arg)
     free(data);
     free(back);
 
+    /* a multishot receive on b: while it is on, the socket is its
+     * (-ENOTSUP); bytes it queued come first, fd-less; once turned off
+     * (and its last completion in), fds come again */
+    if (weft_stream_set_multishot(b, true) == 0) {
+        CHECK_EQ(weft_unix_send_fds(a, "q", 1, NULL, 0), 0);
+        CHECK_EQ(weft_stream_recv(b, msg, 1), 1); /* arms it */
+        CHECK_EQ(weft_stream_send(a, "ueued", 5), 5);
+        for (int i = 0; i < 1000 && weft_stream_buffered(b) < 5; i++)
+            CHECK_EQ(weft_checkpoint(), 0);
+        CHECK_EQ(weft_unix_recv_fds(b, msg, sizeof msg, got, 4, &n), 5);
+        CHECK_EQ(n, 0);
+        CHECK(memcmp(msg, "ueued", 5) == 0);
+        CHECK_EQ(weft_unix_recv_fds(b, msg, sizeof msg, got, 4, &n), -ENOTSUP);
+        CHECK_EQ(weft_stream_set_multishot(b, false), 0);
+        CHECK_EQ(weft_unix_send_fds(a, "fd", 2, p, 1), 0);
+        n = 99;
+        CHECK_EQ(weft_unix_recv_fds(b, msg, sizeof msg, got, 4, &n), 2);
+        if (CHECK_EQ(n, 1))
+            close(got[0]);
+    }
+
     /* bad arguments */
     CHECK_EQ(weft_unix_send_fds(a, NULL, 1, p, 1), -EINVAL);
     CHECK_EQ(weft_unix_send_fds(a, "x", 0, p, 1), -EINVAL); /* needs a byte */

@@ -151,7 +151,12 @@ WF_EXPORT ssize_t weft_unix_recv_fds(weft_stream *s, void *msg, size_t max,
     if (s->ops != &wf_sock_ops)
         return -ENOTSUP;
     *nfds = 0;
-    if (s->rlen) /* bytes read ahead carry no fds: hand them out first */
+    /* Bytes read ahead, or queued by a multishot receive, carry no fds:
+     * hand them out first. While multishot is on, the socket is its. */
+    rc = wf_sock_multishot_idle(s, "weft_unix_recv_fds");
+    if (rc < 0)
+        return rc;
+    if (s->rlen || rc)
         return weft_stream_recv(s, msg, max);
     rc = wf_stream_claim(s, 0, true);
     if (rc < 0)

@@ -100,6 +100,7 @@ static int fd_stream_new(int fd, weft_stream **out)
     }
     wf_stream_init(&x->base, &fd_ops);
     x->fd = fd;
+    x->ms = NULL; /* not a socket stream's ops: never used */
     *out = &x->base;
     return 0;
 }

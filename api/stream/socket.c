@@ -81,32 +81,52 @@ static void ms_wake(struct wf_sock_ms *m, int res)
         wf_waiter_grant(wr, res);
 }
 
+/* A piece the armed receive brought: queued, or (no memory, or after
+ * such a hole) dropped, and the receive stops for good. */
+static void ms_got(struct wf_sock_ms *m, int res, unsigned flags, bool more)
+{
+    struct wf_loop *L = wf_cur;
+    struct wf_bufs_piece piece = {0};
+    char *p = wf_bufs_take(L, L->bufs, res, flags, &piece);
+    if (m->lost) {
+        wf_bufs_put(&piece); /* after a hole nothing more is delivered */
+        return;
+    }
+    if (!p || ms_push(m, p, res, piece.bid) < 0) {
+        wf_bufs_put(&piece);
+        m->lost = true; /* the stream's bytes now have a hole */
+        m->err = p ? -ENOMEM : -EIO;
+        if (more && !m->s->gate.closing)
+            wf_defer(L, &m->pause);
+        return;
+    }
+    if (more && !m->s->gate.closing &&
+        (m->qlen >= MS_QHIGH || m->qbytes >= MS_BHIGH))
+        wf_defer(L, &m->pause);
+}
+
 /* A CQE of the armed receive: reap context, so no SQEs here. */
 static void ms_done(struct wf_completion *c, int res, unsigned flags)
 {
     struct wf_sock_ms *m = wf_container_of(c, struct wf_sock_ms, c);
-    struct wf_loop *L = wf_cur;
     bool more = flags & IORING_CQE_F_MORE;
     if (res > 0) {
-        struct wf_bufs_piece piece = {0};
-        char *p = wf_bufs_take(L, L->bufs, res, flags, &piece);
-        if (!p || ms_push(m, p, res, piece.bid) < 0) {
-            wf_bufs_put(&piece);
-            m->lost = true; /* the stream's bytes now have a hole */
-            m->err = p ? -ENOMEM : -EIO;
-        } else if (more && !m->s->gate.closing &&
-                   (m->qlen >= MS_QHIGH || m->qbytes >= MS_BHIGH)) {
-            wf_defer(L, &m->pause);
+        ms_got(m, res, flags, more);
+    } else {
+        if (flags & IORING_CQE_F_BUFFER) { /* no bytes, yet a buffer */
+            struct wf_bufs_piece none;
+            (void)wf_bufs_take(wf_cur, wf_cur->bufs, res, flags, &none);
         }
-    } else if (res == 0) {
-        m->eof = true;
-    } else if (res == -EINVAL) {
-        atomic_store_explicit(&ms_refused, true, memory_order_relaxed);
-        m->nobufs = true; /* this receive goes one-shot */
-    } else if (res == -ENOBUFS) {
-        m->nobufs = true;
-    } else if (res != -ECANCELED && !m->lost) {
-        m->err = res;
+        if (res == 0) {
+            m->eof = true;
+        } else if (res == -EINVAL) {
+            atomic_store_explicit(&ms_refused, true, memory_order_relaxed);
+            m->nobufs = true; /* this receive goes one-shot */
+        } else if (res == -ENOBUFS) {
+            m->nobufs = true;
+        } else if (res != -ECANCELED && !m->lost) {
+            m->err = res;
+        }
     }
     ms_wake(m, 0);
     if (!more) {
@@ -254,8 +274,12 @@ static ssize_t sock_recv_select(weft_stream *s, const void **data,
             return rc;
         if (rc == MS_TAKE)
             return ms_lend(m, data, piece);
-        if (rc == MS_NOBUFS)
-            return -ENOBUFS; /* the stream layer lends a block of its own */
+        if (rc == MS_NOBUFS) {
+            /* The stream layer receives into a block of its own next
+             * (sock_recv): that receive goes one-shot, not armed again. */
+            m->nobufs = true;
+            return -ENOBUFS;
+        }
     }
     struct wf_bufring *b = wf_bufs(L);
     if (!b)
@@ -331,6 +355,28 @@ static int sock_multishot(weft_stream *s, bool on)
         ss->ms = m;
     }
     m->want = true; /* armed by the next receive */
+    return 0;
+}
+
+int wf_sock_multishot_idle(weft_stream *s, const char *what)
+{
+    struct wf_sock_ms *m = s->ops == &wf_sock_ops ? sock(s)->ms : NULL;
+    while (m) {
+        if (m->qlen)
+            return 1;
+        if (m->want)
+            return -ENOTSUP;
+        if (!m->armed)
+            break;
+        struct weft_task *t; /* turned off: wait for its last CQE */
+        int rc = wf_check(&t);
+        if (rc < 0)
+            return rc;
+        struct wf_waiter wr = {0};
+        rc = wf_waiter_block(&wr, &m->waiters, &m->nwait, what, true);
+        if (rc < 0)
+            return wf_stream_closing(s) ? -EBADF : rc;
+    }
     return 0;
 }
 

@@ -604,7 +604,9 @@ WF_EXPORT size_t weft_stream_buffered(const weft_stream *s)
 {
     if (!s)
         return 0;
-    return s->rlen + (s->ops->queued ? s->ops->queued(s) : 0);
+    size_t n = s->rlen + (s->ops->queued ? s->ops->queued(s) : 0);
+    const weft_stream *b = wf_stream_bottom(s); /* a borrowed stream's */
+    return b != s ? n + weft_stream_buffered(b) : n;
 }
 
 WF_EXPORT int weft_stream_set_multishot(weft_stream *s, bool on)

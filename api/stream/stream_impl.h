@@ -131,6 +131,15 @@ extern const struct wf_stream_ops wf_sock_ops;
  * has bytes queued: then nothing but the stream may read its fd (kTLS's
  * receive direction stays in user space). */
 bool wf_sock_multishot_on(const weft_stream *s);
+/* Before a receive of a socket stream's fd other than the stream's own
+ * (weft_unix_recv_fds): 0 when no multishot receive can read the socket
+ * (after waiting for one turned off to end), 1 when it queued bytes
+ * (hand them out first), -ENOTSUP while on, -ECANCELED, -EBADF. */
+int wf_sock_multishot_idle(weft_stream *s, const char *what);
+/* The stream whose transport moves the bytes: s, or for a borrowed
+ * stream (weft_stream_borrow) the one it borrows, and so on down; for a
+ * stapled one its receive side. */
+const weft_stream *wf_stream_bottom(const weft_stream *s);
 /* A socket stream owning fd (closed on failure too). */
 int wf_sock_stream_new(int fd, weft_stream **out);
 

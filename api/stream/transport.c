@@ -163,9 +163,26 @@ WF_EXPORT int weft_stream_new(weft_stream **out, const weft_transport *ops,
  * program's to see (below). */
 static const weft_transport staple_ops, borrow_ops;
 
+struct staple {
+    weft_stream *rx, *tx; /* tx NULL once closed by send_eof */
+};
+
 const weft_transport *wf_stream_transport(const weft_stream *s)
 {
     return s && is_user(s) ? user(s)->ops : NULL;
+}
+
+const weft_stream *wf_stream_bottom(const weft_stream *s)
+{
+    while (s && is_user(s)) {
+        if (user(s)->ops == &borrow_ops)
+            s = user(s)->impl;
+        else if (user(s)->ops == &staple_ops)
+            s = ((const struct staple *)user(s)->impl)->rx;
+        else
+            break;
+    }
+    return s;
 }
 
 WF_EXPORT void *weft_stream_impl(const weft_stream *s)
@@ -182,10 +199,6 @@ WF_EXPORT bool weft_stream_closing(const weft_stream *s)
 }
 
 /* ---- weft_stream_staple: a receive side and a send side as one ---- */
-
-struct staple {
-    weft_stream *rx, *tx; /* tx NULL once closed by send_eof */
-};
 
 static ssize_t staple_recv(void *impl, void *buf, size_t max)
 {

@@ -914,7 +914,8 @@ static long ktls_set(struct tls_stream *t, const void *crypto_info, bool tx)
         if (t->out_len)
             return 0;
     } else if (t->in_len || t->hdr_len || t->rec_left || t->inner->rlen ||
-               wf_sock_multishot_on(t->inner)) {
+               weft_stream_buffered(wf_stream_bottom(t->inner)) ||
+               wf_sock_multishot_on(wf_stream_bottom(t->inner))) {
         return 0; /* bytes the kernel would not see, or may take */
     }
     if (wf_ktls_install(fd, crypto_info, tx) < 0)

@@ -77,9 +77,11 @@ int weft_stream_release(weft_stream *s);
  * receive is cancelled and the next receive that empties the queue arms
  * it again. weft_stream_buffered counts the queued bytes, and
  * weft_wait_readable on weft_stream_fd does not see them: check
- * weft_stream_buffered first. 0; -ENOTSUP where there is no multishot
- * receive (not a socket stream, the epoll backend, a kernel before 6.0
- * or without buffer rings: the receive calls then work as before);
+ * weft_stream_buffered first. Receives may then also return -ENOMEM
+ * for good (a piece the stream had no memory to queue: a hole). 0;
+ * -ENOTSUP where there is no multishot receive (not a socket stream, the
+ * epoll backend, a kernel without buffer rings; 5.19 refuses the first
+ * armed receive, and receives go one-shot: they work as before);
  * -EINVAL s NULL; -EBADF closing; -EPERM outside a task; -ENOMEM. Not a
  * checkpoint.
  */
