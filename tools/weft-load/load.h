@@ -74,6 +74,7 @@ struct wl_opts {
     weft_time measure_from; /* when the window opens (the run's start +
                                warmup), set once by run.c before the run */
     bool spin;              /* --spin: no core's loop ever sleeps */
+    bool no_spin;           /* --no-spin: not even with --rate */
     int server_pid;         /* --server-pid; 0: none */
 };
 

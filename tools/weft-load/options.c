@@ -44,7 +44,11 @@ static const char usage_text[] =
     "                       core polls its ring in a loop, so a server never\n"
     "                       pays to wake the generator from idle; costs all\n"
     "                       of every core it runs on (its CPU figures then\n"
-    "                       say nothing about its cost per request)\n"
+    "                       say nothing about its cost per request). The\n"
+    "                       default with --rate: requests go out when due,\n"
+    "                       and the generator's own wake-up from idle is not\n"
+    "                       counted in the latencies\n"
+    "      --no-spin        sleep when idle, also with --rate\n"
     "      --server-pid PID also report that process's CPU time per\n"
     "                       request and its share of a CPU over the window\n"
     "                       (/proc/PID/schedstat)\n"
@@ -162,7 +166,8 @@ enum {
     O_NO_MULTISHOT,
     O_WARMUP,
     O_SPIN,
-    O_SERVER_PID
+    O_SERVER_PID,
+    O_NO_SPIN
 };
 
 static const struct option longs[] = {
@@ -189,6 +194,7 @@ static const struct option longs[] = {
     {"no-multishot", no_argument, 0, O_NO_MULTISHOT},
     {"warmup", required_argument, 0, O_WARMUP},
     {"spin", no_argument, 0, O_SPIN},
+    {"no-spin", no_argument, 0, O_NO_SPIN},
     {"server-pid", required_argument, 0, O_SERVER_PID},
     {0, 0, 0, 0}};
 
@@ -256,6 +262,9 @@ static bool option(struct wl_opts *o, int c, bool *quiet)
     case O_SPIN:
         o->spin = true;
         break;
+    case O_NO_SPIN:
+        o->no_spin = true;
+        break;
     case O_SERVER_PID:
         o->server_pid = (int)number(optarg, "bad --server-pid", 1);
         break;
@@ -292,6 +301,10 @@ int wl_parse_args(struct wl_opts *o, int argc, char **argv)
     parse_url(o, o->url);
     if (!o->secs && !o->nreq)
         o->secs = 10;
+    if (o->no_spin)
+        o->spin = false;
+    else if (o->rate)
+        o->spin = true; /* an open loop sends on time */
     if (o->rate && o->pipeline > 1)
         usage("--rate sends one request at a time per connection: "
               "no --pipeline",
