@@ -800,11 +800,13 @@ void wf_gate_close(struct wf_gate *g, const char *what);
  *
  * They are counted apart from the tasks' operations (wf_ring.standing)
  * and take none of max_inflight's room, which a loop may have set as low
- * as 2. They are few and bounded: the mailbox's one poll and one or two
- * accepts per open listener (one per address), each armed at most once at
- * a time, so at most that many terminal CQEs. The default max_inflight
- * keeps WF_STANDING_ROOM CQ entries for them; more (a program with many
- * listeners) only overflows into NODROP's backlog, flushed, never lost.
+ * as 2. The mailbox's one poll, one or two accepts per open listener (one
+ * per address), and one multishot receive per stream that turned it on
+ * (api/stream/socket.c), each armed at most once at a time. The default
+ * max_inflight keeps WF_STANDING_ROOM CQ entries for them; more (many
+ * listeners, thousands of multishot streams each posting a few CQEs
+ * before its pause lands) only overflows into NODROP's backlog, flushed,
+ * never lost: a multishot receive the kernel ends for it is armed again.
  */
 enum { WF_STANDING_ROOM = 32 };
 struct io_uring_sqe *wf_standing_sqe(struct wf_loop *L);

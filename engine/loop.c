@@ -126,11 +126,11 @@ void wf_deliver_cancel(struct weft_task *t)
  * Keep the tasks' operations in flight within max_inflight (CQ less SQ
  * entries, less WF_STANDING_ROOM, by default), so their completions fit
  * in the CQ. weft's own standing operations (the mailbox's poll, the
- * listeners' armed accepts) are counted apart (ring.standing) and never
- * take the tasks' room: they stay armed for good, so counting them would
- * leave a small max_inflight none at all. Cancels and multishot CQEs are
- * not counted either; the margin and NODROP cover them (an overflow is
- * flushed, never lost).
+ * listeners' armed accepts, streams' multishot receives) are counted
+ * apart (ring.standing) and never take the tasks' room: they stay armed for
+ * good, so counting them would leave a small max_inflight none at all. Cancels
+ * and multishot CQEs are not counted either; the margin and NODROP cover them
+ * (an overflow is flushed, never lost).
  */
 static void room_cancel(struct wf_wait *w)
 {
