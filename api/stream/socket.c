@@ -31,7 +31,8 @@ static struct wf_sock_stream *sock(weft_stream *s)
  * receive holds the stream's gate until its terminal CQE, as a
  * listener's armed accepts hold theirs, so a close cancels it and waits.
  *
- * Bounded: once MS_QHIGH pieces or MS_BHIGH bytes wait, the receive is
+ * Bounded: once MS_QHIGH pieces (2 where each piece is a whole buffer)
+ * or MS_BHIGH bytes wait, the receive is
  * cancelled (the socket's own buffer and TCP's window hold the rest), and
  * the next receive call that finds the queue empty arms it again. Only
  * one receive is ever in flight on the socket: a one-shot receive (every
@@ -100,8 +101,12 @@ static void ms_got(struct wf_sock_ms *m, int res, unsigned flags, bool more)
             wf_defer(L, &m->pause);
         return;
     }
+    /* Without incremental consumption (before 6.12) each piece is a
+     * whole 16 KiB buffer of the ring's 64: two per stream, so that a few
+     * streams whose readers stop cannot take every buffer. */
+    unsigned qhigh = L->bufs->inc ? MS_QHIGH : 2;
     if (more && !m->s->gate.closing &&
-        (m->qlen >= MS_QHIGH || m->qbytes >= MS_BHIGH))
+        (m->qlen >= qhigh || m->qbytes >= MS_BHIGH))
         wf_defer(L, &m->pause);
 }
 

@@ -73,9 +73,10 @@ int weft_stream_release(weft_stream *s);
  * submission, no poll armed per receive. Armed lazily, by the next
  * receive; every rule of the receive calls holds (a cancelled receive
  * loses nothing: the bytes stay queued; close gives -EBADF and waits for
- * the armed receive to end). Bounded: once 8 pieces or 64 KiB wait, the
- * receive is cancelled and the next receive that empties the queue arms
- * it again. weft_stream_buffered counts the queued bytes, and
+ * the armed receive to end). Bounded: once 8 pieces (2 before Linux
+ * 6.12) or 64 KiB wait, the receive is cancelled and the next receive
+ * that empties the queue arms it again. weft_stream_buffered counts the
+ * queued bytes, and
  * weft_wait_readable on weft_stream_fd does not see them: check
  * weft_stream_buffered first. Receives may then also return -ENOMEM
  * for good (a piece the stream had no memory to queue: a hole). 0;
