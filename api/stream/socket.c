@@ -159,6 +159,22 @@ static void ms_arm(weft_stream *s, struct wf_sock_ms *m, struct wf_bufring *b)
     wf_standing_start(L, sqe, &m->c);
 }
 
+/* Wait for the armed receive's next CQE: 0, -ECANCELED, -EBADF. */
+static int ms_wait(weft_stream *s, struct wf_sock_ms *m, const char *what)
+{
+    /* A cancellation that came while this task ran (it was handed bytes,
+     * and asks again) has nobody to deliver it: look first. */
+    struct weft_task *t;
+    int rc = wf_check(&t);
+    if (rc < 0)
+        return rc;
+    struct wf_waiter wr = {0};
+    rc = wf_waiter_block(&wr, &m->waiters, &m->nwait, what, true);
+    if (rc < 0)
+        return wf_stream_closing(s) ? -EBADF : rc;
+    return 0;
+}
+
 enum { MS_TAKE, MS_ONESHOT, MS_NOBUFS };
 
 /*
@@ -186,16 +202,9 @@ static int ms_ready(weft_stream *s, struct wf_sock_ms *m, const char *what)
             ms_arm(s, m, b); /* may have reaped: look again */
             continue;
         }
-        /* A cancellation that came while this task ran (it was handed
-         * bytes, and asks again) has nobody to deliver it: look first. */
-        struct weft_task *t;
-        int rc = wf_check(&t);
+        int rc = ms_wait(s, m, what);
         if (rc < 0)
             return rc;
-        struct wf_waiter wr = {0};
-        rc = wf_waiter_block(&wr, &m->waiters, &m->nwait, what, true);
-        if (rc < 0)
-            return wf_stream_closing(s) ? -EBADF : rc;
     }
 }
 
@@ -373,14 +382,9 @@ int wf_sock_multishot_idle(weft_stream *s, const char *what)
             return -ENOTSUP;
         if (!m->armed)
             break;
-        struct weft_task *t; /* turned off: wait for its last CQE */
-        int rc = wf_check(&t);
+        int rc = ms_wait(s, m, what); /* turned off: its last CQE */
         if (rc < 0)
             return rc;
-        struct wf_waiter wr = {0};
-        rc = wf_waiter_block(&wr, &m->waiters, &m->nwait, what, true);
-        if (rc < 0)
-            return wf_stream_closing(s) ? -EBADF : rc;
     }
     return 0;
 }

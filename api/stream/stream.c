@@ -612,10 +612,8 @@ WF_EXPORT size_t weft_stream_buffered(const weft_stream *s)
 WF_EXPORT int weft_stream_set_multishot(weft_stream *s, bool on)
 {
     struct weft_task *t;
-    int rc = wf_entry_nowait(&t, s != NULL, false);
+    int rc = wf_entry_nowait(&t, s != NULL, s && wf_stream_closing(s));
     if (rc < 0)
         return rc;
-    if (wf_stream_closing(s))
-        return -EBADF;
     return s->ops->multishot ? s->ops->multishot(s, on) : -ENOTSUP;
 }
