@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -953,6 +954,48 @@ static const struct kv_command *find(const struct kv_command *t, size_t n,
     return NULL;
 }
 
+/* The top-level commands by a hash of their name (its length and its
+ * first and last letters, case folded), chained: a request's command is
+ * found in one or two compares instead of a walk of the table. Built
+ * once, before any lookup. */
+#define NAME_BUCKETS 128
+static short name_head[NAME_BUCKETS], name_next[COUNT(commands)];
+static unsigned char name_len[COUNT(commands)];
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const char *p, size_t n)
+{
+    unsigned f = (unsigned)tolower((unsigned char)p[0]);
+    unsigned l = (unsigned)tolower((unsigned char)p[n - 1]);
+    return ((unsigned)n * 31u + f * 7u + l) % NAME_BUCKETS;
+}
+
+static void name_index(void)
+{
+    for (size_t b = 0; b < NAME_BUCKETS; b++)
+        name_head[b] = -1;
+    for (size_t i = COUNT(commands); i-- > 0;) {
+        size_t n = strlen(commands[i].name);
+        unsigned b = name_hash(commands[i].name, n);
+        name_len[i] = (unsigned char)n;
+        name_next[i] = name_head[b];
+        name_head[b] = (short)i;
+    }
+}
+
+static const struct kv_command *find_top(const struct kv_arg *name)
+{
+    pthread_once(&name_once, name_index);
+    if (name->len == 0 || name->len > UCHAR_MAX)
+        return NULL;
+    for (int i = name_head[name_hash(name->p, name->len)]; i >= 0;
+         i = name_next[i])
+        if (name_len[i] == name->len &&
+            strncasecmp(commands[i].name, name->p, name->len) == 0)
+            return &commands[i];
+    return NULL;
+}
+
 static bool arity_ok(const struct kv_command *cmd, int argc)
 {
     return cmd->arity > 0 ? argc == cmd->arity : argc >= -cmd->arity;
@@ -980,8 +1023,7 @@ static void unknown(const struct kv_req *req, struct kv_out *out)
 const struct kv_command *kv_resolve(const struct kv_req *req,
                                     struct kv_out *out)
 {
-    const struct kv_command *cmd =
-        find(commands, COUNT(commands), &req->argv[0], NULL);
+    const struct kv_command *cmd = find_top(&req->argv[0]);
     if (!cmd) {
         unknown(req, out);
         return NULL;

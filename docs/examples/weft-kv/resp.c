@@ -33,6 +33,19 @@ bool kv_parse_ll(const char *p, size_t n, long long *v)
         return n == 1 ? (*v = 0, true) : false;
     if (p[i] < '1' || p[i] > '9')
         return false;
+    if (n - i <= 18) {
+        /* Up to 18 digits cannot overflow: the common case (every length
+         * of a request's header), without the overflow test per digit. */
+        long long x = 0;
+        for (; i < n; i++) {
+            unsigned d = (unsigned)(p[i] - '0');
+            if (d > 9)
+                return false;
+            x = x * 10 + (long long)d;
+        }
+        *v = neg ? -x : x;
+        return true;
+    }
     unsigned long long u = 0;
     for (; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
