@@ -676,6 +676,28 @@ static void test_load_counts_status_4xx(void **state)
     free(out);
 }
 
+/* --timeout: the server stalls the second request for a second, past a
+ * 0.2 s timeout: a timeout error, and the run goes on on a new
+ * connection. */
+static void test_load_counts_timeouts(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    srv.stall_at = 2;
+    int port = srv_start(), st;
+    char *out = run_load(&st,
+                         "--json -c 1 -n 4 --timeout 0.2 "
+                         "http://127.0.0.1:%d/",
+                         port);
+    srv_stop();
+    assert_true(jl(out, "errors_by_kind", "timeout") >= 1);
+    assert_true(jl(out, NULL, "errors") >=
+                jl(out, "errors_by_kind", "timeout"));
+    assert_true(jl(out, NULL, "requests") >= 1);
+    assert_true(atomic_load(&srv.arrived) >= 2);
+    free(out);
+}
+
 /* The server stalls one request for a second. Closed loop: one
  * connection waits, the others go on, and the stall is one sample in
  * many. Open loop at 1000/s: every request due during the stall on that
@@ -1035,6 +1057,7 @@ int main(void)
         cmocka_unit_test(
             test_load_counts_errors_when_the_server_closes_mid_response),
         cmocka_unit_test(test_load_counts_status_4xx),
+        cmocka_unit_test(test_load_counts_timeouts),
         cmocka_unit_test(test_load_open_loop_shows_a_stall_closed_loop_hides),
         cmocka_unit_test(test_load_tcp_and_udp_echo),
         cmocka_unit_test(test_load_warmup_spin_and_server_cpu),
