@@ -4,7 +4,9 @@
  * and its histogram against known inputs, then the program itself run
  * against servers written here with weft (on their own loop, in a
  * thread) that count what they serve, stall once, cut responses short,
- * answer chunked or with Connection: close, and echo over TCP and UDP.
+ * answer chunked, with Connection: close, 404, 500 or 302, read request
+ * bodies by Content-Length (keeping the method, an X-T header and the
+ * body's first bytes), and echo over TCP and UDP.
  *
  * The one timing this suite asserts is a relation the tool exists to
  * show: a one-second stall of the server shows in the open loop's p99
@@ -360,6 +362,12 @@ static struct srv {
     bool chunked;         /* answer with a chunked body */
     weft_tls_config *tls; /* non-NULL: HTTPS with this configuration */
     atomic_long arrived, served, cut;
+    atomic_long moved_to;   /* requests for /moved-to (302's Location) */
+    atomic_long body_bytes; /* request bodies' bytes, by Content-Length */
+    /* the last request's method, X-T header ("" if none) and body (its
+     * first bytes): written by the server, read after it stops */
+    char method[16], xt[32], body[64];
+    long body_len;
     atomic_int port; /* 0 until it listens; < 0: it could not */
     int port_pipe;   /* > 0: also write the port there (a child server) */
     atomic_bool stop;
@@ -376,22 +384,91 @@ static const char hello_chunked[] = "HTTP/1.1 200 OK\r\n"
                                     "0\r\nT: 1\r\n\r\n";
 static const char not_found[] = "HTTP/1.1 404 Not Found\r\n"
                                 "Content-Length: 0\r\n\r\n";
+static const char server_error[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                   "Content-Length: 4\r\n\r\noops";
+static const char moved[] = "HTTP/1.1 302 Found\r\n"
+                            "Location: /moved-to\r\n"
+                            "Content-Length: 0\r\n\r\n";
+
+/* A header's value in head (NUL-terminated, lines by CRLF), copied to
+ * out; false if there is none. */
+static bool header_value(const char *head, const char *name, char *out,
+                         size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *l = strstr(head, "\r\n"); l; l = strstr(l, "\r\n")) {
+        l += 2;
+        if (strncasecmp(l, name, n) != 0 || l[n] != ':')
+            continue;
+        const char *v = l + n + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t k = strcspn(v, "\r");
+        if (k >= len)
+            k = len - 1;
+        memcpy(out, v, k);
+        out[k] = 0;
+        return true;
+    }
+    return false;
+}
+
+/* Read the request's body (Content-Length bytes), keeping its first
+ * bytes; false if the stream ended first. */
+static bool read_body(weft_stream *s, const char *head)
+{
+    char cl[32], buf[4096];
+    long len = 0;
+    if (header_value(head, "Content-Length", cl, sizeof cl))
+        len = strtol(cl, NULL, 10);
+    srv.body_len = len;
+    for (long got = 0; got < len;) {
+        size_t k =
+            (size_t)(len - got) < sizeof buf ? (size_t)(len - got) : sizeof buf;
+        if (weft_stream_recv_exactly(s, buf, k) != (ssize_t)k)
+            return false;
+        if (got < (long)sizeof srv.body)
+            memcpy(srv.body + got, buf,
+                   k < sizeof srv.body - (size_t)got
+                       ? k
+                       : sizeof srv.body - (size_t)got);
+        got += (long)k;
+        atomic_fetch_add(&srv.body_bytes, (long)k);
+    }
+    return true;
+}
 
 static int http_conn(weft_stream *s, void *arg)
 {
     (void)arg;
     char head[4096];
     for (;;) {
-        ssize_t n = weft_stream_recv_until(s, head, sizeof head, "\r\n\r\n", 4);
+        ssize_t n =
+            weft_stream_recv_until(s, head, sizeof head - 1, "\r\n\r\n", 4);
         if (n <= 0)
+            return 0;
+        head[n] = 0;
+        snprintf(srv.method, sizeof srv.method, "%.*s", (int)strcspn(head, " "),
+                 head);
+        if (!header_value(head, "X-T", srv.xt, sizeof srv.xt))
+            srv.xt[0] = 0;
+        if (!read_body(s, head))
             return 0;
         long k = atomic_fetch_add(&srv.arrived, 1) + 1;
         if (k == srv.stall_at && weft_sleep(WEFT_SEC) < 0)
             return 0;
         const char *r = hello;
         bool close = false;
-        if (n > 8 && memcmp(head, "GET /404 ", 9) == 0)
+        const char *path = strchr(head, ' ');
+        path = path ? path + 1 : "";
+        if (strncmp(path, "/404 ", 5) == 0)
             r = not_found;
+        else if (strncmp(path, "/500 ", 5) == 0)
+            r = server_error;
+        else if (strncmp(path, "/302 ", 5) == 0)
+            r = moved;
+        else if (strncmp(path, "/moved-to ", 10) == 0)
+            atomic_fetch_add(&srv.moved_to, 1);
         else if (srv.chunked)
             r = hello_chunked;
         else if (srv.close_every && k % srv.close_every == 0)
@@ -673,6 +750,65 @@ static void test_load_counts_status_4xx(void **state)
     assert_int_equal(jl(out, NULL, "requests"), 50);
     assert_int_equal(jl(out, "errors_by_kind", "status_4xx"), 50);
     assert_int_equal(jl(out, NULL, "errors"), 50);
+    free(out);
+}
+
+/* 5xx is an error of its own kind; a redirect is a response like any
+ * other (3xx), not followed: nothing asks for its Location. */
+static void test_load_counts_5xx_and_does_not_follow_redirects(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char *err =
+        run_load(&st, "--json -c 2 -n 40 http://127.0.0.1:%d/500", port);
+    char *redir =
+        run_load(&st, "--json -c 2 -n 30 http://127.0.0.1:%d/302", port);
+    srv_stop();
+    assert_int_equal(jl(err, NULL, "requests"), 40);
+    assert_int_equal(jl(err, "errors_by_kind", "status_5xx"), 40);
+    assert_int_equal(jl(err, "status", "5xx"), 40);
+    assert_int_equal(jl(err, NULL, "errors"), 40);
+    assert_int_equal(jl(redir, NULL, "requests"), 30);
+    assert_int_equal(jl(redir, "status", "3xx"), 30);
+    assert_int_equal(jl(redir, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.arrived), 70);
+    assert_int_equal(atomic_load(&srv.moved_to), 0);
+    free(err);
+    free(redir);
+}
+
+/* -m, -H and --body reach the server: its method, its header, and the
+ * file's bytes as a body of Content-Length bytes (the server reads that
+ * many, so a wrong length would break the next request). */
+static void test_load_sends_method_headers_and_body(void **state)
+{
+    (void)state;
+    char body[] = "/tmp/weft-load-test-body.XXXXXX";
+    int fd = mkstemp(body);
+    assert_true(fd >= 0);
+    char data[3000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, data, sizeof data), (ssize_t)sizeof data);
+    close(fd);
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char *out = run_load(&st,
+                         "--json -c 2 -p 2 -n 100 -m PUT -H 'X-T: 1' "
+                         "--body %s http://127.0.0.1:%d/",
+                         body, port);
+    srv_stop();
+    unlink(body);
+    assert_int_equal(st, 0);
+    assert_int_equal(jl(out, NULL, "requests"), 100);
+    assert_int_equal(jl(out, NULL, "errors"), 0);
+    assert_int_equal(atomic_load(&srv.served), 100);
+    assert_string_equal(srv.method, "PUT");
+    assert_string_equal(srv.xt, "1");
+    assert_int_equal(srv.body_len, sizeof data);
+    assert_memory_equal(srv.body, data, sizeof srv.body);
+    assert_int_equal(atomic_load(&srv.body_bytes), 100 * (long)sizeof data);
     free(out);
 }
 
@@ -1058,6 +1194,8 @@ int main(void)
             test_load_counts_errors_when_the_server_closes_mid_response),
         cmocka_unit_test(test_load_counts_status_4xx),
         cmocka_unit_test(test_load_counts_timeouts),
+        cmocka_unit_test(test_load_counts_5xx_and_does_not_follow_redirects),
+        cmocka_unit_test(test_load_sends_method_headers_and_body),
         cmocka_unit_test(test_load_open_loop_shows_a_stall_closed_loop_hides),
         cmocka_unit_test(test_load_tcp_and_udp_echo),
         cmocka_unit_test(test_load_warmup_spin_and_server_cpu),
