@@ -612,16 +612,9 @@ static void srv_reset(enum srv_kind kind)
     srv.host = "127.0.0.1";
 }
 
-/* Run weft-load with args (a printf format); its stdout, malloc'd. */
-static char *run_load(int *status, const char *fmt, ...)
+/* Run a shell command; its stdout, malloc'd. */
+static char *run_cmd(int *status, const char *cmd)
 {
-    char args[512], cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    /* timeout(1): a hang guard, never a measurement */
-    snprintf(cmd, sizeof cmd, "timeout 120 %s -q %s", WEFT_LOAD_PATH, args);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     size_t cap = 1 << 16, n = 0;
@@ -634,6 +627,19 @@ static char *run_load(int *status, const char *fmt, ...)
     int st = pclose(f);
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
     return out;
+}
+
+/* Run weft-load with args (a printf format); its stdout, malloc'd. */
+static char *run_load(int *status, const char *fmt, ...)
+{
+    char args[512], cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    /* timeout(1): a hang guard, never a measurement */
+    snprintf(cmd, sizeof cmd, "timeout 120 %s -q %s", WEFT_LOAD_PATH, args);
+    return run_cmd(status, cmd);
 }
 
 /* A number of the JSON object: "key": at its first place after within. */
@@ -1078,6 +1084,90 @@ static void test_load_json_is_one_valid_object(void **state)
     free(human);
 }
 
+/* --plot: with gnuplot, an SVG; without it (PATH without gnuplot), the
+ * documented message on stderr, no file, and the run's own result. */
+static void test_load_plot(void **state)
+{
+    (void)state;
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char plot[] = "/tmp/weft-load-test-plot.XXXXXX.svg";
+    int fd = mkstemps(plot, 4);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(plot);
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        char *out = run_load(&st,
+                             "--json -c 2 -n 100 --plot %s "
+                             "http://127.0.0.1:%d/",
+                             plot, port);
+        assert_int_equal(st, 0);
+        assert_int_equal(jl(out, NULL, "requests"), 100);
+        FILE *f = fopen(plot, "r");
+        assert_non_null(f);
+        char head[16] = {0};
+        size_t n = fread(head, 1, sizeof head - 1, f);
+        fclose(f);
+        unlink(plot);
+        assert_true(n >= 4);
+        assert_true(strncmp(head, "<?xml", 5) == 0 ||
+                    strncmp(head, "<svg", 4) == 0);
+        free(out);
+    } else {
+        print_message("no gnuplot: only its absence is tested\n");
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "timeout 120 env PATH=/nonexistent %s -q --json -c 2 -n 50 "
+             "--plot %s http://127.0.0.1:%d/ 2>&1",
+             WEFT_LOAD_PATH, plot, port);
+    char *out = run_cmd(&st, cmd);
+    srv_stop();
+    assert_int_equal(st, 0); /* the plot is an extra: the run succeeded */
+    assert_int_equal(jl(out, NULL, "requests"), 50);
+    assert_non_null(strstr(out, "weft-load: --plot needs gnuplot"));
+    assert_int_equal(access(plot, F_OK), -1);
+    free(out);
+}
+
+/* Without -q, on a terminal: the progress line, once a second, with the
+ * run's elapsed time, requests/s, requests and errors so far (every
+ * response here a 404: an error). script(1) gives weft-load a
+ * pseudo-terminal. */
+static void test_load_progress_line_on_a_terminal(void **state)
+{
+    (void)state;
+    if (system("command -v script >/dev/null 2>&1") != 0) {
+        print_message("no script(1) (util-linux): no pseudo-terminal\n");
+        skip();
+    }
+    srv_reset(SRV_HTTP);
+    int port = srv_start(), st;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "timeout 120 script -qec '%s --json -t 1 -c 2 -d 1.5 "
+             "http://127.0.0.1:%d/404' /dev/null </dev/null",
+             WEFT_LOAD_PATH, port);
+    char *out = run_cmd(&st, cmd);
+    srv_stop();
+    assert_int_equal(st, 0);
+    const char *p = strstr(out, "\r\033[K");
+    assert_non_null(p);
+    double secs = 0, rps = 0;
+    unsigned long long req = 0, errs = 0;
+    if (sscanf(p + 4, "%lfs %lf req/s %llu requests %llu errors", &secs, &rps,
+               &req, &errs) != 4)
+        fail_msg("no progress line in %s", out);
+    assert_true(secs > 0.5 && rps > 0 && req > 0);
+    assert_true(errs > 0 && errs <= req);
+    /* a count along the way: no more than the run's whole */
+    const char *json = strstr(out, "{\"mode\"");
+    assert_non_null(json);
+    assert_true((long)req <= jl(json, NULL, "requests"));
+    assert_true((long)errs <= jl(json, NULL, "errors"));
+    free(out);
+}
+
 /* A CA and a server certificate for 127.0.0.1 only, made by openssl in
  * a fresh directory (as tests/test_tls.c does); false without openssl. */
 static bool make_certs(char *dir, size_t len)
@@ -1202,6 +1292,8 @@ int main(void)
         cmocka_unit_test(test_load_sigusr1_prints_a_mark),
         cmocka_unit_test(test_load_ipv6),
         cmocka_unit_test(test_load_json_is_one_valid_object),
+        cmocka_unit_test(test_load_plot),
+        cmocka_unit_test(test_load_progress_line_on_a_terminal),
         cmocka_unit_test(test_load_counts_connect_errors),
         cmocka_unit_test(test_load_https_verifies_or_counts_connect_errors),
 #endif
