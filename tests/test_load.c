@@ -17,6 +17,7 @@
 #include "tools/weft-load/hist.h"
 #include "tools/weft-load/http_resp.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
 
 /* ==== the histogram ==== */
@@ -342,6 +343,132 @@ static void test_resp_malformed_is_an_error(void **state)
         if (p.rc != -EBADMSG)
             fail_msg("accepted: %s", bad[i]);
     }
+}
+
+/* ==== a JSON checker, for --json's output ==== */
+
+/* A JSON value's syntax (RFC 8259) from p: the end of the value, or
+ * NULL. Enough of a parser to tell valid from not without python3. */
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *json_string(const char *p)
+{
+    if (*p++ != '"')
+        return NULL;
+    for (; *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20)
+            return NULL; /* the end, or a control byte unescaped */
+        if (*p != '\\')
+            continue;
+        p++;
+        if (*p == 'u') {
+            for (int i = 1; i <= 4; i++)
+                if (!isxdigit((unsigned char)p[i]))
+                    return NULL;
+            p += 4;
+        } else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+            return NULL;
+        }
+    }
+    return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (isdigit((unsigned char)*p))
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        if (*++p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return p;
+}
+
+static const char *json_value(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (depth > 32)
+        return NULL;
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (!(p = json_string(json_ws(p))))
+                    return NULL;
+                p = json_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            if (!(p = json_value(p, depth + 1)))
+                return NULL;
+            p = json_ws(p);
+            if (*p == close)
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+        }
+    }
+    if (*p == '"')
+        return json_string(p);
+    const char *lit[] = {"true", "false", "null"};
+    for (size_t i = 0; i < 3; i++)
+        if (strncmp(p, lit[i], strlen(lit[i])) == 0)
+            return p + strlen(lit[i]);
+    return json_number(p);
+}
+
+/* The whole of s one JSON value, whitespace around it. */
+static bool json_valid(const char *s)
+{
+    const char *end = json_value(s, 0);
+    return end && *json_ws(end) == 0;
+}
+
+static void test_json_checker_tells_valid_from_not(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "{}",
+        " {\"a\":[1,-2.5e+3,0.25,true,false,null,\"x\\\"\\u00e9\"],\"b\":{}}\n",
+        "[[],{\"\":\"\"}]",
+    };
+    const char *bad[] = {
+        "{",          "{\"a\":1,}", "{\"a\" 1}",   "{\"a\":01}",
+        "{\"a\":1.}", "{\"a\":.5}", "{\"a\":nan}", "{\"a\":\"\\x\"}",
+        "{\"a\":1}}", "{a:1}",      "[1 2]",       "{\"a\":\"\n\"}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (!json_valid(good[i]))
+            fail_msg("rejected: %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (json_valid(bad[i]))
+            fail_msg("accepted: %s", bad[i]);
 }
 
 /* ==== weft-load against servers of this suite ==== */
@@ -1027,8 +1154,10 @@ static void test_load_ipv6(void **state)
     free(out);
 }
 
-/* --json: exactly one JSON object with the documented fields (python3
- * parses it, where there is one); the summary and --hist otherwise. */
+/* --json: exactly one JSON object with the documented fields, each a
+ * number or an object as documented (checked here always, and by
+ * python3's json where there is one); the summary and --hist
+ * otherwise. */
 static void test_load_json_is_one_valid_object(void **state)
 {
     (void)state;
@@ -1044,21 +1173,33 @@ static void test_load_json_is_one_valid_object(void **state)
                          hist, port);
     char *human = run_load(&st, "-c 2 -n 100 http://127.0.0.1:%d/", port);
     srv_stop();
-    const char *fields[] = {"requests",   "errors",    "duration_s",
-                            "rps",        "bytes",     "latency_us",
-                            "p50",        "p90",       "p99",
-                            "p999",       "max",       "errors_by_kind",
-                            "connect",    "read",      "timeout",
-                            "status_4xx", "status_5xx"};
+    const char *fields[] = {"requests", "errors",     "duration_s", "rps",
+                            "bytes",    "p50",        "p90",        "p99",
+                            "p999",     "max",        "connect",    "read",
+                            "timeout",  "status_4xx", "status_5xx", "2xx"};
+    const char *objects[] = {"latency_us", "errors_by_kind", "status"};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         char k[64];
         snprintf(k, sizeof k, "\"%s\":", fields[i]);
-        if (!strstr(out, k))
+        const char *v = strstr(out, k);
+        if (!v)
             fail_msg("no %s in %s", k, out);
+        v += strlen(k);
+        const char *end = json_number(v);
+        if (!end || (*end != ',' && *end != '}'))
+            fail_msg("%s is not a number in %s", k, out);
+    }
+    for (size_t i = 0; i < sizeof objects / sizeof *objects; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "\"%s\":{", objects[i]);
+        if (!strstr(out, k))
+            fail_msg("no object %s in %s", k, out);
     }
     assert_int_equal(out[0], '{');
+    assert_true(json_valid(out));
     assert_non_null(strchr(out, '\n'));
     assert_int_equal(strchr(out, '\n')[1], 0); /* one line, one object */
+    assert_int_equal(jl(out, NULL, "requests"), 200);
     if (system("command -v python3 >/dev/null 2>&1") == 0) {
         char cmd[128];
         snprintf(cmd, sizeof cmd,
@@ -1068,6 +1209,8 @@ static void test_load_json_is_one_valid_object(void **state)
         assert_non_null(f);
         fputs(out, f);
         assert_int_equal(pclose(f), 0);
+    } else {
+        print_message("no python3: the JSON checked here only\n");
     }
     assert_non_null(strstr(human, "Requests/sec:"));
     assert_non_null(strstr(human, "99.9%"));
@@ -1276,6 +1419,7 @@ int main(void)
         cmocka_unit_test(test_resp_cut_short_by_close),
         cmocka_unit_test(test_resp_without_body_and_interim),
         cmocka_unit_test(test_resp_malformed_is_an_error),
+        cmocka_unit_test(test_json_checker_tells_valid_from_not),
 #ifdef WEFT_LOAD_PATH
         cmocka_unit_test(test_load_counts_match_the_server),
         cmocka_unit_test(test_load_duration_counts_what_was_served),
