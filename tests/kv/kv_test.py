@@ -9,12 +9,17 @@
            MGET across shards on two cores, expiry (lazy and active)
   garbage  a bad command keeps the connection, a malformed frame closes
            it, the server goes on; --maxclients's error; the idle timeout
-  drain    SIGTERM while a client writes: exit 0, and every acknowledged
-           SET is in the keys weft-kv writes at exit (--dump)
+  drain    SIGTERM, then again SIGINT, while two clients write keys of
+           both shards and one waits idle: the idle one is closed within
+           the grace, a new connection is refused, exit 0, and every
+           acknowledged SET is in the keys weft-kv writes at exit (--dump)
   cancel   clients that vanish in the middle of MGETs across cores, then
            a drain with no grace while MGETs are in flight: exit 0 (under
            ASan: nothing leaked)
   tls      --tls: redis-cli --tls and redis-py over TLS
+  benchmark  redis-benchmark -n 200 -c 2 -t set,get,ping,incr,mset -q
+           against weft-kv on two cores: exit 0, and not a line of its
+           output or errors says WARN, ERR or error
 
 Exit 0: passed; 77: skipped (a client or redis-server is not installed);
 else failed. Every wait has a generous guard; nothing measures time.
@@ -455,58 +460,121 @@ def test_garbage(binary):
 
 # ---- drain ----
 
-def test_drain(binary):
+def shard_of(key, shards):
+    """kv.h's kv_shard_of: FNV-1a, the halves folded and mixed, Lemire's
+    range reduction."""
+    h = 1469598103934665603
+    for b in key:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    x = (((h ^ (h >> 32)) & 0xFFFFFFFF) * 0x9E3779B1) & 0xFFFFFFFF
+    return (x * shards) >> 32
+
+
+def drain_writer(port, prefix, acked, state):
+    """Pipelined SETs of PREFIX:N, 50 at a time, each acknowledged +OK
+    appended to acked, until the server closes the connection."""
+    c = socket.create_connection(("127.0.0.1", port), GUARD)
+    buf = b""
+    i = 0
+    try:
+        while True:
+            batch = [b"%s:%d" % (prefix, k) for k in range(i, i + 50)]
+            i += 50
+            c.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv"
+                               b"\r\n" % (len(k), k) for k in batch))
+            for k in batch:
+                while b"\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                line, buf = buf.split(b"\r\n", 1)
+                if line != b"+OK":
+                    state["err"] = line
+                    return
+                acked.append(k)
+    except (ConnectionResetError, BrokenPipeError):
+        return
+    finally:
+        c.close()
+
+
+def refused(port):
+    """A connection made now is refused, or closed without a reply."""
+    try:
+        c = socket.create_connection(("127.0.0.1", port), GUARD)
+    except OSError:
+        return True
+    with c:
+        try:
+            c.sendall(b"PING\r\n")
+        except OSError:
+            return True
+        return recv_all(c) == b""
+
+
+def drain_once(binary, sig):
+    """SIGTERM (or SIGINT) while two clients write keys of both shards and
+    one waits idle: the idle one is closed at once (well before the grace
+    of 60 s: the hang guard is 30), a new connection is refused, the
+    server exits 0, and every acknowledged SET is in the --dump."""
     tmp = tempfile.mkdtemp(prefix="kv-drain.")
     dump = os.path.join(tmp, "dump")
-    s = kv(binary, "-t", "2", "--dump", dump)
-    acked = []
+    s = kv(binary, "-t", "2", "--drain-grace", "60", "--dump", dump)
     state = {"err": None}
     idle = socket.create_connection(("127.0.0.1", s.port), GUARD)
-
-    def writer():
-        c = socket.create_connection(("127.0.0.1", s.port), GUARD)
-        buf = b""
-        i = 0
-        try:
-            while True:
-                batch = list(range(i, i + 50))
-                i += 50
-                c.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv"
-                                   b"\r\n" % (len(b"w:%d" % k), b"w:%d" % k)
-                                   for k in batch))
-                for k in batch:
-                    while b"\r\n" not in buf:
-                        d = c.recv(65536)
-                        if not d:
-                            return
-                        buf += d
-                    line, buf = buf.split(b"\r\n", 1)
-                    if line != b"+OK":
-                        state["err"] = line
-                        return
-                    acked.append(b"w:%d" % k)
-        except (ConnectionResetError, BrokenPipeError):
-            return
-        finally:
-            c.close()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    wait_until(lambda: len(acked) >= 20000 or not t.is_alive(),
-               "20,000 acknowledged SETs")
-    err = stop_ok(s)
-    t.join(GUARD)
+    idle.sendall(b"PING\r\n")  # served once: a client the server knows
+    if idle.recv(16) != b"+PONG\r\n":
+        fail("the idle client's PING")
+    acked = [[], []]
+    ws = [threading.Thread(target=drain_writer,
+                           args=(s.port, b"w%d" % n, acked[n], state))
+          for n in range(2)]
+    for t in ws:
+        t.start()
+    wait_until(lambda: all(len(a) >= 5000 for a in acked) or
+               not all(t.is_alive() for t in ws),
+               "5,000 acknowledged SETs from each writer")
+    s.p.send_signal(sig)
+    idle.settimeout(GUARD)
+    if recv_all(idle) != b"":  # a timeout raises: the hang guard
+        fail("the idle client got bytes in the drain")
     idle.close()
+    for t in ws:
+        t.join(GUARD)
+    if not refused(s.port):
+        fail("a connection made in the drain (signal %d) was served" % sig)
+    try:
+        _, err = s.p.communicate(timeout=GUARD)
+    except subprocess.TimeoutExpired:
+        fail("weft-kv did not exit within %d s of signal %d" % (GUARD, sig))
+    err = err.decode(errors="replace")
+    if s.p.returncode != 0:
+        fail("weft-kv exited with %d after signal %d:\n%s"
+             % (s.p.returncode, sig, err))
+    if "signal %d, draining" % sig not in err:
+        fail("no drain for signal %d:\n%s" % (sig, err))
     if state["err"]:
         fail("a SET answered %r" % state["err"])
     keys = set(ln.split(b" ")[0] for ln in open(dump, "rb").read().split(
         b"\n") if ln)
-    lost = [k for k in acked if k not in keys]
-    if lost:
-        fail("%d acknowledged SETs lost, e.g. %r" % (len(lost), lost[:3]))
+    for n, a in enumerate(acked):
+        if {shard_of(k, 2) for k in a} != {0, 1}:
+            fail("writer %d's acknowledged keys are not on both shards" % n)
+        lost = [k for k in a if k not in keys]
+        if lost:
+            fail("%d acknowledged SETs of writer %d lost, e.g. %r"
+                 % (len(lost), n, lost[:3]))
     shutil.rmtree(tmp)
-    print("kv_test: drain: %d acknowledged SETs all kept (%d keys at exit); "
-          "%s" % (len(acked), len(keys), err.strip().splitlines()[-1]))
+    print("kv_test: drain on signal %d: idle client closed, new connection "
+          "refused, %d + %d acknowledged SETs all kept (%d keys at exit); %s"
+          % (sig, len(acked[0]), len(acked[1]), len(keys),
+             err.strip().splitlines()[-1]))
+
+
+def test_drain(binary):
+    drain_once(binary, signal.SIGTERM)
+    drain_once(binary, signal.SIGINT)
 
 
 # ---- cancel ----
@@ -626,6 +694,36 @@ def test_cancel(binary):
           "mid-MSET: ok (%d MSETs whole)" % pairs)
 
 
+# ---- benchmark ----
+
+def test_benchmark(binary):
+    """redis-benchmark starts on weft-kv as on Redis: the CONFIG GETs it
+    asks first are answered (else it warns), and every test's replies are
+    what it expects (else it says ERR or error)."""
+    if not shutil.which("redis-benchmark"):
+        skip("redis-benchmark is not installed (scripts/setup redis-tools)")
+    s = kv(binary, "-t", "2")
+    try:
+        r = subprocess.run(["redis-benchmark", "-p", str(s.port), "-n",
+                            "200", "-c", "2", "-t", "set,get,ping,incr,mset",
+                            "-q"], capture_output=True, timeout=GUARD * 2)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        # -q rewrites its progress with \r: every piece is a line
+        lines = [ln for ln in out.replace("\r", "\n").split("\n")
+                 if ln.strip()]
+        bad = [ln for ln in lines
+               if any(w in ln.lower() for w in ("warn", "err", "error"))]
+        if r.returncode != 0 or bad:
+            fail("redis-benchmark exited %d:\n%s" % (r.returncode, out))
+        done = [ln for ln in lines if "requests per second" in ln]
+        if len(done) < 5:
+            fail("redis-benchmark ran %d tests of 5:\n%s" % (len(done), out))
+    finally:
+        stop_ok(s)
+    print("kv_test: redis-benchmark: %d tests, no warning or error"
+          % len(done))
+
+
 # ---- tls ----
 
 def test_tls(binary):
@@ -685,7 +783,7 @@ def main():
     test, binary = sys.argv[1], os.path.abspath(sys.argv[2])
     {"compare": test_compare, "client": test_client,
      "garbage": test_garbage, "drain": test_drain, "cancel": test_cancel,
-     "tls": test_tls}[test](binary)
+     "tls": test_tls, "benchmark": test_benchmark}[test](binary)
     return 0
 
 
