@@ -8,7 +8,9 @@
   client   redis-py (python3-redis): pipelines of 10,000 commands, MSET and
            MGET across shards on two cores, expiry (lazy and active)
   garbage  a bad command keeps the connection, a malformed frame closes
-           it, the server goes on; --maxclients's error; the idle timeout
+           it, the server goes on; --maxclients's error; the idle timeout;
+           --max-query: a bigger request closes the connection, no reply
+           (as redis-server's client-query-buffer-limit)
   drain    SIGTERM, then again SIGINT, while two clients write keys of
            both shards and one waits idle: the idle one is closed within
            the grace, a new connection is refused, exit 0, and every
@@ -122,12 +124,13 @@ def kv(binary, *args):
     return Server([binary, "--port", "0"] + list(args))
 
 
-def redis_server():
+def redis_server(*args):
     if not shutil.which("redis-server"):
         skip("redis-server is not installed (scripts/setup redis-server)")
     port = free_port()
     return Server(["redis-server", "--port", str(port), "--save", "",
-                   "--appendonly", "no", "--bind", "127.0.0.1"], port)
+                   "--appendonly", "no", "--bind", "127.0.0.1"] + list(args),
+                  port)
 
 
 def stop_ok(server):
@@ -455,7 +458,68 @@ def test_garbage(binary):
             fail("no answer after the idle clients were closed")
     finally:
         stop_ok(s)
-    print("kv_test: garbage, maxclients, idle timeout: ok")
+    garbage_query_limit(binary)
+    print("kv_test: garbage, maxclients, idle timeout, query buffer limit: "
+          "ok")
+
+
+def send_all_quietly(c, data):
+    """Send data; the server may close (and reset) before it is all sent."""
+    try:
+        c.sendall(data)
+    except OSError:
+        pass
+
+
+def over_query_limit(port):
+    """A SET of a 2 MB value against a 1 MB query buffer limit, then a SET
+    of 900 KB on a new connection: the first's bytes until the server
+    closes, and the second's reply."""
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.settimeout(GUARD)
+        send_all_quietly(c, b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\n"
+                         % (2 << 20, b"x" * (2 << 20)))
+        big = recv_all(c)  # a timeout raises: the hang guard
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.settimeout(GUARD)
+        c.sendall(b"*3\r\n$3\r\nSET\r\n$5\r\nsmall\r\n$900000\r\n%s\r\n"
+                  % (b"y" * 900000))
+        small = c.recv(64)
+    return big, small
+
+
+def garbage_query_limit(binary):
+    """--max-query 1048576: a request that outgrows it closes the
+    connection with no reply, as redis-server 7.0's
+    client-query-buffer-limit 1mb does (it replies nothing: it logs
+    "Closing client that reached max query buffer length"); a request
+    under it is served; the server goes on."""
+    s = kv(binary, "-t", "2", "--max-query", "1048576")
+    try:
+        big, small = over_query_limit(s.port)
+        if big != b"" or small != b"+OK\r\n":
+            fail("--max-query 1048576: a 2 MB request got %r, a 900 KB one "
+                 "%r" % (big[:80], small))
+        if not s.answers():
+            fail("no answer after a client passed the query buffer limit")
+    finally:
+        err = stop_ok(s)
+    if "reached max query buffer length" not in err:
+        fail("--max-query: no line in the log:\n%s" % err)
+    if shutil.which("redis-server"):
+        ref = redis_server("--client-query-buffer-limit", "1mb")
+        try:
+            want = over_query_limit(ref.port)
+        finally:
+            ref.stop()
+        if want != (big, small):
+            fail("query buffer limit: weft-kv %r, redis-server %r"
+                 % ((big[:80], small), (want[0][:80], want[1])))
+        print("kv_test: query buffer limit: closed without a reply, as "
+              "redis-server")
+    else:
+        print("kv_test: query buffer limit: closed without a reply "
+              "(redis-server not installed: not compared)")
 
 
 # ---- drain ----

@@ -157,6 +157,8 @@ static ssize_t read_more(struct kv_conn *c, struct inbuf *in, bool poll_first)
         if (in->cap >= kv_cfg.max_query)
             return -EMSGSIZE;
         size_t cap = in->cap * 2;
+        if (cap > kv_cfg.max_query) /* the limit exact, not rounded up */
+            cap = kv_cfg.max_query;
         char *p = realloc(in->p, cap);
         if (!p)
             return -ENOMEM;
@@ -228,11 +230,11 @@ static int serve_conn(struct kv_conn *c)
         memmove(in.p, in.p + pos, in.len - pos);
         in.len -= pos;
         ssize_t n = read_more(c, &in, replied);
-        if (n == -EMSGSIZE) {
-            out_error(&out, "ERR Protocol error: request larger than the "
-                            "query buffer limit");
-            flush(c, &out);
-        }
+        if (n == -EMSGSIZE) /* as Redis 7.0: a line in the log, no reply */
+            fprintf(stderr,
+                    "weft-kv: closing client %llu that reached max query "
+                    "buffer length (%zu bytes)\n",
+                    (unsigned long long)c->id, kv_cfg.max_query);
         if (n <= 0)
             break;
         in.len += (size_t)n;
@@ -566,7 +568,12 @@ static void usage(FILE *f)
                "[--dump FILE]\n"
                "               [--no-multishot]\n"
                "  -t CORES  loops, one per core (default 1; 0 = every CPU)\n"
-               "  --port    TCP port (default 6379; 0 = any free one)\n");
+               "  --port    TCP port (default 6379; 0 = any free one)\n"
+               "  --max-query N  close, without a reply, a client whose "
+               "unparsed requests\n"
+               "            pass N bytes (Redis's client-query-buffer-limit; "
+               "default 1 GB,\n"
+               "            at least 16384)\n");
 }
 
 static long num_arg(const char *opt, const char *s, long min)
