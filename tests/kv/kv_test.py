@@ -6,7 +6,8 @@
            compare.py's byte-for-byte check of every reply (inline, RESP,
            pipelined)
   client   redis-py (python3-redis): pipelines of 10,000 commands, MSET and
-           MGET across shards on two cores, expiry (lazy and active)
+           MGET across shards on two cores, expiry (lazy and active),
+           INFO memory's growth with keys on both cores
   garbage  a bad command keeps the connection, a malformed frame closes
            it, the server goes on; --maxclients's error; the idle timeout;
            --max-query: a bigger request closes the connection, no reply
@@ -309,6 +310,7 @@ def test_client(binary):
             fail("INFO memory: %r" % info)
         client_databases(redis, s, r, keys)
         client_command_config(r)
+        client_memory(r)
         r.flushall()
         assert r.dbsize() == 0
         r.close()
@@ -338,6 +340,38 @@ def client_databases(redis, s, r, keys):
     if r3.dbsize() != 0:
         fail("FLUSHALL left database 3's keys")
     r3.close()
+
+
+def client_memory(r):
+    """INFO memory on two cores: used_memory grows by at least the bytes
+    of the keys and values written, which both cores allocated (each
+    from its own malloc arena); so does glibc's own count
+    (used_memory_malloc, mallinfo2 over every arena), unless the malloc
+    is not glibc's (a sanitizer's: then it stays below the dataset)."""
+    keys = [b"mem:%d" % i for i in range(2000)]
+    if {shard_of(k, 2) for k in keys} != {0, 1}:
+        fail("the memory test's keys are not on both shards")
+    before = r.info("memory")
+    p = r.pipeline(transaction=False)
+    for k in keys:
+        p.set(k, b"v" * 2000)
+    p.execute()
+    after = r.info("memory")
+    loaded = sum(len(k) + 2000 for k in keys)
+    grew = after["used_memory"] - before["used_memory"]
+    if grew < loaded:
+        fail("used_memory grew %d bytes for %d bytes of keys and values "
+             "on two cores: %r" % (grew, loaded, after))
+    glibc = after["used_memory_malloc"] >= after["used_memory_dataset"]
+    if glibc and after["used_memory_malloc"] - \
+            before["used_memory_malloc"] < loaded:
+        fail("mallinfo2 grew %d bytes for %d on two cores: %r"
+             % (after["used_memory_malloc"] - before["used_memory_malloc"],
+                loaded, after))
+    r.delete(*keys)
+    print("kv_test: INFO memory on two cores: used_memory +%d for %d bytes "
+          "loaded%s" % (grew, loaded, "" if glibc else
+                        " (not glibc's malloc: the keyspaces' count)"))
 
 
 def client_command_config(r):
