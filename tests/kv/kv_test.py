@@ -18,7 +18,8 @@
            acknowledged SET is in the keys weft-kv writes at exit (--dump)
   cancel   clients that vanish in the middle of MGETs across cores, then
            a drain with no grace while MGETs are in flight: exit 0 (under
-           ASan: nothing leaked)
+           ASan: nothing leaked), and some gathers were cancelled while
+           they waited for the other core (weft-kv's count at exit)
   tls      --tls: redis-cli --tls and redis-py over TLS
   benchmark  redis-benchmark -n 200 -c 2 -t set,get,ping,incr,mset -q
            against weft-kv on two cores: exit 0, and not a line of its
@@ -731,6 +732,37 @@ def check_msets_whole(dump):
     return pairs
 
 
+def mget_gatherer(port, req, reply_len, stop):
+    """MGETs across both shards, 4 in flight, each reply read whole, so
+    that the server is always gathering for this connection (not held in
+    a send), until the server goes."""
+    try:
+        c = socket.create_connection(("127.0.0.1", port), GUARD)
+    except OSError:
+        return
+    try:
+        while not stop.is_set():
+            c.sendall(req * 4)
+            got = 0
+            while got < 4 * reply_len:
+                d = c.recv(1 << 20)
+                if not d:
+                    return
+                got += len(d)
+    except OSError:
+        return
+    finally:
+        c.close()
+
+
+def gathers_cancelled(err):
+    """weft-kv's line at exit: N cross-shard gathers cancelled mid-hop."""
+    for ln in err.splitlines():
+        if ln.endswith(" cross-shard gathers cancelled mid-hop"):
+            return int(ln.split()[1])
+    fail("no count of cancelled gathers at exit:\n" + err)
+
+
 def test_cancel(binary):
     tmp = tempfile.mkdtemp(prefix="kv-cancel.")
     dump = os.path.join(tmp, "dump")
@@ -762,11 +794,33 @@ def test_cancel(binary):
         t.join()
     if not s.answers():
         fail("no answer after clients vanished mid-MGET")
+    # a client's end is seen at its next send, not mid-hop: the count
+    # is there (INFO stats), and the drain below is what moves it
+    with socket.create_connection(("127.0.0.1", s.port), GUARD) as c:
+        c.sendall(b"INFO stats\r\n")
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        if b"\r\nweft_gathers_cancelled:" not in got:
+            fail("INFO stats has no weft_gathers_cancelled: %r" % got)
     # a drain with no grace while MGETs and MSETs across shards are in
-    # flight on both cores
+    # flight on both cores: clients that read their MGETs' replies keep
+    # the server gathering, so the drain cancels some gathers mid-hop
+    # (waiting for the other core's part), which weft-kv counts
+    # (MGETs of 4,000 keys not there: small replies, long gathers)
     stop = threading.Event()
+    gkeys = [b"g:%d" % i for i in range(4000)]
+    greq = b"*%d\r\n$4\r\nMGET\r\n" % (len(gkeys) + 1) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(k), k) for k in gkeys)
+    reply_len = len(b"*%d\r\n" % len(gkeys)) + len(gkeys) * len(b"$-1\r\n")
     writers = [threading.Thread(target=mset_writer, args=(s.port, n, stop))
                for n in range(4)]
+    writers += [threading.Thread(target=mget_gatherer,
+                                 args=(s.port, greq, reply_len, stop))
+                for n in range(10)]
     for t in writers:
         t.start()
     busy = []
@@ -787,9 +841,13 @@ def test_cancel(binary):
     if "Sanitizer" in err or "leak" in err.lower():
         fail("sanitizer report:\n" + err)
     pairs = check_msets_whole(dump)
+    cancelled = gathers_cancelled(err)
+    if cancelled <= 0:
+        fail("the drain with no grace cancelled no gather mid-hop:\n" + err)
     shutil.rmtree(tmp)
     print("kv_test: cancel: 100 vanished clients, a drain mid-MGET and "
-          "mid-MSET: ok (%d MSETs whole)" % pairs)
+          "mid-MSET: ok (%d MSETs whole, %d gathers cancelled mid-hop)"
+          % (pairs, cancelled))
 
 
 # ---- benchmark ----

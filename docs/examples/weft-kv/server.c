@@ -537,6 +537,8 @@ void kv_info(struct kv_out *o, const char *section)
                   (unsigned long long)atomic_load(&kv_connections_total));
         info_line(o, "total_commands_processed:%llu", cmds);
         info_line(o, "expired_keys:%llu", expired);
+        info_line(o, "weft_gathers_cancelled:%llu",
+                  (unsigned long long)atomic_load(&kv_gathers_cancelled));
         out_raw(o, "\r\n", 2);
     }
     if (want(section, "keyspace"))
@@ -736,6 +738,8 @@ int main(int argc, char **argv)
             keys += (long long)kv_shards[i].db[db].count;
     if (rc == 0 && kv_cfg.dump && (rc = dump_keys(kv_cfg.dump)) < 0)
         fprintf(stderr, "weft-kv: --dump %s: %s\n", kv_cfg.dump, strerror(-rc));
+    fprintf(stderr, "weft-kv: %llu cross-shard gathers cancelled mid-hop\n",
+            (unsigned long long)atomic_load(&kv_gathers_cancelled));
     fprintf(stderr, "weft-kv: exiting with %lld keys\n", keys);
     for (unsigned i = 0; i < kv_nshards; i++)
         for (int db = 0; db < KV_DBS; db++)
