@@ -2,8 +2,9 @@
 """compare.py PORT_A PORT_B SCRIPT - send each line of SCRIPT to two
 servers as an inline request (the line as typed, as telnet or nc would)
 and check that their replies are the same bytes; then the same requests
-as RESP arrays, and all of them again pipelined in one write. Prints the
-first difference; exit 0 when every reply matches."""
+as RESP arrays, and all of them again pipelined in one write; each
+connection ends with QUIT, whose +OK both servers must follow by closing
+it. Prints the first difference; exit 0 when every reply matches."""
 import socket
 import sys
 
@@ -138,11 +139,25 @@ def main():
                 print("compare.py: %s: line %r:\n  %r\n  %r"
                       % (mode, lines[i], ra, rb))
                 return 1
-        for c in (ca, cb):
+        for c, port in ((ca, pa), (cb, pb)):
             c.s.sendall(b"QUIT\r\n")
             if c.reply() != b"+OK\r\n":
                 print("compare.py: QUIT did not answer +OK")
                 return 1
+            # then the server closes the connection: nothing more, the end
+            try:
+                rest = c.buf + c.s.recv(65536)
+            except ConnectionResetError:
+                rest = c.buf
+            except socket.timeout:
+                print("compare.py: port %d: after QUIT's +OK the connection "
+                      "stays open" % port)
+                return 1
+            if rest != b"":
+                print("compare.py: port %d: after QUIT's +OK, %r instead "
+                      "of the connection closed" % (port, rest[:60]))
+                return 1
+            c.s.close()
         print("compare.py: %s: %d replies identical" % (mode, len(reqs)))
     return 0
 

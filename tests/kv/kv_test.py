@@ -6,15 +6,24 @@
            compare.py's byte-for-byte check of every reply (inline, RESP,
            pipelined)
   client   redis-py (python3-redis): pipelines of 10,000 commands, MSET and
-           MGET across shards on two cores, expiry (lazy and active)
+           MGET across shards on two cores, expiry (lazy and active),
+           INFO memory's growth with keys on both cores
   garbage  a bad command keeps the connection, a malformed frame closes
-           it, the server goes on; --maxclients's error; the idle timeout
-  drain    SIGTERM while a client writes: exit 0, and every acknowledged
-           SET is in the keys weft-kv writes at exit (--dump)
+           it, the server goes on; --maxclients's error; the idle timeout;
+           --max-query: a bigger request closes the connection, no reply
+           (as redis-server's client-query-buffer-limit)
+  drain    SIGTERM, then again SIGINT, while two clients write keys of
+           both shards and one waits idle: the idle one is closed within
+           the grace, a new connection is refused, exit 0, and every
+           acknowledged SET is in the keys weft-kv writes at exit (--dump)
   cancel   clients that vanish in the middle of MGETs across cores, then
            a drain with no grace while MGETs are in flight: exit 0 (under
-           ASan: nothing leaked)
+           ASan: nothing leaked), and some gathers were cancelled while
+           they waited for the other core (weft-kv's count at exit)
   tls      --tls: redis-cli --tls and redis-py over TLS
+  benchmark  redis-benchmark -n 200 -c 2 -t set,get,ping,incr,mset -q
+           against weft-kv on two cores: exit 0, and not a line of its
+           output or errors says WARN, ERR or error
 
 Exit 0: passed; 77: skipped (a client or redis-server is not installed);
 else failed. Every wait has a generous guard; nothing measures time.
@@ -117,12 +126,13 @@ def kv(binary, *args):
     return Server([binary, "--port", "0"] + list(args))
 
 
-def redis_server():
+def redis_server(*args):
     if not shutil.which("redis-server"):
         skip("redis-server is not installed (scripts/setup redis-server)")
     port = free_port()
     return Server(["redis-server", "--port", str(port), "--save", "",
-                   "--appendonly", "no", "--bind", "127.0.0.1"], port)
+                   "--appendonly", "no", "--bind", "127.0.0.1"] + list(args),
+                  port)
 
 
 def stop_ok(server):
@@ -301,6 +311,7 @@ def test_client(binary):
             fail("INFO memory: %r" % info)
         client_databases(redis, s, r, keys)
         client_command_config(r)
+        client_memory(r)
         r.flushall()
         assert r.dbsize() == 0
         r.close()
@@ -330,6 +341,38 @@ def client_databases(redis, s, r, keys):
     if r3.dbsize() != 0:
         fail("FLUSHALL left database 3's keys")
     r3.close()
+
+
+def client_memory(r):
+    """INFO memory on two cores: used_memory grows by at least the bytes
+    of the keys and values written, which both cores allocated (each
+    from its own malloc arena); so does glibc's own count
+    (used_memory_malloc, mallinfo2 over every arena), unless the malloc
+    is not glibc's (a sanitizer's: then it stays below the dataset)."""
+    keys = [b"mem:%d" % i for i in range(2000)]
+    if {shard_of(k, 2) for k in keys} != {0, 1}:
+        fail("the memory test's keys are not on both shards")
+    before = r.info("memory")
+    p = r.pipeline(transaction=False)
+    for k in keys:
+        p.set(k, b"v" * 2000)
+    p.execute()
+    after = r.info("memory")
+    loaded = sum(len(k) + 2000 for k in keys)
+    grew = after["used_memory"] - before["used_memory"]
+    if grew < loaded:
+        fail("used_memory grew %d bytes for %d bytes of keys and values "
+             "on two cores: %r" % (grew, loaded, after))
+    glibc = after["used_memory_malloc"] >= after["used_memory_dataset"]
+    if glibc and after["used_memory_malloc"] - \
+            before["used_memory_malloc"] < loaded:
+        fail("mallinfo2 grew %d bytes for %d on two cores: %r"
+             % (after["used_memory_malloc"] - before["used_memory_malloc"],
+                loaded, after))
+    r.delete(*keys)
+    print("kv_test: INFO memory on two cores: used_memory +%d for %d bytes "
+          "loaded%s" % (grew, loaded, "" if glibc else
+                        " (not glibc's malloc: the keyspaces' count)"))
 
 
 def client_command_config(r):
@@ -450,63 +493,187 @@ def test_garbage(binary):
             fail("no answer after the idle clients were closed")
     finally:
         stop_ok(s)
-    print("kv_test: garbage, maxclients, idle timeout: ok")
+    garbage_query_limit(binary)
+    print("kv_test: garbage, maxclients, idle timeout, query buffer limit: "
+          "ok")
+
+
+def send_all_quietly(c, data):
+    """Send data; the server may close (and reset) before it is all sent."""
+    try:
+        c.sendall(data)
+    except OSError:
+        pass
+
+
+def over_query_limit(port):
+    """A SET of a 2 MB value against a 1 MB query buffer limit, then a SET
+    of 900 KB on a new connection: the first's bytes until the server
+    closes, and the second's reply."""
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.settimeout(GUARD)
+        send_all_quietly(c, b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\n"
+                         % (2 << 20, b"x" * (2 << 20)))
+        big = recv_all(c)  # a timeout raises: the hang guard
+    with socket.create_connection(("127.0.0.1", port), GUARD) as c:
+        c.settimeout(GUARD)
+        c.sendall(b"*3\r\n$3\r\nSET\r\n$5\r\nsmall\r\n$900000\r\n%s\r\n"
+                  % (b"y" * 900000))
+        small = c.recv(64)
+    return big, small
+
+
+def garbage_query_limit(binary):
+    """--max-query 1048576: a request that outgrows it closes the
+    connection with no reply, as redis-server 7.0's
+    client-query-buffer-limit 1mb does (it replies nothing: it logs
+    "Closing client that reached max query buffer length"); a request
+    under it is served; the server goes on."""
+    s = kv(binary, "-t", "2", "--max-query", "1048576")
+    try:
+        big, small = over_query_limit(s.port)
+        if big != b"" or small != b"+OK\r\n":
+            fail("--max-query 1048576: a 2 MB request got %r, a 900 KB one "
+                 "%r" % (big[:80], small))
+        if not s.answers():
+            fail("no answer after a client passed the query buffer limit")
+    finally:
+        err = stop_ok(s)
+    if "reached max query buffer length" not in err:
+        fail("--max-query: no line in the log:\n%s" % err)
+    if shutil.which("redis-server"):
+        ref = redis_server("--client-query-buffer-limit", "1mb")
+        try:
+            want = over_query_limit(ref.port)
+        finally:
+            ref.stop()
+        if want != (big, small):
+            fail("query buffer limit: weft-kv %r, redis-server %r"
+                 % ((big[:80], small), (want[0][:80], want[1])))
+        print("kv_test: query buffer limit: closed without a reply, as "
+              "redis-server")
+    else:
+        print("kv_test: query buffer limit: closed without a reply "
+              "(redis-server not installed: not compared)")
 
 
 # ---- drain ----
 
-def test_drain(binary):
+def shard_of(key, shards):
+    """kv.h's kv_shard_of: FNV-1a, the halves folded and mixed, Lemire's
+    range reduction."""
+    h = 1469598103934665603
+    for b in key:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    x = (((h ^ (h >> 32)) & 0xFFFFFFFF) * 0x9E3779B1) & 0xFFFFFFFF
+    return (x * shards) >> 32
+
+
+def drain_writer(port, prefix, acked, state):
+    """Pipelined SETs of PREFIX:N, 50 at a time, each acknowledged +OK
+    appended to acked, until the server closes the connection."""
+    c = socket.create_connection(("127.0.0.1", port), GUARD)
+    buf = b""
+    i = 0
+    try:
+        while True:
+            batch = [b"%s:%d" % (prefix, k) for k in range(i, i + 50)]
+            i += 50
+            c.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv"
+                               b"\r\n" % (len(k), k) for k in batch))
+            for k in batch:
+                while b"\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                line, buf = buf.split(b"\r\n", 1)
+                if line != b"+OK":
+                    state["err"] = line
+                    return
+                acked.append(k)
+    except (ConnectionResetError, BrokenPipeError):
+        return
+    finally:
+        c.close()
+
+
+def refused(port):
+    """A connection made now is refused, or closed without a reply."""
+    try:
+        c = socket.create_connection(("127.0.0.1", port), GUARD)
+    except OSError:
+        return True
+    with c:
+        try:
+            c.sendall(b"PING\r\n")
+        except OSError:
+            return True
+        return recv_all(c) == b""
+
+
+def drain_once(binary, sig):
+    """SIGTERM (or SIGINT) while two clients write keys of both shards and
+    one waits idle: the idle one is closed at once (well before the grace
+    of 60 s: the hang guard is 30), a new connection is refused, the
+    server exits 0, and every acknowledged SET is in the --dump."""
     tmp = tempfile.mkdtemp(prefix="kv-drain.")
     dump = os.path.join(tmp, "dump")
-    s = kv(binary, "-t", "2", "--dump", dump)
-    acked = []
+    s = kv(binary, "-t", "2", "--drain-grace", "60", "--dump", dump)
     state = {"err": None}
     idle = socket.create_connection(("127.0.0.1", s.port), GUARD)
-
-    def writer():
-        c = socket.create_connection(("127.0.0.1", s.port), GUARD)
-        buf = b""
-        i = 0
-        try:
-            while True:
-                batch = list(range(i, i + 50))
-                i += 50
-                c.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv"
-                                   b"\r\n" % (len(b"w:%d" % k), b"w:%d" % k)
-                                   for k in batch))
-                for k in batch:
-                    while b"\r\n" not in buf:
-                        d = c.recv(65536)
-                        if not d:
-                            return
-                        buf += d
-                    line, buf = buf.split(b"\r\n", 1)
-                    if line != b"+OK":
-                        state["err"] = line
-                        return
-                    acked.append(b"w:%d" % k)
-        except (ConnectionResetError, BrokenPipeError):
-            return
-        finally:
-            c.close()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    wait_until(lambda: len(acked) >= 20000 or not t.is_alive(),
-               "20,000 acknowledged SETs")
-    err = stop_ok(s)
-    t.join(GUARD)
+    idle.sendall(b"PING\r\n")  # served once: a client the server knows
+    if idle.recv(16) != b"+PONG\r\n":
+        fail("the idle client's PING")
+    acked = [[], []]
+    ws = [threading.Thread(target=drain_writer,
+                           args=(s.port, b"w%d" % n, acked[n], state))
+          for n in range(2)]
+    for t in ws:
+        t.start()
+    wait_until(lambda: all(len(a) >= 5000 for a in acked) or
+               not all(t.is_alive() for t in ws),
+               "5,000 acknowledged SETs from each writer")
+    s.p.send_signal(sig)
+    idle.settimeout(GUARD)
+    if recv_all(idle) != b"":  # a timeout raises: the hang guard
+        fail("the idle client got bytes in the drain")
     idle.close()
+    for t in ws:
+        t.join(GUARD)
+    if not refused(s.port):
+        fail("a connection made in the drain (signal %d) was served" % sig)
+    try:
+        _, err = s.p.communicate(timeout=GUARD)
+    except subprocess.TimeoutExpired:
+        fail("weft-kv did not exit within %d s of signal %d" % (GUARD, sig))
+    err = err.decode(errors="replace")
+    if s.p.returncode != 0:
+        fail("weft-kv exited with %d after signal %d:\n%s"
+             % (s.p.returncode, sig, err))
+    if "signal %d, draining" % sig not in err:
+        fail("no drain for signal %d:\n%s" % (sig, err))
     if state["err"]:
         fail("a SET answered %r" % state["err"])
     keys = set(ln.split(b" ")[0] for ln in open(dump, "rb").read().split(
         b"\n") if ln)
-    lost = [k for k in acked if k not in keys]
-    if lost:
-        fail("%d acknowledged SETs lost, e.g. %r" % (len(lost), lost[:3]))
+    for n, a in enumerate(acked):
+        if {shard_of(k, 2) for k in a} != {0, 1}:
+            fail("writer %d's acknowledged keys are not on both shards" % n)
+        lost = [k for k in a if k not in keys]
+        if lost:
+            fail("%d acknowledged SETs of writer %d lost, e.g. %r"
+                 % (len(lost), n, lost[:3]))
     shutil.rmtree(tmp)
-    print("kv_test: drain: %d acknowledged SETs all kept (%d keys at exit); "
-          "%s" % (len(acked), len(keys), err.strip().splitlines()[-1]))
+    print("kv_test: drain on signal %d: idle client closed, new connection "
+          "refused, %d + %d acknowledged SETs all kept (%d keys at exit); %s"
+          % (sig, len(acked[0]), len(acked[1]), len(keys),
+             err.strip().splitlines()[-1]))
+
+
+def test_drain(binary):
+    drain_once(binary, signal.SIGTERM)
+    drain_once(binary, signal.SIGINT)
 
 
 # ---- cancel ----
@@ -565,6 +732,37 @@ def check_msets_whole(dump):
     return pairs
 
 
+def mget_gatherer(port, req, reply_len, stop):
+    """MGETs across both shards, 4 in flight, each reply read whole, so
+    that the server is always gathering for this connection (not held in
+    a send), until the server goes."""
+    try:
+        c = socket.create_connection(("127.0.0.1", port), GUARD)
+    except OSError:
+        return
+    try:
+        while not stop.is_set():
+            c.sendall(req * 4)
+            got = 0
+            while got < 4 * reply_len:
+                d = c.recv(1 << 20)
+                if not d:
+                    return
+                got += len(d)
+    except OSError:
+        return
+    finally:
+        c.close()
+
+
+def gathers_cancelled(err):
+    """weft-kv's line at exit: N cross-shard gathers cancelled mid-hop."""
+    for ln in err.splitlines():
+        if ln.endswith(" cross-shard gathers cancelled mid-hop"):
+            return int(ln.split()[1])
+    fail("no count of cancelled gathers at exit:\n" + err)
+
+
 def test_cancel(binary):
     tmp = tempfile.mkdtemp(prefix="kv-cancel.")
     dump = os.path.join(tmp, "dump")
@@ -596,11 +794,33 @@ def test_cancel(binary):
         t.join()
     if not s.answers():
         fail("no answer after clients vanished mid-MGET")
+    # a client's end is seen at its next send, not mid-hop: the count
+    # is there (INFO stats), and the drain below is what moves it
+    with socket.create_connection(("127.0.0.1", s.port), GUARD) as c:
+        c.sendall(b"INFO stats\r\n")
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        if b"\r\nweft_gathers_cancelled:" not in got:
+            fail("INFO stats has no weft_gathers_cancelled: %r" % got)
     # a drain with no grace while MGETs and MSETs across shards are in
-    # flight on both cores
+    # flight on both cores: clients that read their MGETs' replies keep
+    # the server gathering, so the drain cancels some gathers mid-hop
+    # (waiting for the other core's part), which weft-kv counts
+    # (MGETs of 4,000 keys not there: small replies, long gathers)
     stop = threading.Event()
+    gkeys = [b"g:%d" % i for i in range(4000)]
+    greq = b"*%d\r\n$4\r\nMGET\r\n" % (len(gkeys) + 1) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(k), k) for k in gkeys)
+    reply_len = len(b"*%d\r\n" % len(gkeys)) + len(gkeys) * len(b"$-1\r\n")
     writers = [threading.Thread(target=mset_writer, args=(s.port, n, stop))
                for n in range(4)]
+    writers += [threading.Thread(target=mget_gatherer,
+                                 args=(s.port, greq, reply_len, stop))
+                for n in range(10)]
     for t in writers:
         t.start()
     busy = []
@@ -621,9 +841,43 @@ def test_cancel(binary):
     if "Sanitizer" in err or "leak" in err.lower():
         fail("sanitizer report:\n" + err)
     pairs = check_msets_whole(dump)
+    cancelled = gathers_cancelled(err)
+    if cancelled <= 0:
+        fail("the drain with no grace cancelled no gather mid-hop:\n" + err)
     shutil.rmtree(tmp)
     print("kv_test: cancel: 100 vanished clients, a drain mid-MGET and "
-          "mid-MSET: ok (%d MSETs whole)" % pairs)
+          "mid-MSET: ok (%d MSETs whole, %d gathers cancelled mid-hop)"
+          % (pairs, cancelled))
+
+
+# ---- benchmark ----
+
+def test_benchmark(binary):
+    """redis-benchmark starts on weft-kv as on Redis: the CONFIG GETs it
+    asks first are answered (else it warns), and every test's replies are
+    what it expects (else it says ERR or error)."""
+    if not shutil.which("redis-benchmark"):
+        skip("redis-benchmark is not installed (scripts/setup redis-tools)")
+    s = kv(binary, "-t", "2")
+    try:
+        r = subprocess.run(["redis-benchmark", "-p", str(s.port), "-n",
+                            "200", "-c", "2", "-t", "set,get,ping,incr,mset",
+                            "-q"], capture_output=True, timeout=GUARD * 2)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        # -q rewrites its progress with \r: every piece is a line
+        lines = [ln for ln in out.replace("\r", "\n").split("\n")
+                 if ln.strip()]
+        bad = [ln for ln in lines
+               if any(w in ln.lower() for w in ("warn", "err", "error"))]
+        if r.returncode != 0 or bad:
+            fail("redis-benchmark exited %d:\n%s" % (r.returncode, out))
+        done = [ln for ln in lines if "requests per second" in ln]
+        if len(done) < 5:
+            fail("redis-benchmark ran %d tests of 5:\n%s" % (len(done), out))
+    finally:
+        stop_ok(s)
+    print("kv_test: redis-benchmark: %d tests, no warning or error"
+          % len(done))
 
 
 # ---- tls ----
@@ -685,7 +939,7 @@ def main():
     test, binary = sys.argv[1], os.path.abspath(sys.argv[2])
     {"compare": test_compare, "client": test_client,
      "garbage": test_garbage, "drain": test_drain, "cancel": test_cancel,
-     "tls": test_tls}[test](binary)
+     "tls": test_tls, "benchmark": test_benchmark}[test](binary)
     return 0
 
 

@@ -189,6 +189,10 @@ extern struct kv_shard kv_shards[KV_MAX_CORES];
 extern unsigned kv_nshards;
 extern _Atomic long kv_clients;
 extern _Atomic unsigned long long kv_connections_total;
+/* Gathers over several shards (kv_gather) cancelled while they waited for
+ * another core's part: the drain's grace ran out mid-hop. INFO stats'
+ * weft_gathers_cancelled, and a line at exit. */
+extern _Atomic unsigned long long kv_gathers_cancelled;
 
 /* Database db of shard sh, its table made on first use: on sh's core. */
 struct kv_keyspace *kv_db(struct kv_shard *sh, int db);

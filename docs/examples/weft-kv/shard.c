@@ -25,6 +25,7 @@ struct kv_shard kv_shards[KV_MAX_CORES];
 unsigned kv_nshards = 1;
 _Atomic long kv_clients;
 _Atomic unsigned long long kv_connections_total;
+_Atomic unsigned long long kv_gathers_cancelled;
 
 struct kv_keyspace *kv_db(struct kv_shard *sh, int db)
 {
@@ -108,6 +109,8 @@ long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
         part_task(&p);
         return p.sum;
     }
+    if (weft_checkpoint_if_cancelled() < 0) /* cancelled already: no hop */
+        return -ECANCELED;
     struct part *parts = calloc(n, sizeof *parts);
     if (!parts)
         return -ENOMEM;
@@ -129,6 +132,17 @@ long long kv_gather(struct kv_ctx *c, int first, int step, kv_each_fn each,
     if (rc == 0 && used[me]) /* our own shard while the others run */
         part_task(&parts[me]);
     rc = weft_group_exit(&g, rc);
+    /* The parts have no checkpoint: each ran whole, and the group's exit
+     * waited for them even if the connection was cancelled meanwhile (the
+     * drain's grace ran out mid-hop), then gave 0. Such a gather reports
+     * the cancellation (its results are freed by the command), and is
+     * counted. Under kv_gather_whole's shield no outer cancellation shows
+     * here: a write runs on to its reply. */
+    if (rc == 0 && weft_checkpoint_if_cancelled() < 0)
+        rc = -ECANCELED;
+    if (rc == -ECANCELED)
+        atomic_fetch_add_explicit(&kv_gathers_cancelled, 1,
+                                  memory_order_relaxed);
     long long sum = 0;
     for (unsigned s = 0; s < n; s++)
         sum += parts[s].sum;
