@@ -1397,6 +1397,196 @@ test_file_iopoll_direct_falls_back_cancels_and_ends_clean(void **state)
     assert_int_equal(rmdir(var_dir), 0);
 }
 
+/*
+ * The polled path itself, on a device with polled queues: none here (the
+ * virtio disk has none), so it runs in a VM on null_blk (docs/internals.md,
+ * scripts/vm-run; the command is in docs/performance.md, issue 16):
+ *
+ *   scripts/vm-run --modules null_blk --modopt null_blk.queue_mode=2 \
+ *       --modopt null_blk.poll_queues=2 --modopt null_blk.memory_backed=1 \
+ *       --modopt null_blk.gb=1 -- build/tests/test_file '*iopoll_device*'
+ *
+ * WEFT_IOPOLL_DEV names another device (default /dev/nullb0); skipped
+ * where it is absent or has no polled queues.
+ */
+static const char *iopoll_dev(void)
+{
+    const char *d = getenv("WEFT_IOPOLL_DEV");
+    return d && *d ? d : "/dev/nullb0";
+}
+
+/* Whether dev's queue says it polls, and whether it keeps data. */
+static bool dev_polls(const char *dev, bool *keeps)
+{
+    char path[256], v[8] = "";
+    snprintf(path, sizeof path, "/sys/block/%s/queue/io_poll",
+             strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return false;
+    bool polls = fgets(v, sizeof v, fp) && v[0] == '1';
+    fclose(fp);
+    *keeps = true;
+    fp = fopen("/sys/module/null_blk/parameters/memory_backed", "re");
+    if (fp && strstr(dev, "nullb")) {
+        *keeps = fgets(v, sizeof v, fp) && (v[0] == 'Y' || v[0] == '1');
+    }
+    if (fp)
+        fclose(fp);
+    return polls;
+}
+
+struct dev_reader {
+    weft_file *f;
+    unsigned char *buf;
+    size_t n;
+    unsigned reads;
+    ssize_t last;
+};
+
+/* Reads until cancelled: each read is whole or -ECANCELED. */
+static int dev_reader(void *arg)
+{
+    struct dev_reader *r = arg;
+    for (;;) {
+        r->last = weft_file_pread(r->f, r->buf, r->n,
+                                  (off_t)((r->reads % 64) * r->n));
+        if (r->last != (ssize_t)r->n)
+            return 0;
+        r->reads++;
+    }
+}
+
+static int sleeper(void *arg)
+{
+    int *naps = arg;
+    for (int i = 0; i < 20; i++)
+        if (weft_sleep(WEFT_MSEC) == 0)
+            (*naps)++;
+    return 0;
+}
+
+static int iopoll_device_main(void *arg)
+{
+    bool keeps = *(bool *)arg;
+    if (!CHECK(wf_cur->poll != NULL))
+        return -EIO;
+    unsigned fl = wf_cur->poll->setup_flags;
+    print_message("      polled ring: IOPOLL%s%s\n",
+                  fl & IORING_SETUP_SINGLE_ISSUER ? " | SINGLE_ISSUER" : "",
+                  fl & IORING_SETUP_DEFER_TASKRUN ? " | DEFER_TASKRUN" : "");
+    enum { N = 4096, NT = 8 };
+    unsigned char *out = NULL, *in = NULL;
+    if (!CHECK_EQ(posix_memalign((void **)&out, 4096, NT * N), 0) ||
+        !CHECK_EQ(posix_memalign((void **)&in, 4096, NT * N), 0)) {
+        free(out);
+        return -ENOMEM;
+    }
+    weft_file_options direct = {.flags = WEFT_FILE_DIRECT};
+    weft_file *f;
+    if (!CHECK_EQ(weft_file_open_opts(&f, iopoll_dev(), O_RDWR, 0, &direct),
+                  0)) {
+        free(out);
+        free(in);
+        return -EIO;
+    }
+    /* Writes and reads, plain and positioned: all answered on the polled
+     * ring, none refused. */
+    struct poll_count c = poll_count();
+    for (int i = 0; i < 16; i++) {
+        fill(out, N, 100 + (unsigned)i);
+        CHECK_EQ(weft_file_pwrite(f, out, N, (off_t)i * N), (ssize_t)N);
+        memset(in, 0, N);
+        CHECK_EQ(weft_file_pread(f, in, N, (off_t)i * N), (ssize_t)N);
+        if (keeps)
+            CHECK(memcmp(in, out, N) == 0);
+    }
+    uint64_t polled, refused;
+    poll_since(c, &polled, &refused);
+    print_message("      %s: %llu answered on the polled ring, %llu "
+                  "refused%s\n",
+                  iopoll_dev(), (unsigned long long)polled,
+                  (unsigned long long)refused,
+                  keeps ? "; data compared" : "; lengths only");
+    CHECK_EQ(polled, 32);
+    CHECK_EQ(refused, 0);
+    /* Registered buffers, on the polled ring too */
+    struct iovec iov[2] = {{out, NT * N}, {in, NT * N}};
+    c = poll_count();
+    if (CHECK_EQ(weft_file_register_buffers(iov, 2), 0)) {
+        fill(out, NT * N, 200);
+        CHECK_EQ(weft_file_pwrite_fixed(f, out, NT * N, 0), (ssize_t)(NT * N));
+        memset(in, 0, NT * N);
+        CHECK_EQ(weft_file_pread_fixed(f, in, NT * N, 0), (ssize_t)(NT * N));
+        if (keeps)
+            CHECK(memcmp(in, out, NT * N) == 0);
+        CHECK_EQ(weft_file_unregister_buffers(), 0);
+    }
+    poll_since(c, &polled, &refused);
+    CHECK_EQ(polled, 2);
+    CHECK_EQ(refused, 0);
+    /* NT readers polling while a sleeper's timers (main ring) fire; then
+     * their scope is cancelled: each ends whole or -ECANCELED */
+    struct dev_reader r[NT];
+    int naps = 0;
+    weft_scope s;
+    weft_group g;
+    c = poll_count();
+    weft_scope_enter(&s, WEFT_FOREVER);
+    weft_group_enter(&g);
+    for (int i = 0; i < NT; i++) {
+        r[i] = (struct dev_reader){.f = f, .buf = in + i * N, .n = N};
+        CHECK_EQ(weft_group_spawn(&g, dev_reader, &r[i]), 0);
+    }
+    CHECK_EQ(weft_group_spawn(&g, sleeper, &naps), 0);
+    CHECK_EQ(weft_sleep(30 * WEFT_MSEC), 0);
+    weft_scope_cancel(&s);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(weft_scope_exit(&s, 0), 0);
+    unsigned reads = 0;
+    for (int i = 0; i < NT; i++) {
+        CHECK_EQ(r[i].last, -ECANCELED);
+        reads += r[i].reads;
+    }
+    poll_since(c, &polled, &refused);
+    print_message("      %d readers for 30 ms, then cancelled: %u reads; "
+                  "polled ring: %llu answered; %d 1 ms sleeps meanwhile\n",
+                  NT, reads, (unsigned long long)polled, naps);
+    CHECK_GT(reads, 0);
+    CHECK_EQ(refused, 0);
+    CHECK(polled >= reads);
+    CHECK_GT(naps, 0);
+    /* a deadline on reads: it ends them */
+    weft_fail_after(&s, 10 * WEFT_MSEC);
+    ssize_t rr;
+    while ((rr = weft_file_pread(f, in, N, 0)) == (ssize_t)N)
+        ;
+    CHECK_EQ(rr, -ECANCELED);
+    CHECK_EQ(weft_scope_exit(&s, (int)rr), -ETIMEDOUT);
+    /* nothing left in flight on either ring's count */
+    CHECK_EQ(wf_cur->poll->inflight, 0);
+    CHECK_EQ(weft_file_close(f), 0);
+    free(out);
+    free(in);
+    return 0;
+}
+
+static void test_file_iopoll_device_polls_round_trips_and_cancels(void **state)
+{
+    (void)state;
+    bool keeps = false;
+    if (th_on_epoll() || !dev_polls(iopoll_dev(), &keeps)) {
+        print_message("      no polled device (%s with io_poll 1; run it in "
+                      "scripts/vm-run with null_blk); skipped\n",
+                      iopoll_dev());
+        skip();
+    }
+    int before = th_fd_count();
+    weft_options o = {.flags = WEFT_OPT_IOPOLL};
+    run_in_loop_opts(iopoll_device_main, &keeps, &o, 0);
+    assert_int_equal(th_fd_count(), before);
+}
+
 /* ---- file streams ---- */
 
 struct drain {
@@ -1578,6 +1768,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_file_fixed_buffers_round_trip_bad_args_and_cancel),
     cmocka_unit_test(test_file_ring_options_sqpoll_and_iopoll),
     cmocka_unit_test(test_file_iopoll_direct_falls_back_cancels_and_ends_clean),
+    cmocka_unit_test(test_file_iopoll_device_polls_round_trips_and_cancels),
     cmocka_unit_test(test_file_stream_recv_send_and_copy_to_socket),
     cmocka_unit_test(test_file_stream_of_fifo_recv_some_and_close_ends_recv),
 };
