@@ -766,10 +766,14 @@ void wf_io_kill(struct wf_io *io);
  * write, or NULL (no such ring, fault injection on, or as many operations
  * in flight there as it has SQEs): then the main ring's. Awaited with
  * wf_io_await_polled: no deadline (an IOPOLL ring takes no linked timeout)
- * and no ASYNC_CANCEL (it takes none either): a cancellation waits for the
- * operation, which a block device ends quickly, and the result stands; the
- * next checkpoint reports it. A -EOPNOTSUPP result (the device has no
- * polled queues) moved nothing: the caller reissues on the main ring.
+ * and no ASYNC_CANCEL (it takes none either: -EINVAL on 6.1 and 6.18): a
+ * cancellation waits for the operation, which a block device ends quickly,
+ * and the result stands; the next checkpoint reports it. The kernel does
+ * take IORING_REGISTER_SYNC_CANCEL there, but it searches io-wq and the
+ * poll lists, not the device's queue where a polled read waits, and it
+ * would block the loop's thread meanwhile. A -EOPNOTSUPP result (the
+ * device has no polled queues) moved nothing: the caller reissues on the
+ * main ring.
  */
 struct io_uring_sqe *wf_poll_sqe(void);
 int wf_io_await_polled(struct wf_io *io, struct io_uring_sqe *sqe,
