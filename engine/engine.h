@@ -270,6 +270,10 @@ struct wf_block;
 
 struct wf_loop {
     struct wf_ring ring;
+    /* WEFT_OPT_IOPOLL on io_uring: a second ring, IOPOLL, for O_DIRECT
+     * files' reads and writes only (engine/op.c, wf_poll_sqe); else NULL.
+     * While it has operations in flight the loop polls, never sleeps. */
+    struct wf_ring *poll;
     struct wf_queue ready;      /* this round's tasks, then the next's */
     struct weft_task *current;  /* NULL while the scheduler runs */
     struct weft_task *dead;     /* finished; its stack is reclaimed next */
@@ -328,6 +332,10 @@ struct wf_loop {
     bool keep_alive; /* cores 1..: run with no task until told to stop */
     size_t xreplies; /* messages from other cores awaited here */
     weft_time xlast; /* real time of the last cross-core start here */
+    /* Of the polled ring's operations: answered there, and refused there
+     * with -EOPNOTSUPP (the device has no polled queues), for the caller
+     * to reissue on the main ring. For tests and diagnostics. */
+    uint64_t npolled, npoll_refused;
 };
 
 /* initial-exec: one load per access, no __tls_get_addr call from -fPIC code. */
@@ -753,6 +761,23 @@ void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe);
 /* From another task (a close): cancel io if it is in flight. The waiter
  * then returns -ECANCELED (or the result, if it completed anyway). */
 void wf_io_kill(struct wf_io *io);
+/*
+ * The polled ring (WEFT_OPT_IOPOLL): an SQE there for one O_DIRECT read or
+ * write, or NULL (no such ring, fault injection on, or as many operations
+ * in flight there as it has SQEs): then the main ring's. Awaited with
+ * wf_io_await_polled: no deadline (an IOPOLL ring takes no linked timeout)
+ * and no ASYNC_CANCEL (it takes none either: -EINVAL on 6.1 and 6.18): a
+ * cancellation waits for the operation, which a block device ends quickly,
+ * and the result stands; the next checkpoint reports it. The kernel does
+ * take IORING_REGISTER_SYNC_CANCEL there, but it searches io-wq and the
+ * poll lists, not the device's queue where a polled read waits, and it
+ * would block the loop's thread meanwhile. A -EOPNOTSUPP result (the
+ * device has no polled queues) moved nothing: the caller reissues on the
+ * main ring.
+ */
+struct io_uring_sqe *wf_poll_sqe(void);
+int wf_io_await_polled(struct wf_io *io, struct io_uring_sqe *sqe,
+                       const char *what);
 
 /*
  * A gate (engine/gate.c): closing an object while tasks use it. A call
@@ -785,6 +810,9 @@ void wf_gate_leave(struct wf_gate *g);
 struct io_uring_sqe *wf_gate_sqe(struct wf_gate *g);
 int wf_gate_await(struct wf_gate *g, struct io_uring_sqe *sqe,
                   weft_time deadline, const char *what);
+/* The same for an SQE of wf_poll_sqe (no deadline). */
+int wf_gate_await_polled(struct wf_gate *g, struct io_uring_sqe *sqe,
+                         const char *what);
 /* The same, and the terminal CQE's flags in *flags (a buffer it took). */
 int wf_gate_await_flags(struct wf_gate *g, struct io_uring_sqe *sqe,
                         weft_time deadline, const char *what, unsigned *flags);

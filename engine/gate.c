@@ -73,6 +73,17 @@ int wf_gate_await(struct wf_gate *g, struct io_uring_sqe *sqe,
     return rc < 0 && g->closing ? -EBADF : rc;
 }
 
+int wf_gate_await_polled(struct wf_gate *g, struct io_uring_sqe *sqe,
+                         const char *what)
+{
+    struct wf_gate_op op;
+    op.io.killed = false;
+    wf_list_push(&g->ops, &op.node);
+    int rc = wf_io_await_polled(&op.io, sqe, what);
+    wf_list_del(&op.node);
+    return rc < 0 && g->closing ? -EBADF : rc;
+}
+
 void wf_gate_shut(struct wf_gate *g, bool kill_ops)
 {
     g->closing = true;

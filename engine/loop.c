@@ -7,6 +7,8 @@
  * to the next one), then makes one ring call for everything they queued:
  * no wait if tasks are ready, else a wait bounded by the earliest timer.
  * Completions and expired timers ready tasks for the next round.
+ * With WEFT_OPT_IOPOLL a second ring carries O_DIRECT reads and writes;
+ * while it has any in flight, each ring call polls it and none waits.
  */
 #include "engine/engine.h"
 
@@ -227,16 +229,21 @@ static void between_rounds(struct wf_loop *L, bool drain)
         if (L->virt && timeout)
             timeout = wf_clock_idle_wait(L);
     }
+    /* Polled operations complete only when the loop asks the device: it
+     * polls each round, and never sleeps in the main ring meanwhile. */
+    bool polling = L->poll && L->poll->inflight;
     /* A task waiting for every other to block needs a look, not a nap. */
-    bool wait = idle && timeout != 0 && !L->nidle;
+    bool wait = idle && timeout != 0 && !L->nidle && !polling;
     /* Other threads must wake a loop that sleeps in the ring. */
     bool woken = wait && L->mailbox && !wf_mailbox_may_sleep(L);
     if (woken)
         wait = false;
-    int n = wf_ring_pump(&L->ring, wait, timeout);
+    int n = polling ? wf_ring_pump(L->poll, false, 0) : 0;
+    n += wf_ring_pump(&L->ring, wait, timeout);
     bool quiet = idle && n == 0 && wf_list_empty(&L->deferred);
     if (L->virt) {
-        if (idle && !woken && next != WEFT_FOREVER && next > L->vnow)
+        if (idle && !woken && !polling && next != WEFT_FOREVER &&
+            next > L->vnow)
             wf_clock_after_wait(L, next, n);
         else
             L->quiet_since = 0;
@@ -328,6 +335,42 @@ static void say_backend(const struct wf_loop *L, const char *why)
         fprintf(stderr, "weft: backend epoll (asked for)\n");
 }
 
+/* The polled ring's size: O_DIRECT reads and writes in flight at once
+ * beyond it go to the main ring. */
+enum { WF_POLL_ENTRIES = 128 };
+
+/*
+ * WEFT_OPT_IOPOLL's second ring, on io_uring only. The epoll backend
+ * ignores the option, as it ignores SQPOLL: it has no ring to poll, and
+ * the files' reads and writes work there as always.
+ */
+static int poll_open(struct wf_loop *L)
+{
+    if (!(L->opts.flags & WEFT_OPT_IOPOLL) || L->ring.ep)
+        return 0;
+    struct wf_ring *r = wf_calloc(1, sizeof *r);
+    if (!r)
+        return wf_run_error_set(-ENOMEM, "weft_options: WEFT_OPT_IOPOLL: "
+                                         "out of memory for the polled ring");
+    char why[WF_RING_WHY];
+    int rc = wf_ring_init_polled(r, WF_POLL_ENTRIES, why, sizeof why);
+    if (rc < 0) {
+        wf_free(r);
+        return wf_run_error_set(rc, why);
+    }
+    L->poll = r;
+    return 0;
+}
+
+static void poll_close(struct wf_loop *L)
+{
+    if (!L->poll)
+        return;
+    wf_ring_exit(L->poll);
+    wf_free(L->poll);
+    L->poll = NULL;
+}
+
 static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
 {
     L->serial =
@@ -356,20 +399,23 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
         rp.flags |= IORING_SETUP_SQPOLL;
     /* An IOPOLL ring runs only pollable O_DIRECT reads and writes
      * (others fail -EINVAL or -EOPNOTSUPP): not the loop's wake-ups,
-     * receives, polls or cancels. */
+     * receives, polls or cancels. So the main ring stays as it is, and
+     * a second one (poll_open) takes the files' polled reads and writes.
+     * An option of the caller's that needs io_uring: AUTO does not fall
+     * back to epoll, as with SQPOLL. */
     if (L->opts.flags & WEFT_OPT_IOPOLL)
-        return wf_run_error_set(-EOPNOTSUPP,
-                                "weft_options: WEFT_OPT_IOPOLL: an IOPOLL "
-                                "ring takes only O_DIRECT reads and writes "
-                                "on polled queues, not the operations a "
-                                "loop needs; weft has no polled file ring "
-                                "yet");
+        rp.no_fallback = true;
     if (L->opts.sq_thread_idle && !(L->opts.flags & WEFT_OPT_SQPOLL))
         return wf_run_error_set(-EINVAL, "weft_options.sq_thread_idle "
                                          "without WEFT_OPT_SQPOLL");
     int rc = wf_ring_init(&L->ring, &rp, why, sizeof why);
     if (rc < 0)
         return wf_run_error_set(rc, why);
+    rc = poll_open(L);
+    if (rc < 0) {
+        wf_ring_exit(&L->ring);
+        return rc;
+    }
     wf_run_error_set(0, NULL);
     say_backend(L, why);
     last_backend = L->ring.ep ? "epoll" : "io_uring";
@@ -409,6 +455,7 @@ static int loop_open(struct wf_loop *L, const weft_options *in, int wq_fd)
 #endif
     rc = wf_faults_open(L);
     if (rc < 0) {
+        poll_close(L);
         wf_ring_exit(&L->ring);
         return rc;
     }
@@ -426,7 +473,8 @@ static void loop_close(struct wf_loop *L, int rc)
     wf_free(L->ready.v);
     wf_borrow_table_free(&L->borrows);
     wf_bufs_close(L);
-    wf_free(L->fixed); /* the ring's exit unregisters the buffers */
+    wf_free(L->fixed); /* the rings' exits unregister the buffers */
+    poll_close(L);
     wf_ring_exit(&L->ring);
 }
 
@@ -468,7 +516,8 @@ void wf_loop_close(struct wf_loop *L, int rc)
 {
     /* Owed CQEs now, less the mailbox's standing poll: a task that
      * returned before its terminal CQE would leave one (the sweep looks). */
-    wf_sweep_loop_end(L, L->ring.inflight - wf_mailbox_standing(L));
+    wf_sweep_loop_end(L, L->ring.inflight - wf_mailbox_standing(L) +
+                             (L->poll ? L->poll->inflight : 0));
     wf_mailbox_close(L);
     wf_overflow_guard_remove(L);
     wf_cur = NULL;

@@ -145,7 +145,9 @@ static void cancel_answered(struct wf_completion *c, int res, unsigned flags)
  * one readies the task's extra part for the answers. */
 static void io_cancel(struct wf_io *a)
 {
-    if (a->answered)
+    /* A polled operation cannot be cancelled (wf_io_await_polled): it
+     * ends by itself, soon. */
+    if (a->answered || a->op.polled)
         return;
     struct wf_io_extra *x = &a->wait.task->io_extra;
     x->io = a;
@@ -196,10 +198,16 @@ WF_EXPORT struct io_uring_sqe *weft_uring_sqe(void)
     return raw_ring() ? wf_sqe() : NULL;
 }
 
-/* An SQE that will not be awaited: take it back, or make it a no-op. */
+/* An SQE that will not be awaited: take it back, or make it a no-op (on
+ * the polled ring the kernel refuses a NOP; its failure's CQE has
+ * user_data 0, which nobody waits for). */
 void wf_sqe_drop(struct wf_loop *L, struct io_uring_sqe *sqe)
 {
-    if (wf_ring_unget(&L->ring, sqe))
+    struct wf_ring *r = &L->ring;
+    if (L->poll && sqe >= L->poll->ring.sq.sqes &&
+        sqe < L->poll->ring.sq.sqes + L->poll->sq_entries)
+        r = L->poll;
+    if (wf_ring_unget(r, sqe))
         return;
     io_uring_prep_nop(sqe);
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
@@ -295,6 +303,7 @@ static inline void io_init(struct wf_io *io, const char *what)
     io->op.fn = op_done;
     io->op.untracked = false;
     io->op.standing = false;
+    io->op.polled = false;
     io->wait.cancel = op_cancel;
     io->wait.what = what;
     io->res = 0;
@@ -419,6 +428,44 @@ int wf_io_await(struct wf_io *io, struct io_uring_sqe *sqe, weft_time deadline,
     if (wf_likely(deadline == WEFT_FOREVER && !L->faults && !L->valgrind))
         return io_plain(L, t, io, sqe, what);
     return io_full(L, io, sqe, deadline, what);
+}
+
+struct io_uring_sqe *wf_poll_sqe(void)
+{
+    struct wf_loop *L = wf_cur;
+    struct wf_ring *r = L ? L->poll : NULL;
+    /* Fault injection works on the main ring's awaits: with it on, every
+     * operation goes there. */
+    if (!r || !L->current || L->faults || r->inflight >= r->max_inflight)
+        return NULL;
+    return wf_ring_sqe(r);
+}
+
+int wf_io_await_polled(struct wf_io *io, struct io_uring_sqe *sqe,
+                       const char *what)
+{
+    struct weft_task *t;
+    int rc = wf_entry(&t, sqe != NULL, false);
+    if (rc == -ECANCELED)
+        wf_sqe_drop(t->loop, sqe);
+    if (rc < 0)
+        return rc;
+    struct wf_loop *L = t->loop;
+    io_init(io, what);
+    io->op.polled = true;
+    sqe->flags &= ~(IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK);
+    struct vg_note vg;
+    vg_note(&vg, sqe);
+    wf_ring_track(L->poll, sqe, &io->op);
+    wf_block(&io->wait);
+    io->pending = 0;
+    if (L->valgrind)
+        vg_written(&vg, io->res);
+    if (io->res == -EOPNOTSUPP)
+        L->npoll_refused++;
+    else
+        L->npolled++;
+    return io_result(io);
 }
 
 int wf_await(struct io_uring_sqe *sqe, const char *what)

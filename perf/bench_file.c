@@ -6,7 +6,8 @@
  *   weft_file_bench create FILE MIB        write a file of MIB MiB
  *   weft_file_bench randread FILE [-t TASKS] [-s SECONDS] [-b BS]
  *                           [--direct] [--fixed] [--fixedbufs] [--sqpoll]
- *                           [--ring-mode M] [--invalidate] [--repeat]
+ *                           [--iopoll] [--ring-mode M] [--invalidate]
+ *                           [--repeat]
  *       TASKS tasks (default 32: queue depth 32) each loop weft_file_pread
  *       of BS bytes (4096) at random aligned offsets for SECONDS (5):
  *       each block once before any again, as fio's random map does
@@ -15,7 +16,10 @@
  *       with WEFT_BACKEND=epoll for the epoll backend's worker pool).
  *       --invalidate drops the file's pages from the page cache first
  *       and disables read-ahead (POSIX_FADV_RANDOM), as fio does by
- *       default.
+ *       default. FILE may be a block device (its size from BLKGETSIZE64);
+ *       --iopoll runs with WEFT_OPT_IOPOLL (with --direct: polled reads on
+ *       a device with polled queues) and prints how many reads the polled
+ *       ring answered.
  *   weft_file_bench mktree DIR DIRS FILES  DIRS directories of FILES files
  *       of 1-8 KiB each (deterministic sizes and bytes)
  *   weft_file_bench splice FILE [-r ROUNDS]
@@ -41,8 +45,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <weft.h>
 #include <weft/uring.h>
+
+/* White-box, for --iopoll: the polled ring's counters (struct wf_loop). */
+#include "engine/engine.h"
 
 static double now_s(void)
 {
@@ -166,7 +175,7 @@ struct rr_args {
     double secs;
     size_t bs;
     unsigned flags;
-    bool invalidate, repeat, fixedbufs, sqpoll;
+    bool invalidate, repeat, fixedbufs, sqpoll, iopoll;
     unsigned ring_mode; /* weft_options.ring_mode */
 };
 
@@ -183,9 +192,13 @@ static int randread_main(void *arg)
     }
     struct statx st;
     rc = weft_file_stat(c.f, &st);
-    if (rc < 0 || st.stx_size < a->bs)
+    uint64_t size = st.stx_size;
+    if (rc == 0 && S_ISBLK(st.stx_mode) &&
+        ioctl(weft_file_fd(c.f), BLKGETSIZE64, &size) < 0)
+        rc = -errno;
+    if (rc < 0 || size < a->bs)
         return rc < 0 ? rc : -EINVAL;
-    c.blocks = st.stx_size / a->bs;
+    c.blocks = size / a->bs;
     while (c.bits < 63 && ((uint64_t)1 << c.bits) < c.blocks)
         c.bits++;
     c.mask = ((uint64_t)1 << c.bits) - 1;
@@ -245,6 +258,11 @@ static int randread_main(void *arg)
            a->flags & WEFT_FILE_DIRECT ? ", O_DIRECT" : "",
            a->flags & WEFT_FILE_FIXED ? ", fixed file" : "",
            a->fixedbufs ? ", fixed buffers" : "", a->sqpoll ? ", SQPOLL" : "");
+    if (a->iopoll)
+        printf("IOPOLL: %llu reads answered on the polled ring, %llu "
+               "refused there (then on the main ring)\n",
+               (unsigned long long)wf_cur->npolled,
+               (unsigned long long)wf_cur->npoll_refused);
     return rc;
 }
 
@@ -469,7 +487,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: weft_file_bench create FILE MIB\n"
             "       weft_file_bench randread FILE [-t TASKS] [-s SECONDS] "
-            "[-b BS] [--direct] [--fixed] [--fixedbufs] [--sqpoll] "
+            "[-b BS] [--direct] [--fixed] [--fixedbufs] [--sqpoll] [--iopoll] "
             "[--ring-mode M] [--invalidate] [--repeat]\n"
             "       weft_file_bench mktree DIR DIRS FILES\n"
             "       weft_file_bench splice FILE [-r ROUNDS]\n");
@@ -523,6 +541,8 @@ int main(int argc, char **argv)
                 a.fixedbufs = true;
             else if (strcmp(argv[i], "--sqpoll") == 0)
                 a.sqpoll = true;
+            else if (strcmp(argv[i], "--iopoll") == 0)
+                a.iopoll = true;
             else if (strcmp(argv[i], "--ring-mode") == 0 && i + 1 < argc)
                 a.ring_mode = (unsigned)atoi(argv[++i]);
             else if (strcmp(argv[i], "--invalidate") == 0)
@@ -534,7 +554,8 @@ int main(int argc, char **argv)
         }
         if (!a.tasks || !a.bs)
             return usage();
-        weft_options o = {.flags = a.sqpoll ? WEFT_OPT_SQPOLL : 0,
+        weft_options o = {.flags = (a.sqpoll ? WEFT_OPT_SQPOLL : 0) |
+                                   (a.iopoll ? WEFT_OPT_IOPOLL : 0),
                           .ring_mode = a.ring_mode};
         return run_opts(randread_main, &a, &o);
     }

@@ -18,6 +18,9 @@
 #include <weft/file.h>
 #include <weft/uring.h>
 
+/* White-box: the polled ring's counters (engine/engine.h, struct wf_loop). */
+#include "engine/engine.h"
+
 static char tmp_root[256];
 
 /* ---- helpers ---- */
@@ -1096,11 +1099,12 @@ static void test_file_fixed_buffers_round_trip_bad_args_and_cancel(void **state)
 
 /* ---- ring options: SQPOLL, IOPOLL ---- */
 
+/* arg NULL: the loop asked for SQPOLL. */
 static int sqpoll_main(void *arg)
 {
-    (void)arg;
     /* the file calls and a sleep work as on any ring */
-    CHECK(weft_uring_setup_flags() & IORING_SETUP_SQPOLL);
+    if (!arg)
+        CHECK(weft_uring_setup_flags() & IORING_SETUP_SQPOLL);
     size_t n = 64 * 1024;
     unsigned char *out = malloc(n), *in = malloc(n);
     if (!CHECK(out && in))
@@ -1126,7 +1130,7 @@ static int sqpoll_main(void *arg)
 static void test_file_ring_options_sqpoll_and_iopoll(void **state)
 {
     (void)state;
-    th_uring_only("SQPOLL and IOPOLL are io_uring's ring options");
+    th_uring_only("SQPOLL is io_uring's ring option");
     weft_options o = {.flags = WEFT_OPT_SQPOLL, .sq_thread_idle = 20};
     run_in_loop_opts(sqpoll_main, NULL, &o, 0);
     /* SQPOLL refuses the task-run flags: a forced DEFER mode fails, with
@@ -1137,10 +1141,450 @@ static void test_file_ring_options_sqpoll_and_iopoll(void **state)
     /* sq_thread_idle without SQPOLL */
     weft_options idle = {.sq_thread_idle = 5};
     CHECK_EQ(weft_run(sqpoll_main, NULL, &idle), -EINVAL);
-    /* IOPOLL: refused at weft_run, saying why */
+    /* IOPOLL: a second, polled ring; the loop's own ring is as before,
+     * so everything a loop does still works (the tests below) */
     weft_options io = {.flags = WEFT_OPT_IOPOLL};
-    CHECK_EQ(weft_run(sqpoll_main, NULL, &io), -EOPNOTSUPP);
-    CHECK(strstr(weft_strerror(-EOPNOTSUPP), "IOPOLL") != NULL);
+    run_in_loop_opts(sqpoll_main, "no SQPOLL", &io, 0);
+    io.flags |= WEFT_OPT_SQPOLL;
+    run_in_loop_opts(sqpoll_main, NULL, &io, 0);
+}
+
+/* ---- WEFT_OPT_IOPOLL: O_DIRECT files on the polled ring ---- */
+
+/* Under /var/tmp (a disk, where O_DIRECT works; /tmp may be tmpfs). */
+static char var_dir[64];
+
+static const char *vp(const char *name)
+{
+    static __thread char bufs[4][128];
+    static __thread unsigned next;
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", var_dir, name);
+    return b;
+}
+
+struct poll_count {
+    uint64_t polled, refused;
+};
+
+static struct poll_count poll_count(void)
+{
+    return (struct poll_count){wf_cur->npolled, wf_cur->npoll_refused};
+}
+
+/* What the polled ring did since c: every operation of a file is either
+ * answered there, or refused once (no polled queues) and then the file's
+ * operations go to the main ring. */
+static void poll_since(struct poll_count c, uint64_t *polled, uint64_t *refused)
+{
+    *polled = wf_cur->npolled - c.polled;
+    *refused = wf_cur->npoll_refused - c.refused;
+}
+
+/* Write then read back n bytes at 4 offsets, positioned and not. */
+static void direct_round_trip(weft_file *f, unsigned char *out,
+                              unsigned char *in, size_t n, unsigned seed)
+{
+    for (int i = 0; i < 4; i++) {
+        fill(out, n, seed + (unsigned)i);
+        CHECK_EQ(weft_file_pwrite(f, out, n, (off_t)(i * n)), (ssize_t)n);
+        memset(in, 0, n);
+        CHECK_EQ(weft_file_pread(f, in, n, (off_t)(i * n)), (ssize_t)n);
+        CHECK(memcmp(in, out, n) == 0);
+    }
+    CHECK_EQ(weft_file_seek(f, 0, SEEK_SET), 0);
+    CHECK_EQ(weft_file_write(f, out, n), (ssize_t)n);
+    CHECK_EQ(weft_file_seek(f, 0, SEEK_SET), 0);
+    memset(in, 0, n);
+    CHECK_EQ(weft_file_read(f, in, n), (ssize_t)n);
+    CHECK(memcmp(in, out, n) == 0);
+}
+
+static int iopoll_main(void *arg)
+{
+    (void)arg;
+    bool uring = !th_on_epoll();
+    /* On io_uring a second ring, IOPOLL; the main ring is unchanged. On
+     * epoll the option is ignored, as SQPOLL is. */
+    CHECK_EQ(wf_cur->poll != NULL, uring);
+    if (uring) {
+        CHECK(wf_cur->poll->setup_flags & IORING_SETUP_IOPOLL);
+        CHECK(!(weft_uring_setup_flags() & IORING_SETUP_IOPOLL));
+    }
+    size_t n = 64 * 1024;
+    unsigned char *out = NULL, *in = NULL;
+    if (!CHECK_EQ(posix_memalign((void **)&out, 4096, n), 0) ||
+        !CHECK_EQ(posix_memalign((void **)&in, 4096, n), 0)) {
+        free(out);
+        return -ENOMEM;
+    }
+    weft_file_options direct = {.flags = WEFT_FILE_DIRECT};
+    weft_file *f;
+    int rc = weft_file_open_opts(&f, vp("direct"), O_RDWR | O_CREAT | O_TRUNC,
+                                 0600, &direct);
+    if (rc == -EINVAL) {
+        print_message("O_DIRECT: not supported under %s; skipped\n", var_dir);
+        free(out);
+        free(in);
+        return 0;
+    }
+    uint64_t polled, refused;
+    struct poll_count c = poll_count();
+    if (CHECK_EQ(rc, 0)) {
+        direct_round_trip(f, out, in, n, 1);
+        poll_since(c, &polled, &refused);
+        print_message("      polled ring: %llu answered, %llu refused "
+                      "(then the main ring)\n",
+                      (unsigned long long)polled, (unsigned long long)refused);
+        CHECK(refused <= 1);
+        /* 10 reads and writes: all answered there, or at most one
+         * refused and from then on the main ring's (writes that extend
+         * the file, waited for inside the kernel, may be answered on the
+         * polled ring by a device that has no polled queues) */
+        if (uring)
+            CHECK(refused == 1 ? polled < 10 : polled == 10);
+        else
+            CHECK(polled == 0 && refused == 0);
+        CHECK_EQ(weft_file_close(f), 0);
+    }
+    /* Registered buffers: on both rings under the same indices. */
+    struct iovec iov[2] = {{out, n}, {in, n}};
+    c = poll_count();
+    if (CHECK_EQ(weft_file_register_buffers(iov, 2), 0) &&
+        CHECK_EQ(weft_file_open_opts(&f, vp("fixed"),
+                                     O_RDWR | O_CREAT | O_TRUNC, 0600, &direct),
+                 0)) {
+        fill(out, n, 7);
+        CHECK_EQ(weft_file_pwrite_fixed(f, out, n, 4096), (ssize_t)n);
+        memset(in, 0, n);
+        CHECK_EQ(weft_file_pread_fixed(f, in, n, 4096), (ssize_t)n);
+        CHECK(memcmp(in, out, n) == 0);
+        poll_since(c, &polled, &refused);
+        if (uring)
+            CHECK(refused == 1 ? polled < 2 : polled == 2);
+        CHECK_EQ(weft_file_close(f), 0);
+        CHECK_EQ(weft_file_unregister_buffers(), 0);
+    }
+    /* A buffered file never goes near the polled ring. */
+    c = poll_count();
+    if (CHECK_EQ(weft_file_open(&f, vp("buffered"), O_RDWR | O_CREAT | O_TRUNC,
+                                0600),
+                 0)) {
+        direct_round_trip(f, out, in, 1000, 3);
+        poll_since(c, &polled, &refused);
+        CHECK(polled == 0 && refused == 0);
+        CHECK_EQ(weft_file_close(f), 0);
+    }
+    free(out);
+    free(in);
+    return 0;
+}
+
+/*
+ * Cancellation and deadlines as without the option: a read cancelled
+ * before it starts runs nothing; one cancelled in flight either returns
+ * its bytes (a disk read under way finishes; the next checkpoint reports
+ * the cancellation) or -ECANCELED; a deadline ends a loop of reads with
+ * -ETIMEDOUT. Each round opens the file anew, so that its first read is
+ * on the polled ring (refused there on a device without polled queues,
+ * while cancelled, and then reissued: the reissue sees the cancellation).
+ */
+static int iopoll_cancel_main(void *arg)
+{
+    (void)arg;
+    size_t n = 256 * 1024;
+    unsigned char *buf = NULL;
+    if (!CHECK_EQ(posix_memalign((void **)&buf, 4096, n), 0))
+        return -ENOMEM;
+    fill(buf, n, 9);
+    weft_file_options direct = {.flags = WEFT_FILE_DIRECT};
+    weft_file *f;
+    int rc = weft_file_open_opts(&f, vp("cancel"), O_RDWR | O_CREAT | O_TRUNC,
+                                 0600, &direct);
+    if (rc == -EINVAL) {
+        free(buf);
+        return 0; /* no O_DIRECT there: iopoll_main said so */
+    }
+    if (!CHECK_EQ(rc, 0)) {
+        free(buf);
+        return rc;
+    }
+    CHECK_EQ(weft_file_pwrite(f, buf, n, 0), (ssize_t)n);
+    CHECK_EQ(weft_file_close(f), 0);
+    int before = th_fd_count();
+    int done = 0, cancelled = 0;
+    struct poll_count c = poll_count();
+    for (int i = 0; i < 40; i++) {
+        if (!CHECK_EQ(
+                weft_file_open_opts(&f, vp("cancel"), O_RDONLY, 0, &direct), 0))
+            break;
+        weft_scope s;
+        weft_scope_enter(&s, WEFT_FOREVER);
+        if (i == 0) {
+            /* cancelled before it starts */
+            weft_scope_cancel(&s);
+            CHECK_EQ(weft_file_pread(f, buf, n, 0), -ECANCELED);
+        } else {
+            weft_group g;
+            weft_group_enter(&g);
+            CHECK_EQ(weft_group_spawn(&g, canceller, &s), 0);
+            ssize_t r = weft_file_pread(f, buf, n, 0);
+            CHECK(r == (ssize_t)n || r == -ECANCELED);
+            if (r == (ssize_t)n) {
+                done++;
+                CHECK_EQ(weft_checkpoint(), -ECANCELED);
+            } else {
+                cancelled++;
+            }
+            CHECK_EQ(weft_group_exit(&g, 0), 0);
+        }
+        /* the scope catches its own cancellation */
+        CHECK_EQ(weft_scope_exit(&s, -ECANCELED), 0);
+        CHECK_EQ(weft_file_close(f), 0);
+    }
+    CHECK_EQ(done + cancelled, 39);
+    uint64_t polled, refused;
+    poll_since(c, &polled, &refused);
+    print_message("      cancelled in flight: %d read, %d cancelled; polled "
+                  "ring: %llu answered, %llu refused\n",
+                  done, cancelled, (unsigned long long)polled,
+                  (unsigned long long)refused);
+    /* each cancelled-in-flight read was on the polled ring first */
+    if (!th_on_epoll())
+        CHECK_EQ(polled + refused, 39);
+    /* A deadline: reads until it passes */
+    if (CHECK_EQ(weft_file_open_opts(&f, vp("cancel"), O_RDONLY, 0, &direct),
+                 0)) {
+        weft_scope s;
+        weft_fail_after(&s, 20 * WEFT_MSEC);
+        ssize_t r;
+        unsigned reads = 0;
+        while ((r = weft_file_pread(f, buf, n, 0)) == (ssize_t)n)
+            reads++;
+        CHECK_EQ(r, -ECANCELED);
+        CHECK_EQ(weft_scope_exit(&s, (int)r), -ETIMEDOUT);
+        CHECK_GT(reads, 0);
+        /* already expired: nothing runs */
+        weft_fail_after(&s, -1);
+        CHECK_EQ(weft_scope_exit(&s, (int)weft_file_pread(f, buf, n, 0)),
+                 -ETIMEDOUT);
+        CHECK_EQ(weft_file_pread(f, buf, n, 0), (ssize_t)n);
+        CHECK_EQ(weft_file_close(f), 0);
+    }
+    CHECK_EQ(th_fd_count(), before);
+    free(buf);
+    return 0;
+}
+
+static void
+test_file_iopoll_direct_falls_back_cancels_and_ends_clean(void **state)
+{
+    (void)state;
+    snprintf(var_dir, sizeof var_dir, "/var/tmp/weft-iopoll-XXXXXX");
+    if (!mkdtemp(var_dir)) {
+        print_message("      no directory under /var/tmp; skipped\n");
+        skip();
+    }
+    int before = th_fd_count();
+    weft_options o = {.flags = WEFT_OPT_IOPOLL};
+    run_in_loop_opts(iopoll_main, NULL, &o, 0);
+    run_in_loop_opts(iopoll_cancel_main, NULL, &o, 0);
+    /* the polled ring went with its loop */
+    assert_int_equal(th_fd_count(), before);
+    const char *names[] = {"direct", "fixed", "buffered", "cancel"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unlink(vp(names[i]));
+    assert_int_equal(rmdir(var_dir), 0);
+}
+
+/*
+ * The polled path itself, on a device with polled queues: none here (the
+ * virtio disk has none), so it runs in a VM on null_blk (docs/internals.md,
+ * scripts/vm-run; the command is in docs/performance.md, issue 16):
+ *
+ *   scripts/vm-run --modules null_blk --modopt null_blk.queue_mode=2 \
+ *       --modopt null_blk.poll_queues=2 --modopt null_blk.memory_backed=1 \
+ *       --modopt null_blk.gb=1 -- build/tests/test_file '*iopoll_device*'
+ *
+ * WEFT_IOPOLL_DEV names another device (default /dev/nullb0); skipped
+ * where it is absent or has no polled queues.
+ */
+static const char *iopoll_dev(void)
+{
+    const char *d = getenv("WEFT_IOPOLL_DEV");
+    return d && *d ? d : "/dev/nullb0";
+}
+
+/* Whether dev's queue says it polls, and whether it keeps data. */
+static bool dev_polls(const char *dev, bool *keeps)
+{
+    char path[256], v[8] = "";
+    snprintf(path, sizeof path, "/sys/block/%s/queue/io_poll",
+             strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return false;
+    bool polls = fgets(v, sizeof v, fp) && v[0] == '1';
+    fclose(fp);
+    *keeps = true;
+    fp = fopen("/sys/module/null_blk/parameters/memory_backed", "re");
+    if (fp && strstr(dev, "nullb")) {
+        *keeps = fgets(v, sizeof v, fp) && (v[0] == 'Y' || v[0] == '1');
+    }
+    if (fp)
+        fclose(fp);
+    return polls;
+}
+
+struct dev_reader {
+    weft_file *f;
+    unsigned char *buf;
+    size_t n;
+    unsigned reads;
+    ssize_t last;
+};
+
+/* Reads until cancelled: each read is whole or -ECANCELED. */
+static int dev_reader(void *arg)
+{
+    struct dev_reader *r = arg;
+    for (;;) {
+        r->last = weft_file_pread(r->f, r->buf, r->n,
+                                  (off_t)((r->reads % 64) * r->n));
+        if (r->last != (ssize_t)r->n)
+            return 0;
+        r->reads++;
+    }
+}
+
+static int sleeper(void *arg)
+{
+    int *naps = arg;
+    for (int i = 0; i < 20; i++)
+        if (weft_sleep(WEFT_MSEC) == 0)
+            (*naps)++;
+    return 0;
+}
+
+static int iopoll_device_main(void *arg)
+{
+    bool keeps = *(bool *)arg;
+    if (!CHECK(wf_cur->poll != NULL))
+        return -EIO;
+    unsigned fl = wf_cur->poll->setup_flags;
+    print_message("      polled ring: IOPOLL%s%s\n",
+                  fl & IORING_SETUP_SINGLE_ISSUER ? " | SINGLE_ISSUER" : "",
+                  fl & IORING_SETUP_DEFER_TASKRUN ? " | DEFER_TASKRUN" : "");
+    enum { N = 4096, NT = 8 };
+    unsigned char *out = NULL, *in = NULL;
+    if (!CHECK_EQ(posix_memalign((void **)&out, 4096, NT * N), 0) ||
+        !CHECK_EQ(posix_memalign((void **)&in, 4096, NT * N), 0)) {
+        free(out);
+        return -ENOMEM;
+    }
+    weft_file_options direct = {.flags = WEFT_FILE_DIRECT};
+    weft_file *f;
+    if (!CHECK_EQ(weft_file_open_opts(&f, iopoll_dev(), O_RDWR, 0, &direct),
+                  0)) {
+        free(out);
+        free(in);
+        return -EIO;
+    }
+    /* Writes and reads, plain and positioned: all answered on the polled
+     * ring, none refused. */
+    struct poll_count c = poll_count();
+    for (int i = 0; i < 16; i++) {
+        fill(out, N, 100 + (unsigned)i);
+        CHECK_EQ(weft_file_pwrite(f, out, N, (off_t)i * N), (ssize_t)N);
+        memset(in, 0, N);
+        CHECK_EQ(weft_file_pread(f, in, N, (off_t)i * N), (ssize_t)N);
+        if (keeps)
+            CHECK(memcmp(in, out, N) == 0);
+    }
+    uint64_t polled, refused;
+    poll_since(c, &polled, &refused);
+    print_message("      %s: %llu answered on the polled ring, %llu "
+                  "refused%s\n",
+                  iopoll_dev(), (unsigned long long)polled,
+                  (unsigned long long)refused,
+                  keeps ? "; data compared" : "; lengths only");
+    CHECK_EQ(polled, 32);
+    CHECK_EQ(refused, 0);
+    /* Registered buffers, on the polled ring too */
+    struct iovec iov[2] = {{out, NT * N}, {in, NT * N}};
+    c = poll_count();
+    if (CHECK_EQ(weft_file_register_buffers(iov, 2), 0)) {
+        fill(out, NT * N, 200);
+        CHECK_EQ(weft_file_pwrite_fixed(f, out, NT * N, 0), (ssize_t)(NT * N));
+        memset(in, 0, NT * N);
+        CHECK_EQ(weft_file_pread_fixed(f, in, NT * N, 0), (ssize_t)(NT * N));
+        if (keeps)
+            CHECK(memcmp(in, out, NT * N) == 0);
+        CHECK_EQ(weft_file_unregister_buffers(), 0);
+    }
+    poll_since(c, &polled, &refused);
+    CHECK_EQ(polled, 2);
+    CHECK_EQ(refused, 0);
+    /* NT readers polling while a sleeper's timers (main ring) fire; then
+     * their scope is cancelled: each ends whole or -ECANCELED */
+    struct dev_reader r[NT];
+    int naps = 0;
+    weft_scope s;
+    weft_group g;
+    c = poll_count();
+    weft_scope_enter(&s, WEFT_FOREVER);
+    weft_group_enter(&g);
+    for (int i = 0; i < NT; i++) {
+        r[i] = (struct dev_reader){.f = f, .buf = in + i * N, .n = N};
+        CHECK_EQ(weft_group_spawn(&g, dev_reader, &r[i]), 0);
+    }
+    CHECK_EQ(weft_group_spawn(&g, sleeper, &naps), 0);
+    CHECK_EQ(weft_sleep(30 * WEFT_MSEC), 0);
+    weft_scope_cancel(&s);
+    CHECK_EQ(weft_group_exit(&g, 0), 0);
+    CHECK_EQ(weft_scope_exit(&s, 0), 0);
+    unsigned reads = 0;
+    for (int i = 0; i < NT; i++) {
+        CHECK_EQ(r[i].last, -ECANCELED);
+        reads += r[i].reads;
+    }
+    poll_since(c, &polled, &refused);
+    print_message("      %d readers for 30 ms, then cancelled: %u reads; "
+                  "polled ring: %llu answered; %d 1 ms sleeps meanwhile\n",
+                  NT, reads, (unsigned long long)polled, naps);
+    CHECK_GT(reads, 0);
+    CHECK_EQ(refused, 0);
+    CHECK(polled >= reads);
+    CHECK_GT(naps, 0);
+    /* a deadline on reads: it ends them */
+    weft_fail_after(&s, 10 * WEFT_MSEC);
+    ssize_t rr;
+    while ((rr = weft_file_pread(f, in, N, 0)) == (ssize_t)N)
+        ;
+    CHECK_EQ(rr, -ECANCELED);
+    CHECK_EQ(weft_scope_exit(&s, (int)rr), -ETIMEDOUT);
+    /* nothing left in flight on either ring's count */
+    CHECK_EQ(wf_cur->poll->inflight, 0);
+    CHECK_EQ(weft_file_close(f), 0);
+    free(out);
+    free(in);
+    return 0;
+}
+
+static void test_file_iopoll_device_polls_round_trips_and_cancels(void **state)
+{
+    (void)state;
+    bool keeps = false;
+    if (th_on_epoll() || !dev_polls(iopoll_dev(), &keeps)) {
+        print_message("      no polled device (%s with io_poll 1; run it in "
+                      "scripts/vm-run with null_blk); skipped\n",
+                      iopoll_dev());
+        skip();
+    }
+    int before = th_fd_count();
+    weft_options o = {.flags = WEFT_OPT_IOPOLL};
+    run_in_loop_opts(iopoll_device_main, &keeps, &o, 0);
+    assert_int_equal(th_fd_count(), before);
 }
 
 /* ---- file streams ---- */
@@ -1323,6 +1767,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_file_options_fixed_and_direct),
     cmocka_unit_test(test_file_fixed_buffers_round_trip_bad_args_and_cancel),
     cmocka_unit_test(test_file_ring_options_sqpoll_and_iopoll),
+    cmocka_unit_test(test_file_iopoll_direct_falls_back_cancels_and_ends_clean),
+    cmocka_unit_test(test_file_iopoll_device_polls_round_trips_and_cancels),
     cmocka_unit_test(test_file_stream_recv_send_and_copy_to_socket),
     cmocka_unit_test(test_file_stream_of_fifo_recv_some_and_close_ends_recv),
 };

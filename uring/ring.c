@@ -229,7 +229,7 @@ static int uring_init(struct wf_ring *r, const struct wf_ring_params *rp,
 static bool may_fall_back(int rc, const struct wf_ring_params *rp)
 {
     if (rp->flags & (IORING_SETUP_SQPOLL | IORING_SETUP_IOPOLL) ||
-        rp->mode != MODE_AUTO)
+        rp->mode != MODE_AUTO || rp->no_fallback)
         return false;
     return rc != -EMFILE && rc != -ENFILE;
 }
@@ -259,6 +259,46 @@ int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
             return 0; /* why keeps io_uring's refusal */
     }
     return rc;
+}
+
+/*
+ * The polled ring for files: IOPOLL, with the task-run flags the kernel
+ * takes beside it, best first (SINGLE_ISSUER and DEFER_TASKRUN since 6.0
+ * and 6.1; before, plain). No CQSIZE worries: only the loop's own polled
+ * reads and writes go there, at most entries of them at once.
+ */
+int wf_ring_init_polled(struct wf_ring *r, unsigned entries, char *why,
+                        unsigned whylen)
+{
+    static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER,
+        0,
+    };
+    struct wf_ring_params rp = {.sq = entries,
+                                .cq = 2 * entries,
+                                .wq_fd = -1,
+                                .flags = IORING_SETUP_IOPOLL};
+    int rc = -EINVAL;
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        rc = try_setup(r, &rp, tries[i]);
+        if (rc != -EINVAL)
+            break;
+    }
+    if (rc < 0) {
+        snprintf(why, whylen,
+                 "io_uring: WEFT_OPT_IOPOLL: the kernel refused the polled "
+                 "ring for files (IORING_SETUP_IOPOLL, %u entries: %s)",
+                 entries, strerror(-rc));
+        return rc;
+    }
+    (void)io_uring_register_ring_fd(&r->ring);
+    probe_ops(r);
+    /* A polled operation finds a free SQE and a CQE slot without a wait:
+     * beyond this many at once, the caller uses the main ring. */
+    r->max_inflight = r->sq_entries;
+    return 0;
 }
 
 void wf_ring_exit(struct wf_ring *r)
@@ -412,10 +452,15 @@ static unsigned reap(struct wf_ring *r)
 
 /*
  * Whether completions may be waiting in the kernel that only an enter
- * with GETEVENTS posts: deferred task work, or an overflow backlog.
+ * with GETEVENTS posts: deferred task work, an overflow backlog, or a
+ * polled ring's operations in the device.
  */
 static bool events_pending(const struct wf_ring *r)
 {
+    /* A polled ring's completions are found only by asking the device:
+     * an enter with GETEVENTS, min_complete 0, polls it once. */
+    if (r->inflight && (r->setup_flags & IORING_SETUP_IOPOLL))
+        return true;
     if (sq_flags(r) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
         return true;
     /* Without TASKRUN_FLAG the kernel does not say; ask if anything is out. */

@@ -18,6 +18,7 @@ struct wf_completion {
     void (*fn)(struct wf_completion *c, int res, unsigned flags);
     bool untracked; /* posted from outside (MSG_RING): owes no inflight */
     bool standing;  /* counted in standing too (wf_ring_track_standing) */
+    bool polled;    /* on an IOPOLL ring, which takes no ASYNC_CANCEL */
 };
 
 enum { WF_RING_WHY = 200 };
@@ -65,11 +66,18 @@ struct wf_ring_params {
     unsigned flags;          /* IORING_SETUP_SQPOLL, IORING_SETUP_IOPOLL */
     unsigned sq_thread_idle; /* SQPOLL: ms before its thread sleeps */
     unsigned backend;        /* WF_BACKEND_*: AUTO falls back to epoll */
+    bool no_fallback;        /* AUTO does not fall back: an option needs
+                                io_uring (WEFT_OPT_IOPOLL's polled ring) */
 };
 /* With backend AUTO, io_uring's refusal is left in why even when the
  * epoll backend then took over (r->ep set): diagnostics name it. */
 int wf_ring_init(struct wf_ring *r, const struct wf_ring_params *rp, char *why,
                  unsigned whylen);
+/* A second ring for polled file I/O (IORING_SETUP_IOPOLL, entries SQEs):
+ * 0, or -errno with why saying what failed. Its max_inflight is its SQ's
+ * size. wf_ring_pump never waits on it: each call polls the device. */
+int wf_ring_init_polled(struct wf_ring *r, unsigned entries, char *why,
+                        unsigned whylen);
 void wf_ring_exit(struct wf_ring *r);
 
 /* An SQE; a full SQ is submitted first, so this never fails. */

@@ -114,17 +114,61 @@ void wf_file_kill(weft_file *f)
 
 /* ---- reads and writes ---- */
 
-/* idx: the registered buffer buf lies in (READ_FIXED), or -1 (READ). */
+/*
+ * WEFT_OPT_IOPOLL: an O_DIRECT file's reads and writes go to the loop's
+ * polled ring until the device refuses one (-EOPNOTSUPP: no polled
+ * queues, or a filesystem that cannot poll). The refused operation moved
+ * nothing, so it is reissued on the main ring, and so are the file's
+ * later ones: the caller sees an ordinary result on any device.
+ */
+static bool file_polled(const weft_file *f)
+{
+    return wf_cur->poll && (f->oflags & O_DIRECT) && !f->nopoll;
+}
+
+/* One read or write; idx: the registered buffer buf lies in (READ_FIXED,
+ * WRITE_FIXED; registered with both rings), or -1. */
+static void prep_rw(struct io_uring_sqe *sqe, int fd, bool write,
+                    const void *buf, size_t n, off_t off, int idx)
+{
+    if (write && idx >= 0)
+        io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)n, (uint64_t)off,
+                                  idx);
+    else if (write)
+        io_uring_prep_write(sqe, fd, buf, (unsigned)n, (uint64_t)off);
+    else if (idx >= 0)
+        io_uring_prep_read_fixed(sqe, fd, (void *)buf, (unsigned)n,
+                                 (uint64_t)off, idx);
+    else
+        io_uring_prep_read(sqe, fd, (void *)buf, (unsigned)n, (uint64_t)off);
+}
+
+static ssize_t rw_once(weft_file *f, bool write, const void *buf, size_t n,
+                       off_t off, int idx, const char *what)
+{
+    struct io_uring_sqe *sqe;
+    /* Appends (off -1) need the file's own position: the main ring's. */
+    if (off >= 0 && file_polled(f) && (sqe = wf_poll_sqe())) {
+        /* The polled ring has no table of registered files: the plain fd. */
+        prep_rw(sqe, f->fd, write, buf, n, off, idx);
+        if (f->gate.closing) {
+            wf_sqe_drop(wf_cur, sqe);
+            return -EBADF;
+        }
+        ssize_t r = wf_gate_await_polled(&f->gate, sqe, what);
+        if (r != -EOPNOTSUPP)
+            return r;
+        f->nopoll = true;
+    }
+    sqe = wf_sqe();
+    prep_rw(sqe, f->fd, write, buf, n, off, idx);
+    use_fixed(f, sqe);
+    return file_await(f, sqe, what);
+}
+
 static ssize_t read_once(weft_file *f, void *buf, size_t n, off_t off, int idx)
 {
-    struct io_uring_sqe *sqe = wf_sqe();
-    if (idx >= 0)
-        io_uring_prep_read_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
-                                 idx);
-    else
-        io_uring_prep_read(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
-    use_fixed(f, sqe);
-    return file_await(f, sqe, "weft_file_read");
+    return rw_once(f, false, buf, n, off, idx, "weft_file_read");
 }
 
 static ssize_t read_at(weft_file *f, void *buf, size_t n, off_t off, bool some,
@@ -161,14 +205,7 @@ ssize_t wf_file_read_at(weft_file *f, void *buf, size_t n, off_t off, bool some)
 static ssize_t write_once(weft_file *f, const void *buf, size_t n, off_t off,
                           int idx)
 {
-    struct io_uring_sqe *sqe = wf_sqe();
-    if (idx >= 0)
-        io_uring_prep_write_fixed(sqe, f->fd, buf, (unsigned)n, (uint64_t)off,
-                                  idx);
-    else
-        io_uring_prep_write(sqe, f->fd, buf, (unsigned)n, (uint64_t)off);
-    use_fixed(f, sqe);
-    return file_await(f, sqe, "weft_file_write");
+    return rw_once(f, true, buf, n, off, idx, "weft_file_write");
 }
 
 static int write_at(weft_file *f, const void *buf, size_t n, off_t off,
@@ -257,8 +294,15 @@ WF_EXPORT int weft_file_register_buffers(const struct iovec *iov, unsigned n)
     if (!copy)
         return -ENOMEM;
     memcpy(copy, iov, n * sizeof *copy);
-    /* The epoll backend's pool reads into them as into any buffer. */
+    /* The epoll backend's pool reads into them as into any buffer. The
+     * polled ring (WEFT_OPT_IOPOLL) gets them too, under the same
+     * indices: a fixed read goes to whichever ring its file uses. */
     rc = L->ring.ep ? 0 : io_uring_register_buffers(&L->ring.ring, copy, n);
+    if (rc == 0 && L->poll) {
+        rc = io_uring_register_buffers(&L->poll->ring, copy, n);
+        if (rc < 0)
+            (void)io_uring_unregister_buffers(&L->ring.ring);
+    }
     if (rc < 0) {
         wf_free(copy);
         return rc;
@@ -282,6 +326,9 @@ WF_EXPORT int weft_file_unregister_buffers(void)
     rc = L->ring.ep ? 0 : io_uring_unregister_buffers(&L->ring.ring);
     if (rc < 0)
         return rc;
+    /* It has the same set, so it cannot refuse what the main ring took. */
+    if (L->poll)
+        (void)io_uring_unregister_buffers(&L->poll->ring);
     wf_free(L->fixed);
     L->fixed = NULL;
     L->nfixed = 0;

@@ -33,6 +33,7 @@ struct weft_file {
     off_t pos;                   /* weft's file position */
     int oflags;                  /* the open flags */
     uint8_t kind;                /* enum wf_file_kind, found out when needed */
+    bool nopoll;                 /* the polled ring refused it: main ring */
     struct wf_gate gate;         /* calls under way; close waits for them */
     weft_lock poslock;           /* taken by the calls that use the position */
     size_t mem_align, off_align; /* O_DIRECT's, else 1 */

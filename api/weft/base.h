@@ -66,11 +66,12 @@ enum weft_ring_mode {
  * ring_mode AUTO (then PLAIN) or PLAIN. Not by default; see
  * docs/guide/files.md, "Ring options". */
 #define WEFT_OPT_SQPOLL 4u
-/* IORING_SETUP_IOPOLL: completions are polled, not interrupt-driven;
- * only O_DIRECT reads and writes on files whose device has polled
- * queues (NVMe with nvme.poll_queues) complete, and every other
- * operation weft's loop needs fails: weft_run refuses it (-EOPNOTSUPP)
- * until weft has a second, polled ring for files. */
+/* IORING_SETUP_IOPOLL, on a second ring of the loop's: reads and writes
+ * of WEFT_FILE_DIRECT files go there and complete by polling the device
+ * (NVMe with nvme.poll_queues); a device without polled queues refuses
+ * them and they go to the main ring, transparently. The loop spins while
+ * polled operations are in flight, burning a core. Ignored on epoll. Not
+ * by default; see docs/guide/files.md, "Ring options". */
 #define WEFT_OPT_IOPOLL 8u
 /* Say on stderr, once per process, which backend a loop got and why
  * (WEFT_BACKEND_AUTO falling back to epoll names io_uring's refusal).
