@@ -298,6 +298,12 @@ static ssize_t sock_recv_select(weft_stream *s, const void **data,
     struct wf_bufring *b = wf_bufs(L);
     if (!b)
         return -ENOTSUP;
+    /* Every buffer is out (held by readers, or in completions not yet
+     * reaped: the count is never below the kernel's): the kernel would
+     * answer -ENOBUFS, after a submission and maybe a poll armed for
+     * nothing. The stream layer receives into a block of its own. */
+    if (b->avail == 0)
+        return -ENOBUFS;
     struct io_uring_sqe *sqe = wf_stream_sqe(s);
     if (!sqe)
         return -EBADF;
