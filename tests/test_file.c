@@ -25,14 +25,20 @@ static char tmp_root[256];
 
 /* ---- helpers ---- */
 
-/* A path in the suite's directory (a few at once: rotating buffers). */
-static const char *tp(const char *name)
+/* dir/name (a few at once: rotating buffers). */
+static const char *path_in(const char *dir, const char *name)
 {
     static __thread char bufs[8][512];
     static __thread unsigned next;
     char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmp_root, name);
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
     return b;
+}
+
+/* A path in the suite's directory. */
+static const char *tp(const char *name)
+{
+    return path_in(tmp_root, name);
 }
 
 /* Deterministic bytes: pattern(i) differs for every seed. */
@@ -1156,11 +1162,7 @@ static char var_dir[64];
 
 static const char *vp(const char *name)
 {
-    static __thread char bufs[4][128];
-    static __thread unsigned next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", var_dir, name);
-    return b;
+    return path_in(var_dir, name);
 }
 
 struct poll_count {
