@@ -932,18 +932,18 @@ int kv_command_count(void)
     return (int)COUNT(commands);
 }
 
-static const struct kv_command *find(const struct kv_command *t, size_t n,
-                                     const struct kv_arg *name,
-                                     const char *prefix)
+/* The subcommand "prefix|name" of t (CONFIG GET is "config|get"). */
+static const struct kv_command *find_sub(const struct kv_command *t, size_t n,
+                                         const struct kv_arg *name,
+                                         const char *prefix)
 {
-    size_t pl = prefix ? strlen(prefix) + 1 : 0;
+    size_t pl = strlen(prefix) + 1;
     /* Names are lower case ASCII: a first letter that differs rules an
      * entry out before any string call. */
     int first = name->len ? tolower((unsigned char)name->p[0]) : -1;
     for (size_t i = 0; i < n; i++) {
         const char *full = t[i].name;
-        if (prefix &&
-            (strncmp(full, prefix, pl - 1) != 0 || full[pl - 1] != '|'))
+        if (strncmp(full, prefix, pl - 1) != 0 || full[pl - 1] != '|')
             continue;
         if (full[pl] != first)
             continue;
@@ -1031,7 +1031,7 @@ const struct kv_command *kv_resolve(const struct kv_req *req,
     bool container = !cmd->fn || cmd->fn == cmd_command;
     if (container && req->argc >= 2) {
         const struct kv_command *sub =
-            find(subcommands, COUNT(subcommands), &req->argv[1], cmd->name);
+            find_sub(subcommands, COUNT(subcommands), &req->argv[1], cmd->name);
         if (!sub) {
             char up[16];
             size_t i = 0;
