@@ -87,7 +87,9 @@ static int file_kind(weft_file *f)
 /* ---- one ring operation of a file ---- */
 
 /* Await sqe as one of f's operations (-EBADF: cut short by a close). */
-static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
+/* polled: sqe is the polled ring's (wf_poll_sqe). */
+static int file_await_on(weft_file *f, struct io_uring_sqe *sqe, bool polled,
+                         const char *what)
 {
     if (f->gate.closing) {
         /* weft_uring_sqe waited for room and close began meanwhile: its
@@ -95,7 +97,13 @@ static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
         wf_sqe_drop(wf_cur, sqe);
         return -EBADF;
     }
-    return wf_gate_await(&f->gate, sqe, WEFT_FOREVER, what);
+    return polled ? wf_gate_await_polled(&f->gate, sqe, what)
+                  : wf_gate_await(&f->gate, sqe, WEFT_FOREVER, what);
+}
+
+static int file_await(weft_file *f, struct io_uring_sqe *sqe, const char *what)
+{
+    return file_await_on(f, sqe, false, what);
 }
 
 /* The slot is an index into one ring's table: only that loop uses it. */
@@ -151,11 +159,7 @@ static ssize_t rw_once(weft_file *f, bool write, const void *buf, size_t n,
     if (off >= 0 && file_polled(f) && (sqe = wf_poll_sqe())) {
         /* The polled ring has no table of registered files: the plain fd. */
         prep_rw(sqe, f->fd, write, buf, n, off, idx);
-        if (f->gate.closing) {
-            wf_sqe_drop(wf_cur, sqe);
-            return -EBADF;
-        }
-        ssize_t r = wf_gate_await_polled(&f->gate, sqe, what);
+        ssize_t r = file_await_on(f, sqe, true, what);
         if (r != -EOPNOTSUPP)
             return r;
         f->nopoll = true;
